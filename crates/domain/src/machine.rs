@@ -1,0 +1,417 @@
+//! The machine model: what an operator registers and what the service derives from it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use strum::{EnumString, IntoStaticStr};
+use utoipa::ToSchema;
+
+/// Where a machine runs; it decides which eligibility rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Platform {
+    /// An Azure virtual machine.
+    AzureVm,
+    /// A VM created on Azure Stack HCI from a marketplace image.
+    AzureStackHciVm,
+    /// A machine outside Azure connected through Azure Arc.
+    ArcConnected,
+}
+
+/// The Windows Server release a machine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+pub enum OsVersion {
+    /// Windows Server 2022.
+    #[serde(rename = "windows_server_2022")]
+    #[strum(serialize = "windows_server_2022")]
+    WindowsServer2022,
+    /// Windows Server 2025.
+    #[serde(rename = "windows_server_2025")]
+    #[strum(serialize = "windows_server_2025")]
+    WindowsServer2025,
+}
+
+/// Windows Server edition (relevant for Arc-connected machines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Edition {
+    /// Datacenter edition.
+    Datacenter,
+    /// Standard edition.
+    Standard,
+}
+
+/// Where an image comes from. Only marketplace images can be hotpatch images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ImageKind {
+    /// A marketplace image named by publisher, offer and SKU.
+    #[default]
+    Marketplace,
+    /// A custom (captured or gallery) image.
+    Custom,
+    /// A container base image.
+    Container,
+}
+
+/// The image a VM was created from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// Image publisher, e.g. `MicrosoftWindowsServer`.
+    pub publisher: String,
+    /// Image offer, e.g. `WindowsServer`.
+    pub offer: String,
+    /// Image SKU, e.g. `2022-datacenter-azure-edition-hotpatch`.
+    pub sku: String,
+    /// Marketplace (default), custom or container image.
+    #[serde(default)]
+    pub kind: ImageKind,
+}
+
+/// Orchestration mode of a virtual machine scale set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum OrchestrationMode {
+    /// Flexible orchestration: hotpatch images are allowed.
+    Flexible,
+    /// Uniform orchestration: hotpatch images are not allowed.
+    Uniform,
+}
+
+/// The scale set a VM belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleSet {
+    /// Scale set name.
+    pub name: String,
+    /// Its orchestration mode.
+    pub orchestration_mode: OrchestrationMode,
+}
+
+/// Who drives a machine's updates; only `automatic_by_platform` machines get automatic installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum PatchOrchestration {
+    /// Automatic VM guest patching (the default for supported images).
+    #[default]
+    AutomaticByPlatform,
+    /// Azure Update Manager.
+    UpdateManager,
+    /// Group Policy.
+    GroupPolicy,
+    /// SCONFIG on the machine.
+    Sconfig,
+    /// A third-party tool.
+    ThirdParty,
+}
+
+/// Hotpatch enrollment of an Arc-connected machine (preview, enabled per machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Enrollment {
+    /// Hotpatch was never requested.
+    NotEnrolled,
+    /// Requested; waiting for the machine to confirm.
+    Pending,
+    /// Confirmed by the machine.
+    Enabled,
+    /// Turned off after it was enabled.
+    Disabled,
+    /// Turned off while still pending.
+    Canceled,
+}
+
+impl Enrollment {
+    /// The state after an operator asks for hotpatch on (`enable`) or off.
+    ///
+    /// Enrollment is a request to the machine, so turning it on only ever reaches
+    /// `pending`; the machine's own confirmation moves it to `enabled` later.
+    pub fn requested(self, enable: bool) -> Enrollment {
+        match (self, enable) {
+            (Enrollment::Pending | Enrollment::Enabled, true) => self,
+            (_, true) => Enrollment::Pending,
+            (Enrollment::Pending, false) => Enrollment::Canceled,
+            (Enrollment::Enabled, false) => Enrollment::Disabled,
+            (other, false) => other,
+        }
+    }
+
+}
+
+/// A machine's hotpatch status as portals and filters see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum HotpatchStatus {
+    /// Eligible and turned on.
+    Enabled,
+    /// Eligible but turned off.
+    Disabled,
+    /// Not eligible: gets monthly cumulative updates with a reboot.
+    NotEligible,
+    /// On, but the machine must install the current baseline first.
+    NeedsBaseline,
+}
+
+impl HotpatchStatus {
+    /// The status that follows from eligibility and the operator's switch alone
+    /// (the cycle engine refines `enabled` into `needs_baseline`).
+    pub fn from_flags(eligible: bool, enabled: bool) -> HotpatchStatus {
+        match (eligible, enabled) {
+            (false, _) => HotpatchStatus::NotEligible,
+            (true, true) => HotpatchStatus::Enabled,
+            (true, false) => HotpatchStatus::Disabled,
+        }
+    }
+
+}
+
+/// An IANA time zone name, parsed on the way in so that every stored machine has a valid one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timezone(pub Tz);
+
+impl Timezone {
+    /// The IANA name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl FromStr for Timezone {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Tz::from_str(s)
+            .map(Timezone)
+            .map_err(|_| format!("'{s}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"))
+    }
+}
+
+impl fmt::Display for Timezone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Timezone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timezone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A Windows build number such as `26100.1742` (build and revision), ordered numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OsBuild {
+    /// The build, e.g. 26100.
+    pub build: u32,
+    /// The revision (update build revision), e.g. 1742.
+    pub revision: u32,
+}
+
+impl FromStr for OsBuild {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("'{s}' is not an OS build of the form <build>.<revision>, e.g. 26100.1742");
+        let (b, r) = s.split_once('.').ok_or_else(bad)?;
+        let digits = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
+        if !digits(b) || !digits(r) {
+            return Err(bad());
+        }
+        Ok(OsBuild { build: b.parse().map_err(|_| bad())?, revision: r.parse().map_err(|_| bad())? })
+    }
+}
+
+impl fmt::Display for OsBuild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.build, self.revision)
+    }
+}
+
+impl Serialize for OsBuild {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OsBuild {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A machine as an operator registers it (`POST /v1/machines`, one item of an import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSpec {
+    /// Unique name in the fleet (1–253 characters).
+    pub name: String,
+    /// Where the machine runs.
+    pub platform: Platform,
+    /// The Windows Server release.
+    pub os: OsVersion,
+    /// Marketplace image (Azure VMs and Azure Stack HCI VMs); absent for Arc.
+    #[serde(default)]
+    pub image: Option<Image>,
+    /// Edition (Arc-connected machines).
+    #[serde(default)]
+    pub edition: Option<Edition>,
+    /// OS build, e.g. `26100.1742`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "26100.1742")]
+    pub os_build: Option<OsBuild>,
+    /// Whether Virtualization-Based Security is on (Arc-connected machines).
+    #[serde(default)]
+    pub vbs_enabled: Option<bool>,
+    /// Region, e.g. `uksouth` (lower case letters, digits and dashes).
+    pub region: String,
+    /// Availability zone within the region.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    /// Availability set name.
+    #[serde(default)]
+    pub availability_set: Option<String>,
+    /// Update domain within the availability set (0–19).
+    #[serde(default)]
+    pub update_domain: Option<i32>,
+    /// Fault domain within the availability set (0–2).
+    #[serde(default)]
+    pub fault_domain: Option<i32>,
+    /// Scale set membership.
+    #[serde(default)]
+    pub scale_set: Option<ScaleSet>,
+    /// IANA time zone of the machine, e.g. `Europe/Berlin` (its off-peak hours are local).
+    #[schema(value_type = String, example = "Europe/Berlin")]
+    pub timezone: Timezone,
+    /// Whether hotpatch is requested for this machine.
+    #[serde(default)]
+    pub hotpatch_enabled: bool,
+    /// Who drives the machine's updates.
+    #[serde(default)]
+    pub patch_orchestration: PatchOrchestration,
+    /// Free-form labels (`label=k:v` filters and selectors use them).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A partial update of a machine (`PATCH /v1/machines/{id}`): absent fields keep their
+/// value, `null` clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachinePatch {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New platform.
+    #[serde(default)]
+    pub platform: Option<Platform>,
+    /// New OS release.
+    #[serde(default)]
+    pub os: Option<OsVersion>,
+    /// New image, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Image>)]
+    pub image: Option<Option<Image>>,
+    /// New edition, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Edition>)]
+    pub edition: Option<Option<Edition>>,
+    /// New OS build, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub os_build: Option<Option<OsBuild>>,
+    /// New VBS flag, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<bool>)]
+    pub vbs_enabled: Option<Option<bool>>,
+    /// New region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// New availability zone, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub availability_zone: Option<Option<String>>,
+    /// New availability set, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub availability_set: Option<Option<String>>,
+    /// New update domain, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>)]
+    pub update_domain: Option<Option<i32>>,
+    /// New fault domain, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>)]
+    pub fault_domain: Option<Option<i32>>,
+    /// New scale set, or `null` to clear.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<ScaleSet>)]
+    pub scale_set: Option<Option<ScaleSet>>,
+    /// New time zone.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Timezone>,
+    /// Turn hotpatch on or off.
+    #[serde(default)]
+    pub hotpatch_enabled: Option<bool>,
+    /// New patch orchestration.
+    #[serde(default)]
+    pub patch_orchestration: Option<PatchOrchestration>,
+    /// Replaces all labels.
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl MachineSpec {
+    /// The spec after a partial update.
+    pub fn patched(mut self, p: MachinePatch) -> MachineSpec {
+        fn set<T>(field: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *field = v;
+            }
+        }
+        set(&mut self.name, p.name);
+        set(&mut self.platform, p.platform);
+        set(&mut self.os, p.os);
+        set(&mut self.image, p.image);
+        set(&mut self.edition, p.edition);
+        set(&mut self.os_build, p.os_build);
+        set(&mut self.vbs_enabled, p.vbs_enabled);
+        set(&mut self.region, p.region);
+        set(&mut self.availability_zone, p.availability_zone);
+        set(&mut self.availability_set, p.availability_set);
+        set(&mut self.update_domain, p.update_domain);
+        set(&mut self.fault_domain, p.fault_domain);
+        set(&mut self.scale_set, p.scale_set);
+        set(&mut self.timezone, p.timezone);
+        set(&mut self.hotpatch_enabled, p.hotpatch_enabled);
+        set(&mut self.patch_orchestration, p.patch_orchestration);
+        set(&mut self.labels, p.labels);
+        self
+    }
+}

@@ -1,0 +1,109 @@
+//! Field-level validation of machine specs, beyond what their types already guarantee.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::machine::MachineSpec;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `labels.env` or `scale_set.name`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+/// Longest machine name (a DNS name's limit).
+pub const MAX_NAME_LEN: usize = 253;
+/// Most labels a machine may carry.
+pub const MAX_LABELS: usize = 64;
+
+impl MachineSpec {
+    /// Every field error of the spec; empty when it is valid.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let name = self.name.trim();
+        if name.is_empty() {
+            errors.push(FieldError::new("name", "must not be empty"));
+        } else if self.name.len() > MAX_NAME_LEN {
+            errors.push(FieldError::new("name", format!("must be at most {MAX_NAME_LEN} characters")));
+        } else if name != self.name || self.name.chars().any(char::is_control) {
+            errors.push(FieldError::new("name", "must not start or end with spaces or contain control characters"));
+        }
+        if !is_identifier(&self.region, 64) {
+            errors.push(FieldError::new(
+                "region",
+                "must be 1–64 lower-case letters, digits or dashes, e.g. uksouth",
+            ));
+        }
+        for (field, value) in [
+            ("availability_zone", &self.availability_zone),
+            ("availability_set", &self.availability_set),
+        ] {
+            if let Some(v) = value {
+                if v.trim().is_empty() || v.len() > 128 {
+                    errors.push(FieldError::new(field, "must be 1–128 characters"));
+                }
+            }
+        }
+        if let Some(ud) = self.update_domain {
+            if !(0..20).contains(&ud) {
+                errors.push(FieldError::new("update_domain", "must be between 0 and 19"));
+            }
+        }
+        if let Some(fd) = self.fault_domain {
+            if !(0..3).contains(&fd) {
+                errors.push(FieldError::new("fault_domain", "must be between 0 and 2"));
+            }
+        }
+        if let Some(ss) = &self.scale_set {
+            if ss.name.trim().is_empty() || ss.name.len() > 128 {
+                errors.push(FieldError::new("scale_set.name", "must be 1–128 characters"));
+            }
+        }
+        if let Some(img) = &self.image {
+            for (field, v) in [("image.publisher", &img.publisher), ("image.offer", &img.offer), ("image.sku", &img.sku)] {
+                if v.trim().is_empty() || v.len() > 256 {
+                    errors.push(FieldError::new(field, "must be 1–256 characters"));
+                }
+            }
+        }
+        if self.labels.len() > MAX_LABELS {
+            errors.push(FieldError::new("labels", format!("at most {MAX_LABELS} labels")));
+        }
+        for (k, v) in &self.labels {
+            if !is_label_key(k) {
+                errors.push(FieldError::new(
+                    format!("labels.{k}"),
+                    "label keys are 1–63 letters, digits, '.', '_', '-' or '/' (no ':')",
+                ));
+            }
+            if v.len() > 256 {
+                errors.push(FieldError::new(format!("labels.{k}"), "label values are at most 256 characters"));
+            }
+        }
+        errors
+    }
+}
+
+/// Region-like identifiers: lower-case ASCII letters, digits and dashes.
+pub fn is_identifier(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+/// Label keys: no `:` because `label=k:v` filters split on the first one.
+pub fn is_label_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/'))
+}

@@ -1,0 +1,32 @@
+//! PostgreSQL persistence: the connection pool, migrations and one module of queries per resource.
+//!
+//! All SQL of the service lives here and in `migrations/`.
+
+pub mod error;
+
+pub use error::StoreError;
+pub use sqlx::PgPool;
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Opens a connection pool to `url`.
+pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    Ok(pool)
+}
+
+/// Brings the schema up to date; safe to call from several replicas at once
+/// (sqlx takes an advisory lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
