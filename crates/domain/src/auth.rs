@@ -5,7 +5,9 @@ use strum::{EnumString, IntoStaticStr};
 use utoipa::ToSchema;
 
 /// The role a token carries (DESIGN §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Role {
@@ -29,7 +31,9 @@ impl Role {
     /// can act as an agent.
     pub fn allows(self, required: Role) -> bool {
         match (self, required) {
-            (Role::Agent, r) | (r, Role::Agent) => self == r,
+            // Compare with `required`, not a binding: in `(r, Role::Agent)` an `r`
+            // would be `self`, and every human role would pass as an agent.
+            (Role::Agent, _) | (_, Role::Agent) => self == required,
             _ => self.rank() >= required.rank(),
         }
     }

@@ -48,7 +48,9 @@ pub fn supported_skus(os: OsVersion) -> &'static [&'static str] {
 }
 
 /// Why a machine cannot run hotpatch. The wire names double as problem `code`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ReasonCode {
@@ -188,7 +190,8 @@ pub fn assess(spec: &MachineSpec, regions: &RegionCapabilities) -> Eligibility {
 fn image_problem(spec: &MachineSpec) -> Option<String> {
     let skus = supported_skus(spec.os);
     let os: &'static str = spec.os.into();
-    let supported = format!("supported SKUs for {os} (publisher {PUBLISHER}, offer {OFFER}): {}", skus.join(", "));
+    let supported =
+        format!("supported SKUs for {os} (publisher {PUBLISHER}, offer {OFFER}): {}", skus.join(", "));
     let Some(image) = &spec.image else {
         return Some(format!("no marketplace image given; custom images are not supported; {supported}"));
     };

@@ -14,7 +14,7 @@ pub use eligibility::{
     SUPPORTED_IMAGES,
 };
 pub use machine::{
-    Edition, Enrollment, HotpatchStatus, Image, ImageKind, MachinePatch, MachineSpec,
-    OrchestrationMode, OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,
+    Edition, Enrollment, HotpatchStatus, Image, ImageKind, MachinePatch, MachineSpec, OrchestrationMode,
+    OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,
 };
 pub use validation::FieldError;

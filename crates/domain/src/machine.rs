@@ -10,7 +10,9 @@ use strum::{EnumString, IntoStaticStr};
 use utoipa::ToSchema;
 
 /// Where a machine runs; it decides which eligibility rules apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Platform {
@@ -23,7 +25,21 @@ pub enum Platform {
 }
 
 /// The Windows Server release a machine runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    IntoStaticStr,
+    EnumString,
+)]
 pub enum OsVersion {
     /// Windows Server 2022.
     #[serde(rename = "windows_server_2022")]
@@ -36,7 +52,9 @@ pub enum OsVersion {
 }
 
 /// Windows Server edition (relevant for Arc-connected machines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Edition {
@@ -47,7 +65,20 @@ pub enum Edition {
 }
 
 /// Where an image comes from. Only marketplace images can be hotpatch images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    IntoStaticStr,
+    EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ImageKind {
@@ -76,7 +107,9 @@ pub struct Image {
 }
 
 /// Orchestration mode of a virtual machine scale set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum OrchestrationMode {
@@ -97,7 +130,20 @@ pub struct ScaleSet {
 }
 
 /// Who drives a machine's updates; only `automatic_by_platform` machines get automatic installs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    IntoStaticStr,
+    EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum PatchOrchestration {
@@ -115,7 +161,9 @@ pub enum PatchOrchestration {
 }
 
 /// Hotpatch enrollment of an Arc-connected machine (preview, enabled per machine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Enrollment {
@@ -145,11 +193,12 @@ impl Enrollment {
             (other, false) => other,
         }
     }
-
 }
 
 /// A machine's hotpatch status as portals and filters see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum HotpatchStatus {
@@ -173,7 +222,6 @@ impl HotpatchStatus {
             (true, false) => HotpatchStatus::Disabled,
         }
     }
-
 }
 
 /// An IANA time zone name, parsed on the way in so that every stored machine has a valid one.
@@ -190,9 +238,9 @@ impl Timezone {
 impl FromStr for Timezone {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tz::from_str(s)
-            .map(Timezone)
-            .map_err(|_| format!("'{s}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)"))
+        Tz::from_str(s).map(Timezone).map_err(|_| {
+            format!("'{s}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC)")
+        })
     }
 }
 
@@ -311,18 +359,18 @@ pub struct MachineSpec {
 }
 
 /// A partial update of a machine (`PATCH /v1/machines/{id}`): absent fields keep their
-/// value, `null` clears an optional one.
+/// value, `null` clears an optional one and is rejected for a required one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachinePatch {
     /// New name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
     /// New platform.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub platform: Option<Platform>,
     /// New OS release.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub os: Option<OsVersion>,
     /// New image, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -341,7 +389,7 @@ pub struct MachinePatch {
     #[schema(value_type = Option<bool>)]
     pub vbs_enabled: Option<Option<bool>>,
     /// New region.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub region: Option<String>,
     /// New availability zone, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -364,18 +412,29 @@ pub struct MachinePatch {
     #[schema(value_type = Option<ScaleSet>)]
     pub scale_set: Option<Option<ScaleSet>>,
     /// New time zone.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub timezone: Option<Timezone>,
     /// Turn hotpatch on or off.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub hotpatch_enabled: Option<bool>,
     /// New patch orchestration.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub patch_orchestration: Option<PatchOrchestration>,
     /// Replaces all labels.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// For a required field: absent is `None` (through `#[serde(default)]`), a value is
+/// `Some`, and `null` is an error, since a required field cannot be cleared. (A plain
+/// `Option` would read `null` as absent and silently ignore the request.)
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -33,10 +33,13 @@ impl MachineSpec {
         let name = self.name.trim();
         if name.is_empty() {
             errors.push(FieldError::new("name", "must not be empty"));
-        } else if self.name.len() > MAX_NAME_LEN {
+        } else if chars(&self.name) > MAX_NAME_LEN {
             errors.push(FieldError::new("name", format!("must be at most {MAX_NAME_LEN} characters")));
         } else if name != self.name || self.name.chars().any(char::is_control) {
-            errors.push(FieldError::new("name", "must not start or end with spaces or contain control characters"));
+            errors.push(FieldError::new(
+                "name",
+                "must not start or end with spaces or contain control characters",
+            ));
         }
         if !is_identifier(&self.region, 64) {
             errors.push(FieldError::new(
@@ -44,12 +47,11 @@ impl MachineSpec {
                 "must be 1–64 lower-case letters, digits or dashes, e.g. uksouth",
             ));
         }
-        for (field, value) in [
-            ("availability_zone", &self.availability_zone),
-            ("availability_set", &self.availability_set),
-        ] {
+        for (field, value) in
+            [("availability_zone", &self.availability_zone), ("availability_set", &self.availability_set)]
+        {
             if let Some(v) = value {
-                if v.trim().is_empty() || v.len() > 128 {
+                if v.trim().is_empty() || chars(v) > 128 {
                     errors.push(FieldError::new(field, "must be 1–128 characters"));
                 }
             }
@@ -65,13 +67,15 @@ impl MachineSpec {
             }
         }
         if let Some(ss) = &self.scale_set {
-            if ss.name.trim().is_empty() || ss.name.len() > 128 {
+            if ss.name.trim().is_empty() || chars(&ss.name) > 128 {
                 errors.push(FieldError::new("scale_set.name", "must be 1–128 characters"));
             }
         }
         if let Some(img) = &self.image {
-            for (field, v) in [("image.publisher", &img.publisher), ("image.offer", &img.offer), ("image.sku", &img.sku)] {
-                if v.trim().is_empty() || v.len() > 256 {
+            for (field, v) in
+                [("image.publisher", &img.publisher), ("image.offer", &img.offer), ("image.sku", &img.sku)]
+            {
+                if v.trim().is_empty() || chars(v) > 256 {
                     errors.push(FieldError::new(field, "must be 1–256 characters"));
                 }
             }
@@ -86,12 +90,19 @@ impl MachineSpec {
                     "label keys are 1–63 letters, digits, '.', '_', '-' or '/' (no ':')",
                 ));
             }
-            if v.len() > 256 {
-                errors.push(FieldError::new(format!("labels.{k}"), "label values are at most 256 characters"));
+            if chars(v) > 256 {
+                errors
+                    .push(FieldError::new(format!("labels.{k}"), "label values are at most 256 characters"));
             }
         }
         errors
     }
+}
+
+/// Length in characters, the unit the messages (and PostgreSQL's `varchar(n)`) use;
+/// `str::len` counts UTF-8 bytes and would reject non-Latin names at half the limit.
+fn chars(s: &str) -> usize {
+    s.chars().count()
 }
 
 /// Region-like identifiers: lower-case ASCII letters, digits and dashes.
