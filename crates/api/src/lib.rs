@@ -1,7 +1,32 @@
-//! The HTTP API: router, auth, errors and OpenAPI.
+//! The HTTP API of the hotpatch control plane: router, auth, problem+json errors, OpenAPI.
+//!
+//! `router(state)` is the whole service surface; the server binary only binds it.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod pagination;
+pub mod routes;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::response::IntoResponse;
 use axum::Router;
 use hotpatch_store::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+/// Body limit of every route but the import.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Body limit of `POST /v1/machines/import`.
+pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -17,22 +42,38 @@ impl AppState {
     }
 }
 
-/// The whole API.
-pub fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+/// Every route with its OpenAPI description.
+pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(routes::health::router())
+        .merge(routes::machines::router())
+        .merge(routes::tokens::router())
+        .merge(routes::regions::router())
 }
 
-/// Bootstrap of the first admin token.
-pub mod auth {
-    use hotpatch_store::PgPool;
-
-    /// Makes sure an admin can log in: registers `env_token` (from `HOTPATCH_ADMIN_TOKEN`)
-    /// as the bootstrap admin token, or, when none is given and no admin token exists,
-    /// mints one and returns its secret (shown once: the caller writes it to a 0600 file).
-    pub async fn ensure_admin_token(
-        _pool: &PgPool,
-        _env_token: Option<&str>,
-    ) -> Result<Option<String>, hotpatch_store::StoreError> {
-        Ok(None)
-    }
+/// The whole API, with its cross-cutting layers.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = api_routes().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    api.merge(openapi::docs_router(spec))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::Internal("handler panicked".to_owned()).into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_request(())
+                .on_response(|res: &axum::response::Response, latency: Duration, _: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
 }

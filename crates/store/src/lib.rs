@@ -2,7 +2,14 @@
 //!
 //! All SQL of the service lives here and in `migrations/`.
 
+pub mod embedded;
 pub mod error;
+pub mod machines;
+pub mod regions;
+pub mod tokens;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::StoreError;
 pub use sqlx::PgPool;
@@ -28,5 +35,11 @@ pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
 /// (sqlx takes an advisory lock).
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Checks that the database answers (readiness).
+pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query_scalar!("select 1 as \"one!\"").fetch_one(pool).await?;
     Ok(())
 }

@@ -1,0 +1,132 @@
+//! Extractors whose rejections are our problem documents instead of axum's plain text.
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use hotpatch_domain::FieldError;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body. Rejections: 415 without a JSON content type, 413 over the route's size
+/// limit, 400 for malformed JSON, 422 (with the field path) for JSON of the wrong shape.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_body(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The raw bytes of a JSON body, with the content-type and size checks of [`ApiJson`].
+pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType(
+            "the request body must be JSON with `Content-Type: application/json`".to_owned(),
+        ));
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_param("body", rejection.body_text())
+        }
+    })
+}
+
+/// Deserializes JSON, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            let error = field_error(&path, &inner);
+            ApiError::Unprocessable { detail: format!("{}: {}", error.field, error.message), errors: vec![error] }
+        } else {
+            ApiError::BadRequest { detail: format!("the request body is not valid JSON: {inner}"), errors: vec![] }
+        }
+    })?;
+    de.end().map_err(|e| ApiError::BadRequest {
+        detail: format!("the request body is not valid JSON: {e}"),
+        errors: vec![],
+    })?;
+    Ok(value)
+}
+
+/// A field error from a serde data error at `path` (serde_path_to_error's notation).
+pub fn field_error(path: &str, e: &serde_json::Error) -> FieldError {
+    let full = e.to_string();
+    // serde_json appends the position; the field path says more to a client.
+    let message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_owned(),
+        None => full,
+    };
+    let mut field = if path == "." { String::new() } else { path.to_owned() };
+    // A missing field is reported at its parent; name the field itself.
+    if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+    }
+    if field.is_empty() {
+        field = "body".to_owned();
+    }
+    FieldError::new(field, message)
+}
+
+/// Path parameters; a malformed one (e.g. an id that is not a UUID) is a 400 problem.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::bad_param("path", format!("malformed path parameter: {}", e.body_text())))
+            }
+            Err(e) => Err(ApiError::Internal(e.body_text())),
+        }
+    }
+}
+
+/// A JSON body that may be left out entirely (then `T::default()`); a body that is
+/// present gets the same checks as [`ApiJson`].
+#[derive(Debug, Clone)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_empty = req.headers().get(axum::http::header::CONTENT_LENGTH).is_some_and(|v| v == "0");
+        if declared_empty || !req.headers().contains_key(CONTENT_TYPE) {
+            let bytes = Bytes::from_request(req, state).await.map_err(|_| ApiError::PayloadTooLarge)?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(T::default()));
+            }
+            return Err(ApiError::UnsupportedMediaType(
+                "the request body must be JSON with `Content-Type: application/json`".to_owned(),
+            ));
+        }
+        let bytes = json_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}

@@ -1,0 +1,56 @@
+//! The OpenAPI document, generated from the handlers, served at `/openapi.json` with a
+//! browsable `/docs`; `api/openapi.json` is its committed copy, checked for drift by a test.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hotpatch", description = "Control plane for Windows Server hotpatching: fleet inventory, \
+        eligibility, release cycle, maintenance windows and dispatch to agents."),
+    modifiers(&BearerAuth),
+    tags((name = "machines", description = "The fleet inventory and hotpatch eligibility"),
+        (name = "tokens", description = "API tokens"),
+        (name = "regions", description = "Region capabilities"),
+        (name = "health", description = "Liveness and readiness")))]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The document's header (info, tags, security scheme); paths are added by the routers.
+pub(crate) fn base() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The complete OpenAPI document of the API.
+pub fn document() -> Document {
+    crate::api_routes().split_for_parts().1
+}
+
+/// The document as the pretty JSON committed in `api/openapi.json`.
+pub fn document_json() -> String {
+    let mut s = document().to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// `/openapi.json` and `/docs`.
+pub(crate) fn docs_router(spec: Document) -> Router<AppState> {
+    let json = spec.clone();
+    Router::new()
+        .route("/openapi.json", get(move || async move { Json(json) }))
+        .merge(Scalar::with_url("/docs", spec))
+}

@@ -1,0 +1,40 @@
+//! Liveness and readiness for orchestrators and load balancers (no auth).
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::AppState;
+
+/// A health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when answered with 200.
+    pub status: &'static str,
+}
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The process can serve: its database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The database does not answer", body = Problem)))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    hotpatch_store::ping(&state.pool)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the database does not answer: {e}")))?;
+    Ok(Json(Health { status: "ok" }))
+}

@@ -1,0 +1,415 @@
+//! `/v1/machines`: register (one or an import), list with filters, read, update, delete.
+//!
+//! Every write runs the eligibility rules against the current region data and stores
+//! the verdict, so lists filter on it and reads never re-evaluate.
+
+use std::collections::HashMap;
+
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use hotpatch_domain::{
+    assess, Eligibility, Enrollment, HotpatchStatus, MachinePatch, MachineSpec, OsVersion, Platform,
+    RegionCapabilities,
+};
+use hotpatch_store::machines::{self, Machine, MachineFilter, MachineWrite};
+use hotpatch_store::regions;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::{Operator, Reader};
+use crate::error::{ApiError, ItemError, Problem};
+use crate::extract::{field_error, json_body, parse_json, ApiJson, ApiPath};
+use crate::pagination::{page, Page, PageParams};
+use crate::AppState;
+
+/// Most machines one import may carry.
+pub const MAX_IMPORT: usize = 10_000;
+
+/// A registered machine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MachineView {
+    /// Identifier.
+    pub id: Uuid,
+    /// The registered fields.
+    #[serde(flatten)]
+    pub spec: MachineSpec,
+    /// The eligibility rules' verdict.
+    pub eligibility: Eligibility,
+    /// Hotpatch status: enabled, disabled, not_eligible or needs_baseline.
+    pub hotpatch_status: HotpatchStatus,
+    /// Arc preview enrollment (Arc-connected machines only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrollment: Option<Enrollment>,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Machine> for MachineView {
+    fn from(m: Machine) -> Self {
+        MachineView {
+            id: m.id,
+            spec: m.spec,
+            eligibility: m.eligibility,
+            hotpatch_status: m.hotpatch_status,
+            enrollment: m.enrollment,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// One imported machine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportedMachine {
+    /// Index in the request array.
+    pub index: usize,
+    /// New identifier.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Hotpatch status.
+    pub hotpatch_status: HotpatchStatus,
+    /// Whether the machine is eligible for hotpatch.
+    pub eligible: bool,
+}
+
+/// Result of an import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResult {
+    /// How many machines were registered.
+    pub imported: usize,
+    /// The machines, in request order.
+    pub items: Vec<ImportedMachine>,
+}
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_machine, list_machines))
+        .merge(
+            // Imports carry up to 10,000 machines: a larger body limit for this route only.
+            OpenApiRouter::new()
+                .routes(routes!(import_machines))
+                .layer(axum::extract::DefaultBodyLimit::max(crate::IMPORT_BODY_LIMIT)),
+        )
+        .routes(routes!(get_machine, patch_machine, delete_machine))
+}
+
+/// Everything derived from a spec at write time.
+struct Derived {
+    eligibility: Eligibility,
+    status: HotpatchStatus,
+    enrollment: Option<Enrollment>,
+}
+
+/// Validates a spec and derives its state; `previous` is the enrollment before a change.
+fn derive(
+    spec: &MachineSpec,
+    caps: &RegionCapabilities,
+    previous: Option<Enrollment>,
+) -> Result<Derived, ApiError> {
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        return Err(ApiError::Unprocessable { detail, errors });
+    }
+    let eligibility = assess(spec, caps);
+    if spec.hotpatch_enabled {
+        if let Some(rejection) = eligibility.rejection() {
+            return Err(rejection.into());
+        }
+    }
+    let enrollment = (spec.platform == Platform::ArcConnected)
+        .then(|| previous.unwrap_or(Enrollment::NotEnrolled).requested(spec.hotpatch_enabled));
+    let status = HotpatchStatus::from_flags(eligibility.eligible, spec.hotpatch_enabled);
+    Ok(Derived { eligibility, status, enrollment })
+}
+
+fn write<'a>(spec: &'a MachineSpec, d: &'a Derived) -> MachineWrite<'a> {
+    MachineWrite { spec, eligibility: &d.eligibility, hotpatch_status: d.status, enrollment: d.enrollment }
+}
+
+fn created(m: Machine) -> Response {
+    let location = format!("/v1/machines/{}", m.id);
+    (StatusCode::CREATED, [(header::LOCATION, location)], Json(MachineView::from(m))).into_response()
+}
+
+/// Register a machine; the answer carries its eligibility.
+#[utoipa::path(post, path = "/v1/machines", tag = "machines", request_body = MachineSpec,
+    responses(
+        (status = 201, description = "Registered", body = MachineView),
+        (status = 400, description = "Hotpatch requested where a rule forbids it (code names the rule)", body = Problem),
+        (status = 409, description = "Name taken", body = Problem),
+        (status = 422, description = "Invalid fields", body = Problem)),
+    security(("bearer" = [])))]
+async fn create_machine(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiJson(spec): ApiJson<MachineSpec>,
+) -> Result<Response, ApiError> {
+    let caps = regions::capabilities(&state.pool).await?;
+    let derived = derive(&spec, &caps, None)?;
+    let mut conn = state.pool.acquire().await.map_err(hotpatch_store::StoreError::from)?;
+    let m = machines::insert(&mut conn, &write(&spec, &derived)).await?;
+    tracing::info!(machine_id = %m.id, name = %m.spec.name, eligible = derived.eligibility.eligible, "machine registered");
+    Ok(created(m))
+}
+
+/// Register up to 10,000 machines at once: all or nothing; errors carry the item index.
+#[utoipa::path(post, path = "/v1/machines/import", tag = "machines", request_body = Vec<MachineSpec>,
+    responses(
+        (status = 201, description = "All registered", body = ImportResult),
+        (status = 409, description = "Only name conflicts (errors list them by index)", body = Problem),
+        (status = 413, description = "Body over 16 MiB", body = Problem),
+        (status = 422, description = "Invalid items (errors carry index, field, message)", body = Problem)),
+    security(("bearer" = [])))]
+async fn import_machines(
+    State(state): State<AppState>,
+    _: Operator,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let body = json_body(request, &()).await?;
+    let items: Vec<serde_json::Value> = parse_json(&body)?;
+    if items.len() > MAX_IMPORT {
+        return Err(ApiError::field("body", format!("an import holds at most {MAX_IMPORT} machines, got {}", items.len())));
+    }
+    if items.is_empty() {
+        return Err(ApiError::field("body", "an import needs at least one machine"));
+    }
+    let caps = regions::capabilities(&state.pool).await?;
+    let mut errors = Vec::new();
+    let mut specs = Vec::with_capacity(items.len());
+    let mut first_index: HashMap<String, usize> = HashMap::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let spec: MachineSpec = match serde_path_to_error::deserialize(item) {
+            Ok(s) => s,
+            Err(e) => {
+                let path = e.path().to_string();
+                let fe = field_error(&path, e.inner());
+                errors.push(ItemError { index, field: fe.field, message: fe.message, code: None });
+                continue;
+            }
+        };
+        match derive(&spec, &caps, None) {
+            Ok(d) => specs.push((index, spec, d)),
+            Err(ApiError::Unprocessable { errors: fe, .. }) => errors.extend(
+                fe.into_iter().map(|f| ItemError { index, field: f.field, message: f.message, code: None }),
+            ),
+            Err(ApiError::Ineligible(r)) => errors.push(ItemError {
+                index,
+                field: "hotpatch_enabled".to_owned(),
+                message: r.detail,
+                code: Some(<&'static str>::from(r.code).to_owned()),
+            }),
+            Err(other) => return Err(other),
+        }
+    }
+    // Names must be unique within the import as well as in the fleet.
+    for (index, spec, _) in &specs {
+        if let Some(first) = first_index.insert(spec.name.clone(), *index) {
+            errors.push(ItemError {
+                index: *index,
+                field: "name".to_owned(),
+                message: format!("'{}' is also the name of item {first}", spec.name),
+                code: Some("conflict".to_owned()),
+            });
+            first_index.insert(spec.name.clone(), first);
+        }
+    }
+    let mut tx = state.pool.begin().await.map_err(hotpatch_store::StoreError::from)?;
+    let names: Vec<String> = specs.iter().map(|(_, s, _)| s.name.clone()).collect();
+    for taken in machines::taken_names(&mut *tx, &names).await? {
+        if let Some(index) = first_index.get(&taken) {
+            errors.push(ItemError {
+                index: *index,
+                field: "name".to_owned(),
+                message: format!("a machine named '{taken}' already exists"),
+                code: Some("conflict".to_owned()),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.index);
+        let conflict_only = errors.iter().all(|e| e.code.as_deref() == Some("conflict"));
+        let bad_items = {
+            let mut idx: Vec<usize> = errors.iter().map(|e| e.index).collect();
+            idx.dedup();
+            idx.len()
+        };
+        return Err(ApiError::ImportRejected {
+            detail: format!("{bad_items} of {} machines are invalid; nothing was imported", names.len()),
+            errors,
+            conflict_only,
+        });
+    }
+    let writes: Vec<MachineWrite<'_>> = specs.iter().map(|(_, s, d)| write(s, d)).collect();
+    let inserted = machines::insert_many(&mut tx, &writes).await?;
+    tx.commit().await.map_err(hotpatch_store::StoreError::from)?;
+    tracing::info!(count = inserted.len(), "machines imported");
+    let items: Vec<ImportedMachine> = specs
+        .iter()
+        .zip(inserted)
+        .map(|((index, _, d), m)| ImportedMachine {
+            index: *index,
+            id: m.id,
+            name: m.spec.name,
+            hotpatch_status: m.hotpatch_status,
+            eligible: d.eligibility.eligible,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(ImportResult { imported: items.len(), items })).into_response())
+}
+
+/// Reads the filters of `GET /v1/machines`; unknown parameters are refused so that a
+/// mistyped filter never silently returns the whole fleet.
+fn list_filter(raw: Option<&str>) -> Result<MachineFilter, ApiError> {
+    let mut filter = MachineFilter::default();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "region" => filter.region = Some(v.into_owned()),
+            "os" => {
+                filter.os = Some(v.parse::<OsVersion>().map_err(|_| {
+                    ApiError::bad_param("os", format!("'{v}' is not one of windows_server_2022, windows_server_2025"))
+                })?)
+            }
+            "hotpatch_status" => {
+                filter.hotpatch_status = Some(v.parse::<HotpatchStatus>().map_err(|_| {
+                    ApiError::bad_param(
+                        "hotpatch_status",
+                        format!("'{v}' is not one of enabled, disabled, not_eligible, needs_baseline"),
+                    )
+                })?)
+            }
+            "label" => {
+                let (key, value) = v
+                    .split_once(':')
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| ApiError::bad_param("label", format!("'{v}' is not of the form key:value")))?;
+                filter.labels.insert(key.to_owned(), value.to_owned());
+            }
+            "limit" | "cursor" => {}
+            other => {
+                return Err(ApiError::bad_param(
+                    other,
+                    "unknown query parameter (filters: region, os, label=key:value, hotpatch_status; limit, cursor)",
+                ))
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// List machines, filtered by `region`, `os`, `label=key:value` (repeatable; all must
+/// match) and `hotpatch_status`, a page at a time.
+#[utoipa::path(get, path = "/v1/machines", tag = "machines",
+    params(
+        ("region" = Option<String>, Query, description = "Exact region"),
+        ("os" = Option<OsVersion>, Query, description = "OS release"),
+        ("label" = Option<String>, Query, description = "key:value, repeatable"),
+        ("hotpatch_status" = Option<HotpatchStatus>, Query, description = "Hotpatch status"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1–1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "A page of machines", body = Page<MachineView>),
+        (status = 400, description = "Bad filter or paging value", body = Problem)),
+    security(("bearer" = [])))]
+async fn list_machines(
+    State(state): State<AppState>,
+    _: Reader,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Page<MachineView>>, ApiError> {
+    let filter = list_filter(raw.as_deref())?;
+    let paging = PageParams::from_query(raw.as_deref())?;
+    let rows = machines::list(&state.pool, &filter, paging.after, paging.limit + 1).await?;
+    Ok(Json(page(rows, paging.limit, |m| m.id, MachineView::from)))
+}
+
+fn not_found(id: Uuid) -> impl Fn(ApiError) -> ApiError {
+    move |e| match e {
+        ApiError::NotFound(_) => ApiError::NotFound(format!("no machine with id {id}")),
+        e => e,
+    }
+}
+
+/// One machine.
+#[utoipa::path(get, path = "/v1/machines/{id}", tag = "machines",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    responses((status = 200, description = "The machine", body = MachineView),
+        (status = 404, description = "No such machine", body = Problem)),
+    security(("bearer" = [])))]
+async fn get_machine(
+    State(state): State<AppState>,
+    _: Reader,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<MachineView>, ApiError> {
+    let m = machines::get(&state.pool, id).await.map_err(ApiError::from).map_err(not_found(id))?;
+    Ok(Json(m.into()))
+}
+
+/// Change some fields of a machine; the eligibility rules are checked again.
+#[utoipa::path(patch, path = "/v1/machines/{id}", tag = "machines", request_body = MachinePatch,
+    params(("id" = Uuid, Path, description = "Machine id")),
+    responses((status = 200, description = "Updated", body = MachineView),
+        (status = 400, description = "Hotpatch on where a rule forbids it", body = Problem),
+        (status = 404, description = "No such machine", body = Problem),
+        (status = 409, description = "Name taken", body = Problem),
+        (status = 422, description = "Invalid fields", body = Problem)),
+    security(("bearer" = [])))]
+async fn patch_machine(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(patch): ApiJson<MachinePatch>,
+) -> Result<Json<MachineView>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(hotpatch_store::StoreError::from)?;
+    let current = machines::get_for_update(&mut tx, id).await.map_err(ApiError::from).map_err(not_found(id))?;
+    let spec = current.spec.clone().patched(patch);
+    let caps = regions::capabilities(&mut *tx).await?;
+    let derived = derive(&spec, &caps, current.enrollment)?;
+    let m = machines::update(&mut tx, id, &write(&spec, &derived)).await?;
+    tx.commit().await.map_err(hotpatch_store::StoreError::from)?;
+    tracing::info!(machine_id = %id, status = <&'static str>::from(m.hotpatch_status), "machine updated");
+    Ok(Json(m.into()))
+}
+
+/// Remove a machine from the fleet (its agent tokens stop working).
+#[utoipa::path(delete, path = "/v1/machines/{id}", tag = "machines",
+    params(("id" = Uuid, Path, description = "Machine id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such machine", body = Problem)),
+    security(("bearer" = [])))]
+async fn delete_machine(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    machines::delete(&state.pool, id).await.map_err(ApiError::from).map_err(not_found(id))?;
+    tracing::info!(machine_id = %id, "machine deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Re-evaluates the machines whose eligibility depends on `region` after its data changed.
+pub(crate) async fn reevaluate_region(
+    tx: &mut sqlx::PgConnection,
+    region: &str,
+) -> Result<usize, ApiError> {
+    let caps = regions::capabilities(&mut *tx).await?;
+    let ids = machines::ids_affected_by_region(tx, region).await?;
+    for id in &ids {
+        let m = machines::get(&mut *tx, *id).await?;
+        let eligibility = assess(&m.spec, &caps);
+        // The operator changed region data, not the machine: keep the machine's switch
+        // and let its status say it can no longer take hotpatches.
+        let status = HotpatchStatus::from_flags(eligibility.eligible, m.spec.hotpatch_enabled);
+        let w = MachineWrite { spec: &m.spec, eligibility: &eligibility, hotpatch_status: status, enrollment: m.enrollment };
+        machines::update(tx, *id, &w).await?;
+    }
+    Ok(ids.len())
+}
+

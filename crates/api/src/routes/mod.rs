@@ -1,0 +1,6 @@
+//! One module per resource, each exposing `router()`.
+
+pub mod health;
+pub mod machines;
+pub mod regions;
+pub mod tokens;
