@@ -1,0 +1,32 @@
+//! The committed `api/openapi.json` must be what the code generates.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::PathBuf;
+
+#[test]
+fn committed_openapi_json_matches_the_code() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../api/openapi.json");
+    let generated = hotpatch_api::openapi::document_json();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "api/openapi.json is out of date: regenerate it with `UPDATE_OPENAPI=1 cargo test -p hotpatch-api --test openapi`"
+    );
+}
+
+#[test]
+fn every_v1_operation_declares_bearer_auth_and_problem_answers() {
+    let doc = serde_json::to_value(hotpatch_api::openapi::document()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            assert!(op["security"].to_string().contains("bearer"), "{method} {path} lacks bearer security");
+        }
+    }
+}
