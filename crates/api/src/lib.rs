@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;
@@ -14,7 +15,8 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::response::IntoResponse;
-use axum::Router;
+use axum::routing::get;
+use axum::{middleware, Router};
 use hotpatch_store::PgPool;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -55,10 +57,13 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
+    let metrics = metrics::Metrics::default();
+    let metrics_route = Router::new().route("/metrics", get(metrics::serve)).with_state(metrics.clone());
     api.merge(openapi::docs_router(spec))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(metrics, metrics::record))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::Internal("handler panicked".to_owned()).into_response()
         }))
@@ -76,4 +81,5 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+        .merge(metrics_route)
 }

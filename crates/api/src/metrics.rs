@@ -1,0 +1,86 @@
+//! Prometheus metrics at `/metrics`: request counts and latency per route template.
+//!
+//! Kept in-process and tiny on purpose: a fleet-sized deployment scrapes every replica,
+//! and route templates (not raw paths) keep the label set bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+/// Request metrics shared by every handler of one process.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    series: Arc<Mutex<BTreeMap<(String, String, u16), Series>>>,
+}
+
+impl Metrics {
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let Ok(mut series) = self.series.lock() else { return };
+        let s = series.entry((method.to_owned(), route.to_owned(), status)).or_default();
+        s.count += 1;
+        s.sum += seconds;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of everything observed so far.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP hotpatch_http_requests_total HTTP requests served, by route template and status.\n");
+        out.push_str("# TYPE hotpatch_http_requests_total counter\n");
+        let Ok(series) = self.series.lock() else { return out };
+        for ((method, route, status), s) in series.iter() {
+            let _ = writeln!(
+                out,
+                "hotpatch_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                s.count
+            );
+        }
+        out.push_str("# HELP hotpatch_http_request_duration_seconds Time to answer, by route template.\n");
+        out.push_str("# TYPE hotpatch_http_request_duration_seconds histogram\n");
+        for ((method, route, status), s) in series.iter() {
+            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+            for (le, n) in BUCKETS.iter().zip(s.buckets) {
+                let _ = writeln!(out, "hotpatch_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(out, "hotpatch_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
+            let _ = writeln!(out, "hotpatch_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
+            let _ = writeln!(out, "hotpatch_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+        }
+        out
+    }
+}
+
+/// Middleware recording every request.
+pub(crate) async fn record(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let res = next.run(req).await;
+    metrics.observe(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    res
+}
+
+/// `GET /metrics`.
+pub(crate) async fn serve(State(metrics): State<Metrics>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
+}
