@@ -1,0 +1,219 @@
+//! Building and running the service: bind first, then the database (embedded or given),
+//! migrations and the bootstrap admin token; then serve until the shutdown token is cancelled,
+//! drain, and stop the embedded PostgreSQL last.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::Router;
+use hotpatch_store::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
+use hotpatch_store::{PgPool, StoreError};
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::{admin_token, shutdown};
+
+/// How long open connections may take to finish after a shutdown signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(25);
+
+/// Why the service could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory path is unusable.
+    #[error("cannot use data directory {}: {source}", dir.display())]
+    DataDir {
+        /// The configured directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded PostgreSQL could not be started.
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    /// The database could not be reached.
+    #[error("cannot connect to the database {target}: {source}")]
+    Connect {
+        /// Where, without the password.
+        target: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] StoreError),
+    /// The bootstrap admin token could not be set up.
+    #[error("cannot set up the admin token: {0}")]
+    AdminToken(#[source] hotpatch_api::auth::BootstrapError),
+    /// The generated admin token could not be written.
+    #[error("cannot write the generated admin token to {}: {source}", dir.display())]
+    AdminTokenFile {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    /// The HTTP server failed.
+    #[error("HTTP server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// The service, built and bound, ready to [`run`](Application::run).
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .field("embedded", &self.embedded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds the listen address, then gets a migrated database (starting the embedded PostgreSQL
+    /// when no database URL is configured) and makes sure an admin token exists.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: config.listen.clone(), source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr: config.listen.clone(), source })?;
+        let data_dir = std::path::absolute(&config.data_dir)
+            .map_err(|source| StartupError::DataDir { dir: config.data_dir.clone(), source })?;
+
+        let (url, embedded) = match config.database_url() {
+            Some(url) => (url.to_owned(), None),
+            None => {
+                tracing::info!(data_dir = %data_dir.display(), "no DATABASE_URL: using the embedded PostgreSQL");
+                let options = EmbeddedOptions { bin_dir: config.pg_bin_dir.clone(), ephemeral: false };
+                let pg = EmbeddedPostgres::start_with(&data_dir, options).await?;
+                (pg.url(), Some(pg))
+            }
+        };
+        match prepare_database(&url, config.admin_token(), &data_dir).await {
+            Ok(pool) => {
+                let router = hotpatch_api::router(hotpatch_api::AppState::new(pool.clone()));
+                Ok(Application { listener, addr, router, pool, embedded, shutdown: CancellationToken::new() })
+            }
+            Err(e) => {
+                if let Some(pg) = embedded {
+                    if let Err(stop) = pg.stop().await {
+                        tracing::warn!(error = %stop, "could not stop the embedded PostgreSQL");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The address the service listens on (the real port when the configured one was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The token whose cancellation shuts the service down (SIGINT and SIGTERM cancel it).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT, SIGTERM or the shutdown token; then lets open requests finish (up to
+    /// a deadline), closes the pool and stops the embedded PostgreSQL.
+    pub async fn run(self) -> Result<(), StartupError> {
+        let Application { listener, addr, router, pool, embedded, shutdown } = self;
+        shutdown::cancel_on_signals(shutdown.clone()).map_err(StartupError::Signals)?;
+        // Tests and scripts read this line to learn the port: keep its form.
+        tracing::info!(%addr, "listening on {addr}");
+
+        let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(DRAIN_DEADLINE).await;
+        };
+        let served = tokio::select! {
+            result = serve.into_future() => result.map_err(StartupError::Serve),
+            () = deadline => {
+                tracing::warn!(deadline = ?DRAIN_DEADLINE, "requests still open at the shutdown deadline: dropping them");
+                Ok(())
+            }
+        };
+        shutdown.cancel();
+        pool.close().await;
+        if let Some(pg) = embedded {
+            pg.stop().await?;
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// Connects, migrates, and makes sure an admin can log in.
+async fn prepare_database(
+    url: &str,
+    env_token: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<PgPool, StartupError> {
+    let pool = hotpatch_store::connect(url)
+        .await
+        .map_err(|source| StartupError::Connect { target: describe(url), source })?;
+    hotpatch_store::migrate(&pool).await.map_err(StartupError::Migrate)?;
+    tracing::info!("database migrated");
+    let minted = hotpatch_api::auth::ensure_admin_token(&pool, env_token).await.map_err(StartupError::AdminToken)?;
+    if let Some(secret) = minted {
+        let path = admin_token::write(data_dir, &secret)
+            .map_err(|source| StartupError::AdminTokenFile { dir: data_dir.to_owned(), source })?;
+        tracing::warn!(
+            path = %path.display(),
+            "generated the first admin token and wrote it to {} (mode 0600): keep it somewhere safe and delete the file",
+            path.display()
+        );
+    }
+    Ok(pool)
+}
+
+/// `host:port/database` of a URL, for messages: never the password.
+fn describe(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(o) => format!("{}:{}/{}", o.get_host(), o.get_port(), o.get_database().unwrap_or("")),
+        Err(_) => "(DATABASE_URL is not a valid PostgreSQL URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_is_described_without_its_password() {
+        let d = describe("postgres://user:s3cret@db.example:6543/fleet");
+        assert_eq!(d, "db.example:6543/fleet");
+        assert!(!describe("postgres://user:s3cret@[bad").contains("s3cret"));
+    }
+}
