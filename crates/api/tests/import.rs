@@ -10,9 +10,10 @@ fn fleet(n: usize) -> Value {
     Value::Array(
         (0..n)
             .map(|i| {
+                let region = ["westeurope", "northeurope", "eastus"][i % 3];
                 with(
                     azure_2022(&format!("vm-{i:05}")),
-                    json!({"region": ["westeurope", "northeurope", "eastus"][i % 3],
+                    json!({"region": region,
                            "availability_zone": format!("{}", i % 3 + 1)}),
                 )
             })

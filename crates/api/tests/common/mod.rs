@@ -16,6 +16,8 @@ pub const ADMIN: &str = "test-admin-token-0123456789abcdef0123456789";
 pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
+    /// Keeps the test database alive (it is dropped with the app).
+    pub db: hotpatch_store::testing::TestDb,
 }
 
 pub struct Reply {
@@ -47,7 +49,7 @@ impl TestApp {
     pub async fn new() -> TestApp {
         let db = hotpatch_store::testing::fresh_db().await;
         hotpatch_api::auth::ensure_admin_token(&db.pool, Some(ADMIN)).await.unwrap();
-        TestApp { router: router(AppState::new(db.pool.clone())), pool: db.pool }
+        TestApp { router: router(AppState::new(db.pool.clone())), pool: db.pool.clone(), db }
     }
 
     /// Sends a request; `body` is JSON unless `None`.
