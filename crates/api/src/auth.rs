@@ -75,7 +75,10 @@ pub enum BootstrapError {
 /// Makes sure an admin can log in: registers `env_token` (from `HOTPATCH_ADMIN_TOKEN`)
 /// as the bootstrap admin token, or, when none is given and no admin token exists,
 /// mints one and returns its secret (shown once: the caller writes it to a 0600 file).
-pub async fn ensure_admin_token(pool: &PgPool, env_token: Option<&str>) -> Result<Option<String>, BootstrapError> {
+pub async fn ensure_admin_token(
+    pool: &PgPool,
+    env_token: Option<&str>,
+) -> Result<Option<String>, BootstrapError> {
     if let Some(t) = env_token {
         if t.len() < MIN_BOOTSTRAP_LEN {
             return Err(BootstrapError::TooShort);
@@ -123,13 +126,17 @@ impl FromRequestParts<AppState> for Principal {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".to_owned())
         })?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
+            })?;
         let principal = authenticate(&state.pool, token).await?;
         parts.extensions.insert(principal);
         Ok(principal)

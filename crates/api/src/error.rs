@@ -142,7 +142,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Ineligible(r) => (StatusCode::BAD_REQUEST, r.code.into()),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -154,7 +156,19 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".to_owned()),
-            StoreError::Conflict { constraint, detail } => ApiError::Conflict(conflict_detail(&constraint, &detail)),
+            StoreError::Conflict { constraint, detail } => {
+                ApiError::Conflict(conflict_detail(&constraint, &detail))
+            }
+            // Class 22 is "data exception": a value PostgreSQL will not store (e.g. NUL in
+            // text). Validation should catch these first; this keeps them 4xx if it does not.
+            StoreError::Database(sqlx::Error::Database(db))
+                if db.code().is_some_and(|c| c.starts_with("22")) =>
+            {
+                ApiError::BadRequest {
+                    detail: format!("a value cannot be stored: {}", db.message()),
+                    errors: vec![],
+                }
+            }
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ApiError::Unavailable("the database is unavailable; retry later".to_owned())
             }
@@ -192,7 +206,9 @@ impl IntoResponse for ApiError {
             _ => self.to_string(),
         };
         let (errors, reasons) = match self {
-            ApiError::BadRequest { errors, .. } | ApiError::Unprocessable { errors, .. } if !errors.is_empty() => {
+            ApiError::BadRequest { errors, .. } | ApiError::Unprocessable { errors, .. }
+                if !errors.is_empty() =>
+            {
                 (serde_json::to_value(errors).ok(), None)
             }
             ApiError::ImportRejected { errors, .. } => (serde_json::to_value(errors).ok(), None),

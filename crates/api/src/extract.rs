@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use hotpatch_domain::FieldError;
+use hotpatch_domain::{FieldError, ObjectOnly};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -32,7 +32,9 @@ pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")));
+        .is_some_and(|m| {
+            m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        });
     if !is_json {
         return Err(ApiError::UnsupportedMediaType(
             "the request body must be JSON with `Content-Type: application/json`".to_owned(),
@@ -50,14 +52,21 @@ pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
 /// Deserializes JSON, naming the offending field on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
+    let value = T::deserialize(ObjectOnly(tracked)).map_err(|inner| {
+        let path = track.path().to_string();
         if inner.is_data() {
             let error = field_error(&path, &inner);
-            ApiError::Unprocessable { detail: format!("{}: {}", error.field, error.message), errors: vec![error] }
+            ApiError::Unprocessable {
+                detail: format!("{}: {}", error.field, error.message),
+                errors: vec![error],
+            }
         } else {
-            ApiError::BadRequest { detail: format!("the request body is not valid JSON: {inner}"), errors: vec![] }
+            ApiError::BadRequest {
+                detail: format!("the request body is not valid JSON: {inner}"),
+                errors: vec![],
+            }
         }
     })?;
     de.end().map_err(|e| ApiError::BadRequest {

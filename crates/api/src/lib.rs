@@ -35,12 +35,14 @@ pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub struct AppState {
     /// The database.
     pub pool: PgPool,
+    /// Request metrics of this process.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
     /// State over a migrated pool.
     pub fn new(pool: PgPool) -> Self {
-        AppState { pool }
+        AppState { pool, metrics: metrics::Metrics::default() }
     }
 }
 
@@ -57,9 +59,9 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
-    let metrics = metrics::Metrics::default();
-    let metrics_route = Router::new().route("/metrics", get(metrics::serve)).with_state(metrics.clone());
+    let metrics = state.metrics.clone();
     api.merge(openapi::docs_router(spec))
+        .route("/metrics", get(metrics::serve))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -81,5 +83,4 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
-        .merge(metrics_route)
 }

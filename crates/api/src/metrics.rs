@@ -26,8 +26,11 @@ struct Series {
 /// Request metrics shared by every handler of one process.
 #[derive(Clone, Default)]
 pub struct Metrics {
-    series: Arc<Mutex<BTreeMap<(String, String, u16), Series>>>,
+    series: Arc<Mutex<BTreeMap<SeriesKey, Series>>>,
 }
+
+/// Method, route template, status.
+type SeriesKey = (String, String, u16);
 
 impl Metrics {
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -45,7 +48,9 @@ impl Metrics {
     /// The Prometheus text exposition of everything observed so far.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP hotpatch_http_requests_total HTTP requests served, by route template and status.\n");
+        out.push_str(
+            "# HELP hotpatch_http_requests_total HTTP requests served, by route template and status.\n",
+        );
         out.push_str("# TYPE hotpatch_http_requests_total counter\n");
         let Ok(series) = self.series.lock() else { return out };
         for ((method, route, status), s) in series.iter() {
@@ -60,9 +65,16 @@ impl Metrics {
         for ((method, route, status), s) in series.iter() {
             let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
             for (le, n) in BUCKETS.iter().zip(s.buckets) {
-                let _ = writeln!(out, "hotpatch_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "hotpatch_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+                );
             }
-            let _ = writeln!(out, "hotpatch_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "hotpatch_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
             let _ = writeln!(out, "hotpatch_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
             let _ = writeln!(out, "hotpatch_http_request_duration_seconds_count{{{labels}}} {}", s.count);
         }
@@ -81,6 +93,6 @@ pub(crate) async fn record(State(metrics): State<Metrics>, req: Request, next: N
 }
 
 /// `GET /metrics`.
-pub(crate) async fn serve(State(metrics): State<Metrics>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
+pub(crate) async fn serve(State(state): State<crate::AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

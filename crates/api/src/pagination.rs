@@ -27,7 +27,10 @@ pub fn parse_limit(raw: Option<&str>) -> Result<i64, ApiError> {
     let Some(raw) = raw else { return Ok(DEFAULT_LIMIT) };
     match raw.parse::<i64>() {
         Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(ApiError::bad_param("limit", format!("must be an integer from 1 to {MAX_LIMIT}, got '{raw}'"))),
+        _ => Err(ApiError::bad_param(
+            "limit",
+            format!("must be an integer from 1 to {MAX_LIMIT}, got '{raw}'"),
+        )),
     }
 }
 
@@ -61,15 +64,25 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    /// Reads the paging parameters from a query string, ignoring others.
-    pub fn from_query(raw: Option<&str>) -> Result<Self, ApiError> {
+    /// Reads the paging parameters from a query string. Parameters other than these
+    /// and the list's own `filters` are refused, so that a mistyped filter never
+    /// silently returns everything.
+    pub fn from_query(raw: Option<&str>, filters: &[&str]) -> Result<Self, ApiError> {
         let mut limit = None;
         let mut cursor = None;
         for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
             match k.as_ref() {
                 "limit" => limit = Some(v.into_owned()),
                 "cursor" => cursor = Some(v.into_owned()),
-                _ => {}
+                k if filters.contains(&k) => {}
+                k => {
+                    let known =
+                        filters.iter().chain(&["limit", "cursor"]).copied().collect::<Vec<_>>().join(", ");
+                    return Err(ApiError::bad_param(
+                        &k.escape_debug().to_string(),
+                        format!("unknown query parameter (known: {known})"),
+                    ));
+                }
             }
         }
         Ok(PageParams { limit: parse_limit(limit.as_deref())?, after: parse_cursor(cursor.as_deref())? })

@@ -64,7 +64,8 @@ async fn names_must_be_unique_within_an_import_and_against_the_fleet() {
     items[4]["name"] = json!("vm-00000");
     let r = app.post("/v1/machines/import", ADMIN, items).await;
     let p = r.problem(409, "conflict");
-    let indexes: Vec<u64> = p["errors"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    let indexes: Vec<u64> =
+        p["errors"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
     assert_eq!(indexes, [2, 4]);
     assert_eq!(count(&app).await, 1);
 }

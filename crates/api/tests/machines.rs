@@ -81,7 +81,8 @@ async fn regions_are_data_an_admin_can_extend() {
     let m = app.post("/v1/machines", ADMIN, spec).await;
     assert_eq!(m.ok(201)["hotpatch_status"], "enabled");
     let regions = app.get("/v1/regions", ADMIN).await;
-    let names: Vec<&str> = regions.ok(200)["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        regions.ok(200)["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["eastasia", "uksouth", "westcentralus", "westeurope"]);
 }
 
@@ -107,7 +108,8 @@ async fn taking_availability_away_from_a_region_reevaluates_its_machines() {
 #[tokio::test]
 async fn uniform_scale_set_with_hotpatch_on_is_400() {
     let app = TestApp::new().await;
-    let spec = with(azure_2022("vmss-1"), json!({"scale_set": {"name": "web", "orchestration_mode": "uniform"}}));
+    let spec =
+        with(azure_2022("vmss-1"), json!({"scale_set": {"name": "web", "orchestration_mode": "uniform"}}));
     app.post("/v1/machines", ADMIN, spec).await.problem(400, "uniform_scale_set_not_supported");
     let flexible =
         with(azure_2022("vmss-2"), json!({"scale_set": {"name": "web", "orchestration_mode": "flexible"}}));
@@ -169,10 +171,15 @@ async fn names_are_unique() {
 #[tokio::test]
 async fn invalid_fields_are_all_listed() {
     let app = TestApp::new().await;
-    let spec = with(azure_2022(" "), json!({"region": "West Europe", "update_domain": 25, "labels": {"a:b": "c"}}));
+    let spec =
+        with(azure_2022(" "), json!({"region": "West Europe", "update_domain": 25, "labels": {"a:b": "c"}}));
     let r = app.post("/v1/machines", ADMIN, spec).await;
-    let fields: Vec<&str> =
-        r.problem(422, "validation_failed")["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = r.problem(422, "validation_failed")["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["name", "region", "update_domain", "labels.a:b"]);
 }
 
@@ -187,7 +194,12 @@ async fn list_filters_by_region_os_label_and_hotpatch_status() {
         let app = &app;
         async move {
             let r = app.get(&format!("/v1/machines{q}"), ADMIN).await;
-            r.ok(200)["items"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+            r.ok(200)["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(names("").await, ["a", "b", "c", "d"]);
@@ -236,7 +248,13 @@ async fn patch_changes_fields_and_rechecks_the_rules() {
     assert_eq!(off["hotpatch_status"], "not_eligible");
     assert_eq!(off["region"], "westeurope");
 
-    let renamed = app.patch(&url, ADMIN, json!({"name": "ws25-renamed", "labels": {"tier": "db"}, "availability_zone": "2"})).await;
+    let renamed = app
+        .patch(
+            &url,
+            ADMIN,
+            json!({"name": "ws25-renamed", "labels": {"tier": "db"}, "availability_zone": "2"}),
+        )
+        .await;
     let renamed = renamed.ok(200);
     assert_eq!(renamed["name"], "ws25-renamed");
     assert_eq!(renamed["labels"], json!({"tier": "db"}));
@@ -251,7 +269,8 @@ async fn patch_to_a_taken_name_is_a_conflict() {
     let app = TestApp::new().await;
     app.machine(azure_2022("a")).await;
     let b = app.machine(azure_2022("b")).await;
-    let r = app.patch(&format!("/v1/machines/{}", b["id"].as_str().unwrap()), ADMIN, json!({"name": "a"})).await;
+    let r =
+        app.patch(&format!("/v1/machines/{}", b["id"].as_str().unwrap()), ADMIN, json!({"name": "a"})).await;
     r.problem(409, "conflict");
 }
 

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod eligibility;
 pub mod machine;
+pub mod object_only;
 pub mod validation;
 
 pub use auth::Role;
@@ -17,4 +18,5 @@ pub use machine::{
     Edition, Enrollment, HotpatchStatus, Image, ImageKind, MachinePatch, MachineSpec, OrchestrationMode,
     OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,
 };
+pub use object_only::ObjectOnly;
 pub use validation::FieldError;

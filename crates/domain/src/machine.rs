@@ -7,6 +7,8 @@ use std::str::FromStr;
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use strum::{EnumString, IntoStaticStr};
+
+use crate::object_only::ObjectOnly;
 use utoipa::ToSchema;
 
 /// Where a machine runs; it decides which eligibility rules apply.
@@ -92,8 +94,7 @@ pub enum ImageKind {
 }
 
 /// The image a VM was created from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Image {
     /// Image publisher, e.g. `MicrosoftWindowsServer`.
     pub publisher: String,
@@ -104,6 +105,24 @@ pub struct Image {
     /// Marketplace (default), custom or container image.
     #[serde(default)]
     pub kind: ImageKind,
+}
+
+/// The wire shape of [`Image`], read only from a JSON object.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "Image")]
+struct ImageFields {
+    publisher: String,
+    offer: String,
+    sku: String,
+    #[serde(default)]
+    kind: ImageKind,
+}
+
+impl<'de> Deserialize<'de> for Image {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = ImageFields::deserialize(ObjectOnly(d))?;
+        Ok(Image { publisher: f.publisher, offer: f.offer, sku: f.sku, kind: f.kind })
+    }
 }
 
 /// Orchestration mode of a virtual machine scale set.
@@ -120,13 +139,27 @@ pub enum OrchestrationMode {
 }
 
 /// The scale set a VM belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ScaleSet {
     /// Scale set name.
     pub name: String,
     /// Its orchestration mode.
     pub orchestration_mode: OrchestrationMode,
+}
+
+/// The wire shape of [`ScaleSet`], read only from a JSON object.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "ScaleSet")]
+struct ScaleSetFields {
+    name: String,
+    orchestration_mode: OrchestrationMode,
+}
+
+impl<'de> Deserialize<'de> for ScaleSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = ScaleSetFields::deserialize(ObjectOnly(d))?;
+        Ok(ScaleSet { name: f.name, orchestration_mode: f.orchestration_mode })
+    }
 }
 
 /// Who drives a machine's updates; only `automatic_by_platform` machines get automatic installs.

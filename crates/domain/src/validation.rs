@@ -51,8 +51,9 @@ impl MachineSpec {
             [("availability_zone", &self.availability_zone), ("availability_set", &self.availability_set)]
         {
             if let Some(v) = value {
-                if v.trim().is_empty() || chars(v) > 128 {
-                    errors.push(FieldError::new(field, "must be 1–128 characters"));
+                if v.trim().is_empty() || chars(v) > 128 || has_control(v) {
+                    errors
+                        .push(FieldError::new(field, "must be 1–128 characters, without control characters"));
                 }
             }
         }
@@ -67,16 +68,20 @@ impl MachineSpec {
             }
         }
         if let Some(ss) = &self.scale_set {
-            if ss.name.trim().is_empty() || chars(&ss.name) > 128 {
-                errors.push(FieldError::new("scale_set.name", "must be 1–128 characters"));
+            if ss.name.trim().is_empty() || chars(&ss.name) > 128 || has_control(&ss.name) {
+                errors.push(FieldError::new(
+                    "scale_set.name",
+                    "must be 1–128 characters, without control characters",
+                ));
             }
         }
         if let Some(img) = &self.image {
             for (field, v) in
                 [("image.publisher", &img.publisher), ("image.offer", &img.offer), ("image.sku", &img.sku)]
             {
-                if v.trim().is_empty() || chars(v) > 256 {
-                    errors.push(FieldError::new(field, "must be 1–256 characters"));
+                if v.trim().is_empty() || chars(v) > 256 || has_control(v) {
+                    errors
+                        .push(FieldError::new(field, "must be 1–256 characters, without control characters"));
                 }
             }
         }
@@ -90,9 +95,11 @@ impl MachineSpec {
                     "label keys are 1–63 letters, digits, '.', '_', '-' or '/' (no ':')",
                 ));
             }
-            if chars(v) > 256 {
-                errors
-                    .push(FieldError::new(format!("labels.{k}"), "label values are at most 256 characters"));
+            if !is_label_value(v) {
+                errors.push(FieldError::new(
+                    format!("labels.{k}"),
+                    "label values are at most 256 characters, without control characters",
+                ));
             }
         }
         errors
@@ -103,6 +110,17 @@ impl MachineSpec {
 /// `str::len` counts UTF-8 bytes and would reject non-Latin names at half the limit.
 fn chars(s: &str) -> usize {
     s.chars().count()
+}
+
+/// Control characters (NUL above all) have no place in names, and PostgreSQL refuses
+/// NUL in text outright.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Label values: free text up to 256 characters, no control characters.
+pub fn is_label_value(s: &str) -> bool {
+    chars(s) <= 256 && !has_control(s)
 }
 
 /// Region-like identifiers: lower-case ASCII letters, digits and dashes.

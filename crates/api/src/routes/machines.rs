@@ -10,13 +10,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use hotpatch_domain::validation::{is_identifier, is_label_key, is_label_value};
 use hotpatch_domain::{
-    assess, Eligibility, Enrollment, HotpatchStatus, MachinePatch, MachineSpec, OsVersion, Platform,
-    RegionCapabilities,
+    assess, Eligibility, Enrollment, HotpatchStatus, MachinePatch, MachineSpec, ObjectOnly, OsVersion,
+    Platform, RegionCapabilities,
 };
 use hotpatch_store::machines::{self, Machine, MachineFilter, MachineWrite};
 use hotpatch_store::regions;
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -118,7 +119,8 @@ fn derive(
 ) -> Result<Derived, ApiError> {
     let errors = spec.validate();
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        let detail =
+            errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
         return Err(ApiError::Unprocessable { detail, errors });
     }
     let eligibility = assess(spec, caps);
@@ -179,7 +181,10 @@ async fn import_machines(
     let body = json_body(request, &()).await?;
     let items: Vec<serde_json::Value> = parse_json(&body)?;
     if items.len() > MAX_IMPORT {
-        return Err(ApiError::field("body", format!("an import holds at most {MAX_IMPORT} machines, got {}", items.len())));
+        return Err(ApiError::field(
+            "body",
+            format!("an import holds at most {MAX_IMPORT} machines, got {}", items.len()),
+        ));
     }
     if items.is_empty() {
         return Err(ApiError::field("body", "an import needs at least one machine"));
@@ -189,20 +194,26 @@ async fn import_machines(
     let mut specs = Vec::with_capacity(items.len());
     let mut first_index: HashMap<String, usize> = HashMap::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let spec: MachineSpec = match serde_path_to_error::deserialize(item) {
+        let mut track = serde_path_to_error::Track::new();
+        let tracked = serde_path_to_error::Deserializer::new(item, &mut track);
+        let spec = match MachineSpec::deserialize(ObjectOnly(tracked)) {
             Ok(s) => s,
             Err(e) => {
-                let path = e.path().to_string();
-                let fe = field_error(&path, e.inner());
+                let fe = field_error(&track.path().to_string(), &e);
                 errors.push(ItemError { index, field: fe.field, message: fe.message, code: None });
                 continue;
             }
         };
         match derive(&spec, &caps, None) {
             Ok(d) => specs.push((index, spec, d)),
-            Err(ApiError::Unprocessable { errors: fe, .. }) => errors.extend(
-                fe.into_iter().map(|f| ItemError { index, field: f.field, message: f.message, code: None }),
-            ),
+            Err(ApiError::Unprocessable { errors: fe, .. }) => {
+                errors.extend(fe.into_iter().map(|f| ItemError {
+                    index,
+                    field: f.field,
+                    message: f.message,
+                    code: None,
+                }))
+            }
             Err(ApiError::Ineligible(r)) => errors.push(ItemError {
                 index,
                 field: "hotpatch_enabled".to_owned(),
@@ -274,10 +285,21 @@ fn list_filter(raw: Option<&str>) -> Result<MachineFilter, ApiError> {
     let mut filter = MachineFilter::default();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
-            "region" => filter.region = Some(v.into_owned()),
+            "region" => {
+                if !is_identifier(&v, 64) {
+                    return Err(ApiError::bad_param(
+                        "region",
+                        "must be 1–64 lower-case letters, digits or dashes",
+                    ));
+                }
+                filter.region = Some(v.into_owned())
+            }
             "os" => {
                 filter.os = Some(v.parse::<OsVersion>().map_err(|_| {
-                    ApiError::bad_param("os", format!("'{v}' is not one of windows_server_2022, windows_server_2025"))
+                    ApiError::bad_param(
+                        "os",
+                        format!("'{v}' is not one of windows_server_2022, windows_server_2025"),
+                    )
                 })?)
             }
             "hotpatch_status" => {
@@ -292,16 +314,16 @@ fn list_filter(raw: Option<&str>) -> Result<MachineFilter, ApiError> {
                 let (key, value) = v
                     .split_once(':')
                     .filter(|(k, _)| !k.is_empty())
-                    .ok_or_else(|| ApiError::bad_param("label", format!("'{v}' is not of the form key:value")))?;
+                    .filter(|(k, v)| is_label_key(k) && is_label_value(v))
+                    .ok_or_else(|| {
+                        ApiError::bad_param(
+                            "label",
+                            format!("'{}' is not of the form key:value", v.escape_debug()),
+                        )
+                    })?;
                 filter.labels.insert(key.to_owned(), value.to_owned());
             }
-            "limit" | "cursor" => {}
-            other => {
-                return Err(ApiError::bad_param(
-                    other,
-                    "unknown query parameter (filters: region, os, label=key:value, hotpatch_status; limit, cursor)",
-                ))
-            }
+            _ => {}
         }
     }
     Ok(filter)
@@ -326,7 +348,7 @@ async fn list_machines(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Page<MachineView>>, ApiError> {
     let filter = list_filter(raw.as_deref())?;
-    let paging = PageParams::from_query(raw.as_deref())?;
+    let paging = PageParams::from_query(raw.as_deref(), &["region", "os", "hotpatch_status", "label"])?;
     let rows = machines::list(&state.pool, &filter, paging.after, paging.limit + 1).await?;
     Ok(Json(page(rows, paging.limit, |m| m.id, MachineView::from)))
 }
@@ -369,7 +391,8 @@ async fn patch_machine(
     ApiJson(patch): ApiJson<MachinePatch>,
 ) -> Result<Json<MachineView>, ApiError> {
     let mut tx = state.pool.begin().await.map_err(hotpatch_store::StoreError::from)?;
-    let current = machines::get_for_update(&mut tx, id).await.map_err(ApiError::from).map_err(not_found(id))?;
+    let current =
+        machines::get_for_update(&mut tx, id).await.map_err(ApiError::from).map_err(not_found(id))?;
     let spec = current.spec.clone().patched(patch);
     let caps = regions::capabilities(&mut *tx).await?;
     let derived = derive(&spec, &caps, current.enrollment)?;
@@ -395,10 +418,7 @@ async fn delete_machine(
 }
 
 /// Re-evaluates the machines whose eligibility depends on `region` after its data changed.
-pub(crate) async fn reevaluate_region(
-    tx: &mut sqlx::PgConnection,
-    region: &str,
-) -> Result<usize, ApiError> {
+pub(crate) async fn reevaluate_region(tx: &mut sqlx::PgConnection, region: &str) -> Result<usize, ApiError> {
     let caps = regions::capabilities(&mut *tx).await?;
     let ids = machines::ids_affected_by_region(tx, region).await?;
     for id in &ids {
@@ -407,9 +427,13 @@ pub(crate) async fn reevaluate_region(
         // The operator changed region data, not the machine: keep the machine's switch
         // and let its status say it can no longer take hotpatches.
         let status = HotpatchStatus::from_flags(eligibility.eligible, m.spec.hotpatch_enabled);
-        let w = MachineWrite { spec: &m.spec, eligibility: &eligibility, hotpatch_status: status, enrollment: m.enrollment };
+        let w = MachineWrite {
+            spec: &m.spec,
+            eligibility: &eligibility,
+            hotpatch_status: status,
+            enrollment: m.enrollment,
+        };
         machines::update(tx, *id, &w).await?;
     }
     Ok(ids.len())
 }
-

@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use hotpatch_domain::validation::has_control;
 use hotpatch_domain::Role;
 use hotpatch_store::tokens::{self, NewToken, Token};
 use serde::{Deserialize, Serialize};
@@ -108,8 +109,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     let n = name.chars().count();
-    if name.trim().is_empty() || n > 200 {
-        return Err(ApiError::field("name", "must be 1–200 characters"));
+    if name.trim().is_empty() || n > 200 || has_control(name) {
+        return Err(ApiError::field("name", "must be 1–200 characters, without control characters"));
     }
     Ok(())
 }
@@ -144,7 +145,8 @@ async fn issue(
         expires_at: t.expires_at,
         created_at: t.created_at,
     };
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/v1/tokens/{}", t.id))], Json(body)).into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/v1/tokens/{}", t.id))], Json(body))
+        .into_response())
 }
 
 /// Create an API token for a person or a pipeline; the secret is in this answer only.
@@ -160,7 +162,10 @@ async fn create_token(
     check_name(&req.name)?;
     check_expiry(req.expires_at)?;
     if req.role == Role::Agent {
-        return Err(ApiError::field("role", "agent tokens are bound to a machine: use POST /v1/machines/{id}/agent-token"));
+        return Err(ApiError::field(
+            "role",
+            "agent tokens are bound to a machine: use POST /v1/machines/{id}/agent-token",
+        ));
     }
     issue(&state, &req.name, req.role, None, req.expires_at).await
 }
@@ -176,7 +181,7 @@ async fn list_tokens(
     _: Admin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Page<TokenView>>, ApiError> {
-    let p = PageParams::from_query(raw.as_deref())?;
+    let p = PageParams::from_query(raw.as_deref(), &[])?;
     let rows = tokens::list(&state.pool, p.after, p.limit + 1).await?;
     Ok(Json(page(rows, p.limit, |t| t.id, TokenView::from)))
 }
@@ -229,10 +234,11 @@ async fn create_agent_token(
     ApiPath(id): ApiPath<Uuid>,
     OptionalJson(req): OptionalJson<CreateAgentToken>,
 ) -> Result<Response, ApiError> {
-    let machine = hotpatch_store::machines::get(&state.pool, id).await.map_err(|e| match ApiError::from(e) {
-        ApiError::NotFound(_) => ApiError::NotFound(format!("no machine with id {id}")),
-        e => e,
-    })?;
+    let machine =
+        hotpatch_store::machines::get(&state.pool, id).await.map_err(|e| match ApiError::from(e) {
+            ApiError::NotFound(_) => ApiError::NotFound(format!("no machine with id {id}")),
+            e => e,
+        })?;
     let name = req.name.unwrap_or_else(|| format!("agent {}", machine.spec.name));
     check_name(&name)?;
     check_expiry(req.expires_at)?;
