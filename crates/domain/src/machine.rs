@@ -95,6 +95,7 @@ pub enum ImageKind {
 
 /// The image a VM was created from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)] // for the schema: the wire shape refuses unknown fields
 pub struct Image {
     /// Image publisher, e.g. `MicrosoftWindowsServer`.
     pub publisher: String,
@@ -140,6 +141,7 @@ pub enum OrchestrationMode {
 
 /// The scale set a VM belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)] // for the schema: the wire shape refuses unknown fields
 pub struct ScaleSet {
     /// Scale set name.
     pub name: String,
