@@ -185,7 +185,8 @@ async fn prepare_database(
         .map_err(|source| StartupError::Connect { target: describe(url), source })?;
     hotpatch_store::migrate(&pool).await.map_err(StartupError::Migrate)?;
     tracing::info!("database migrated");
-    let minted = hotpatch_api::auth::ensure_admin_token(&pool, env_token).await.map_err(StartupError::AdminToken)?;
+    let minted =
+        hotpatch_api::auth::ensure_admin_token(&pool, env_token).await.map_err(StartupError::AdminToken)?;
     if let Some(secret) = minted {
         let path = admin_token::write(data_dir, &secret)
             .map_err(|source| StartupError::AdminTokenFile { dir: data_dir.to_owned(), source })?;

@@ -18,8 +18,8 @@ pub struct TelemetryError {
 /// Installs the global subscriber. Logs go to stderr, so stdout stays free for output a
 /// command might print.
 pub fn init(filter: &str, format: LogFormat) -> Result<(), TelemetryError> {
-    let mut env_filter = EnvFilter::try_new(filter)
-        .map_err(|source| TelemetryError { filter: filter.to_owned(), source })?;
+    let mut env_filter =
+        EnvFilter::try_new(filter).map_err(|source| TelemetryError { filter: filter.to_owned(), source })?;
     if !filter.contains("sqlx") {
         // PostgreSQL's NOTICEs ("relation … already exists, skipping" from migrations) are noise.
         if let Ok(quiet) = "sqlx::postgres::notice=warn".parse() {

@@ -208,18 +208,21 @@ impl EmbeddedPostgres {
 
     /// Starts the cluster, blocking the calling thread (initdb and pg_ctl take seconds). Unlike
     /// [`EmbeddedPostgres::start`] it does not create the `hotpatch` database.
-    pub fn start_blocking(data_dir: &Path, options: &EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedError> {
+    pub fn start_blocking(
+        data_dir: &Path,
+        options: &EmbeddedOptions,
+    ) -> Result<EmbeddedPostgres, EmbeddedError> {
         let data_dir = std::path::absolute(data_dir)
             .context(|| format!("resolving data directory {}", data_dir.display()))?;
         create_private_dir(&data_dir)?;
-        let data_dir = data_dir
-            .canonicalize()
-            .context(|| format!("resolving data directory {}", data_dir.display()))?;
+        let data_dir =
+            data_dir.canonicalize().context(|| format!("resolving data directory {}", data_dir.display()))?;
         let lock = lock_data_dir(&data_dir)?;
 
         let pg_dir = data_dir.join("pg");
         let cluster_version = read_trimmed(&pg_dir.join("PG_VERSION"));
-        let (bin_dir, bin_version) = find_binaries(&BinSearch::from_env(options), &pg_dir, cluster_version.as_deref())?;
+        let (bin_dir, bin_version) =
+            find_binaries(&BinSearch::from_env(options), &pg_dir, cluster_version.as_deref())?;
         tracing::debug!(bin_dir = %bin_dir.display(), version = %bin_version, "PostgreSQL binaries");
 
         let run_as = if is_root() { Some(run_as_user()?) } else { None };
@@ -302,11 +305,10 @@ impl EmbeddedPostgres {
 
     async fn ensure_database(&self) -> Result<(), EmbeddedError> {
         let mut conn = PgConnection::connect(&self.url_for("postgres")).await?;
-        let exists: bool =
-            sqlx::query_scalar("select exists (select from pg_database where datname = $1)")
-                .bind(DATABASE)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar("select exists (select from pg_database where datname = $1)")
+            .bind(DATABASE)
+            .fetch_one(&mut conn)
+            .await?;
         if !exists {
             sqlx::query(&format!("create database {DATABASE}")).execute(&mut conn).await?;
             tracing::info!(database = DATABASE, "created the database");
@@ -569,7 +571,9 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, EmbeddedError> {
             };
             Err(EmbeddedError::Locked { data_dir: data_dir.to_owned(), lock_file: path, holder })
         }
-        Err(TryLockError::Error(e)) => Err(EmbeddedError::Io { context: format!("locking {}", path.display()), source: e }),
+        Err(TryLockError::Error(e)) => {
+            Err(EmbeddedError::Io { context: format!("locking {}", path.display()), source: e })
+        }
     }
 }
 
@@ -822,7 +826,11 @@ fn check(tool: &str, output: &Output) -> Result<(), EmbeddedError> {
     if output.status.success() {
         return Ok(());
     }
-    Err(EmbeddedError::Tool { tool: tool.to_owned(), status: output.status.to_string(), output: output_text(output) })
+    Err(EmbeddedError::Tool {
+        tool: tool.to_owned(),
+        status: output.status.to_string(),
+        output: output_text(output),
+    })
 }
 
 fn output_text(output: &Output) -> String {
@@ -851,7 +859,12 @@ mod tests {
     use super::*;
 
     fn search_nowhere(root: &Path) -> BinSearch {
-        BinSearch { explicit: None, path: Some(OsString::new()), pg_config: false, versioned_root: root.to_owned() }
+        BinSearch {
+            explicit: None,
+            path: Some(OsString::new()),
+            pg_config: false,
+            versioned_root: root.to_owned(),
+        }
     }
 
     #[test]
@@ -884,14 +897,19 @@ mod tests {
             fs::create_dir_all(root.path().join(v).join("bin")).unwrap();
         }
         let dirs = versioned_dirs(root.path());
-        let names: Vec<_> =
-            dirs.iter().map(|d| d.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<_> = dirs
+            .iter()
+            .map(|d| d.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["16", "13", "9.6"]);
     }
 
     #[test]
     fn major_version_is_read_from_postgres_version_output() {
-        assert_eq!(major_version("postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)").as_deref(), Some("15"));
+        assert_eq!(
+            major_version("postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)").as_deref(),
+            Some("15")
+        );
         assert_eq!(major_version("postgres (PostgreSQL) 17beta1").as_deref(), Some("17"));
         assert_eq!(major_version("postgres (PostgreSQL) 9.6.24").as_deref(), Some("9.6"));
         assert_eq!(major_version("nonsense"), None);

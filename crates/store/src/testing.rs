@@ -61,7 +61,8 @@ pub async fn fresh_db() -> TestDb {
     let _ = conn.close().await;
 
     let url = with_database(&maintenance_url, &name);
-    let pool = crate::connect(&url).await.unwrap_or_else(|e| panic!("connecting to test database {name}: {e}"));
+    let pool =
+        crate::connect(&url).await.unwrap_or_else(|e| panic!("connecting to test database {name}: {e}"));
     crate::migrate(&pool).await.unwrap_or_else(|e| panic!("migrating test database {name}: {e}"));
     TestDb { pool, url, name, maintenance_url }
 }
@@ -155,11 +156,12 @@ fn start_test_cluster() -> Result<String, crate::embedded::EmbeddedError> {
 /// Drops test databases that earlier runs left on a shared server (older than [`SWEEP_AFTER`]).
 async fn sweep_old_databases(maintenance_url: &str) {
     let Ok(mut conn) = PgConnection::connect(maintenance_url).await else { return };
-    let names: Vec<String> = sqlx::query_scalar("select datname from pg_database where starts_with(datname, $1)")
-        .bind(PREFIX)
-        .fetch_all(&mut conn)
-        .await
-        .unwrap_or_default();
+    let names: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where starts_with(datname, $1)")
+            .bind(PREFIX)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     for name in names {
         let created = name.strip_prefix(PREFIX).and_then(|rest| rest.split('_').next()?.parse::<u64>().ok());
