@@ -110,12 +110,14 @@ impl TryFrom<Row> for Machine {
             _ => None,
         };
         let scale_set = match (r.scale_set_name, r.scale_set_orchestration) {
-            (Some(name), Some(mode)) => {
-                Some(ScaleSet { name, orchestration_mode: parse::<OrchestrationMode>("scale_set_orchestration", &mode)? })
-            }
+            (Some(name), Some(mode)) => Some(ScaleSet {
+                name,
+                orchestration_mode: parse::<OrchestrationMode>("scale_set_orchestration", &mode)?,
+            }),
             _ => None,
         };
-        let decode = |column: &str, e: serde_json::Error| StoreError::Decode(format!("machine.{column}: {e}"));
+        let decode =
+            |column: &str, e: serde_json::Error| StoreError::Decode(format!("machine.{column}: {e}"));
         let spec = MachineSpec {
             name: r.name,
             platform: parse::<Platform>("platform", &r.platform)?,
@@ -230,7 +232,8 @@ pub async fn insert(conn: &mut PgConnection, m: &MachineWrite<'_>) -> Result<Mac
 
 /// The names among `names` that are already taken.
 pub async fn taken_names(db: impl PgExecutor<'_>, names: &[String]) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query_scalar!("select name from machine where name = any($1)", names).fetch_all(db).await?;
+    let rows =
+        sqlx::query_scalar!("select name from machine where name = any($1)", names).fetch_all(db).await?;
     Ok(rows)
 }
 

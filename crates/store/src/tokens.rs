@@ -113,12 +113,10 @@ pub async fn insert(db: impl PgExecutor<'_>, t: &NewToken<'_>) -> Result<Token, 
 
 /// The credential of token `id`, if it exists.
 pub async fn credential(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Credential>, StoreError> {
-    let row = sqlx::query!(
-        "select id, role, secret_hash, machine_id, expires_at from api_token where id = $1",
-        id
-    )
-    .fetch_optional(db)
-    .await?;
+    let row =
+        sqlx::query!("select id, role, secret_hash, machine_id, expires_at from api_token where id = $1", id)
+            .fetch_optional(db)
+            .await?;
     row.map(|r| {
         Ok(Credential {
             id: r.id,
@@ -133,11 +131,10 @@ pub async fn credential(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Cred
 
 /// The credential of the bootstrap admin token, if one is configured.
 pub async fn bootstrap_credential(db: impl PgExecutor<'_>) -> Result<Option<Credential>, StoreError> {
-    let row = sqlx::query!(
-        "select id, role, secret_hash, machine_id, expires_at from api_token where bootstrap"
-    )
-    .fetch_optional(db)
-    .await?;
+    let row =
+        sqlx::query!("select id, role, secret_hash, machine_id, expires_at from api_token where bootstrap")
+            .fetch_optional(db)
+            .await?;
     row.map(|r| {
         Ok(Credential {
             id: r.id,
@@ -177,7 +174,11 @@ pub async fn admin_exists(db: impl PgExecutor<'_>) -> Result<bool, StoreError> {
 }
 
 /// A page of tokens in id order.
-pub async fn list(db: impl PgExecutor<'_>, after: Option<Uuid>, limit: i64) -> Result<Vec<Token>, StoreError> {
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Token>, StoreError> {
     let rows = sqlx::query_as!(
         TokenRow,
         "select id, name, role, machine_id, bootstrap, expires_at, created_at from api_token
