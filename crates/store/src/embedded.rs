@@ -292,13 +292,20 @@ impl EmbeddedPostgres {
 
     /// [`EmbeddedPostgres::stop`], blocking the calling thread.
     pub fn stop_blocking(&mut self) -> Result<(), EmbeddedError> {
-        self.stop_watchdog();
         if !self.running {
+            self.stop_watchdog();
             return Ok(());
         }
         self.running = false;
-        let output = self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", &PG_CTL_TIMEOUT_SECS.to_string()])?;
-        check("pg_ctl stop", &output)?;
+        let stopped = self
+            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", &PG_CTL_TIMEOUT_SECS.to_string()])
+            .and_then(|output| check("pg_ctl stop", &output));
+        if let Err(e) = stopped {
+            // Let go of the watchdog without killing it: it stops the server when this process exits.
+            drop(self.watchdog.take());
+            return Err(e);
+        }
+        self.stop_watchdog();
         tracing::info!(pg_dir = %self.pg_dir.display(), "embedded PostgreSQL stopped");
         Ok(())
     }
