@@ -46,3 +46,25 @@ async fn stored_name(db: &hotpatch_store::testing::TestDb, id: &str) -> String {
     let machine = hotpatch_store::machines::get(&db.pool, id).await.expect("the machine in that database");
     machine.spec.name
 }
+
+#[tokio::test]
+async fn a_bad_database_url_fails_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hotpatch_store::testing::fresh_db().await;
+    let missing = format!("{}_missing", db.url);
+    let (status, output) = Launch::new(dir.path()).database_url(&missing).run_to_exit().await;
+    assert!(!status.success(), "{output}");
+    let errors: Vec<&str> = output.lines().filter(|l| l.starts_with("hotpatchd: error:")).collect();
+    assert_eq!(errors.len(), 1, "{output}");
+    assert!(errors[0].contains("cannot connect to the database"), "{output}");
+    assert!(errors[0].contains("does not exist"), "{output}");
+    assert!(!output.contains("panicked"), "{output}");
+    // The password in the URL is never printed.
+    let password = url_password(&db.url);
+    assert!(password.is_empty() || !output.contains(&password), "{output}");
+}
+
+fn url_password(url: &str) -> String {
+    let userinfo = url.split("://").nth(1).and_then(|rest| rest.split('@').next()).unwrap_or_default();
+    userinfo.split(':').nth(1).unwrap_or_default().to_owned()
+}

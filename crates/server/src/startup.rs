@@ -12,6 +12,7 @@ use axum::Router;
 use hotpatch_store::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
 use hotpatch_store::{PgPool, StoreError};
 use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -180,9 +181,13 @@ async fn prepare_database(
     env_token: Option<&str>,
     data_dir: &std::path::Path,
 ) -> Result<PgPool, StartupError> {
-    let pool = hotpatch_store::connect(url)
-        .await
-        .map_err(|source| StartupError::Connect { target: describe(url), source })?;
+    let pool = match hotpatch_store::connect(url).await {
+        Ok(pool) => pool,
+        Err(source) => {
+            let source = explain_timeout(url, source).await;
+            return Err(StartupError::Connect { target: describe(url), source });
+        }
+    };
     hotpatch_store::migrate(&pool).await.map_err(StartupError::Migrate)?;
     tracing::info!("database migrated");
     let minted =
@@ -197,6 +202,20 @@ async fn prepare_database(
         );
     }
     Ok(pool)
+}
+
+/// The pool reports a server that refuses connections as "timed out"; one direct attempt says why.
+async fn explain_timeout(url: &str, error: StoreError) -> StoreError {
+    if !matches!(error, StoreError::Database(sqlx::Error::PoolTimedOut)) {
+        return error;
+    }
+    match PgConnection::connect(url).await {
+        Err(direct) => StoreError::Database(direct),
+        Ok(conn) => {
+            let _ = conn.close().await;
+            error
+        }
+    }
 }
 
 /// `host:port/database` of a URL, for messages: never the password.
