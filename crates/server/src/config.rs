@@ -31,7 +31,7 @@ pub struct Config {
     /// without it they are looked for on PATH, with `pg_config --bindir` and in
     /// /usr/lib/postgresql/*/bin.
     #[arg(long, env = "HOTPATCH_PG_BIN_DIR")]
-    pub pg_bin_dir: Option<PathBuf>,
+    pub pg_bin_dir: Option<String>,
 
     /// What to log, in `tracing` EnvFilter syntax (`info`, `hotpatch_api=debug,info`, …).
     #[arg(long, env = "HOTPATCH_LOG", default_value = "info")]
@@ -55,6 +55,11 @@ impl Config {
     /// The database URL, if one is given (an empty `DATABASE_URL=` counts as none).
     pub fn database_url(&self) -> Option<&str> {
         non_empty(self.database_url.as_deref())
+    }
+
+    /// The directory of the PostgreSQL binaries, if one is given (empty counts as none).
+    pub fn pg_bin_dir(&self) -> Option<PathBuf> {
+        non_empty(self.pg_bin_dir.as_deref()).map(PathBuf::from)
     }
 
     /// The bootstrap admin token, if one is given (empty counts as none).
@@ -81,11 +86,20 @@ mod tests {
     }
 
     #[test]
-    fn empty_database_url_and_admin_token_count_as_unset() {
-        let config =
-            Config::try_parse_from(["hotpatchd", "--database-url", "", "--admin-token", " "]).unwrap();
+    fn empty_database_url_admin_token_and_bin_dir_count_as_unset() {
+        let config = Config::try_parse_from([
+            "hotpatchd",
+            "--database-url",
+            "",
+            "--admin-token",
+            " ",
+            "--pg-bin-dir",
+            "",
+        ])
+        .unwrap();
         assert_eq!(config.database_url(), None);
         assert_eq!(config.admin_token(), None);
+        assert_eq!(config.pg_bin_dir(), None);
     }
 
     #[test]

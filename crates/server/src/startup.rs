@@ -114,7 +114,7 @@ impl Application {
             Some(url) => (url.to_owned(), None),
             None => {
                 tracing::info!(data_dir = %data_dir.display(), "no DATABASE_URL: using the embedded PostgreSQL");
-                let options = EmbeddedOptions { bin_dir: config.pg_bin_dir.clone(), ephemeral: false };
+                let options = EmbeddedOptions { bin_dir: config.pg_bin_dir(), ephemeral: false };
                 let pg = EmbeddedPostgres::start_with(&data_dir, options).await?;
                 (pg.url(), Some(pg))
             }

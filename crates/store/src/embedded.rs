@@ -543,10 +543,15 @@ fn create_private_dir(dir: &Path) -> Result<(), EmbeddedError> {
     if dir.is_dir() {
         return Ok(());
     }
+    // Parents with the usual permissions (the user PostgreSQL runs as must pass through them),
+    // the data directory itself private.
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+    }
     fs::DirBuilder::new()
-        .recursive(true)
         .mode(0o700)
         .create(dir)
+        .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
         .context(|| format!("creating data directory {}", dir.display()))
 }
 
