@@ -177,6 +177,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+/// Names the missing resource in a store lookup's 404.
+pub(crate) trait OrNotFound<T> {
+    /// Turns `StoreError::NotFound` into a 404 whose detail is `what()`.
+    fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T, ApiError>;
+}
+
+impl<T> OrNotFound<T> for Result<T, StoreError> {
+    fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T, ApiError> {
+        self.map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound(what()),
+            e => e.into(),
+        })
+    }
+}
+
 /// Says in a client's words which uniqueness rule a write broke.
 fn conflict_detail(constraint: &str, detail: &str) -> String {
     match constraint {

@@ -68,6 +68,27 @@ struct TokenRow {
     created_at: DateTime<Utc>,
 }
 
+struct CredentialRow {
+    id: Uuid,
+    role: String,
+    secret_hash: Vec<u8>,
+    machine_id: Option<Uuid>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CredentialRow> for Credential {
+    type Error = StoreError;
+    fn try_from(r: CredentialRow) -> Result<Self, StoreError> {
+        Ok(Credential {
+            id: r.id,
+            role: role(&r.role)?,
+            secret_hash: r.secret_hash,
+            machine_id: r.machine_id,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
 fn role(v: &str) -> Result<Role, StoreError> {
     v.parse().map_err(|_| StoreError::Decode(format!("api_token.role holds unknown value '{v}'")))
 }
@@ -113,38 +134,25 @@ pub async fn insert(db: impl PgExecutor<'_>, t: &NewToken<'_>) -> Result<Token, 
 
 /// The credential of token `id`, if it exists.
 pub async fn credential(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Credential>, StoreError> {
-    let row =
-        sqlx::query!("select id, role, secret_hash, machine_id, expires_at from api_token where id = $1", id)
-            .fetch_optional(db)
-            .await?;
-    row.map(|r| {
-        Ok(Credential {
-            id: r.id,
-            role: role(&r.role)?,
-            secret_hash: r.secret_hash,
-            machine_id: r.machine_id,
-            expires_at: r.expires_at,
-        })
-    })
-    .transpose()
+    let row = sqlx::query_as!(
+        CredentialRow,
+        "select id, role, secret_hash, machine_id, expires_at from api_token where id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(Credential::try_from).transpose()
 }
 
 /// The credential of the bootstrap admin token, if one is configured.
 pub async fn bootstrap_credential(db: impl PgExecutor<'_>) -> Result<Option<Credential>, StoreError> {
-    let row =
-        sqlx::query!("select id, role, secret_hash, machine_id, expires_at from api_token where bootstrap")
-            .fetch_optional(db)
-            .await?;
-    row.map(|r| {
-        Ok(Credential {
-            id: r.id,
-            role: role(&r.role)?,
-            secret_hash: r.secret_hash,
-            machine_id: r.machine_id,
-            expires_at: r.expires_at,
-        })
-    })
-    .transpose()
+    let row = sqlx::query_as!(
+        CredentialRow,
+        "select id, role, secret_hash, machine_id, expires_at from api_token where bootstrap"
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(Credential::try_from).transpose()
 }
 
 /// Makes `secret_hash` the bootstrap admin token's hash, creating the token if needed.

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use hotpatch_domain::{assess, HotpatchStatus, Image, MachineSpec, OsVersion, Platform, RegionCapabilities};
+use hotpatch_domain::{
+    assess, Eligibility, HotpatchStatus, Image, MachineSpec, OsVersion, Platform, RegionCapabilities,
+};
 use hotpatch_store::machines::{self, MachineFilter, MachineWrite};
 use hotpatch_store::testing::fresh_db;
 use hotpatch_store::StoreError;
@@ -35,22 +37,26 @@ fn spec(name: &str, region: &str) -> MachineSpec {
     }
 }
 
-#[tokio::test]
-async fn insert_many_returns_machines_in_input_order_and_they_read_back_identically() {
-    let db = fresh_db().await;
-    let caps = RegionCapabilities::default();
-    let specs: Vec<MachineSpec> = (0..50).rev().map(|i| spec(&format!("m-{i:02}"), "westeurope")).collect();
-    let eligibilities: Vec<_> = specs.iter().map(|s| assess(s, &caps)).collect();
-    let writes: Vec<MachineWrite<'_>> = specs
+fn writes<'a>(specs: &'a [MachineSpec], eligibility: &'a [Eligibility]) -> Vec<MachineWrite<'a>> {
+    specs
         .iter()
-        .zip(&eligibilities)
+        .zip(eligibility)
         .map(|(s, e)| MachineWrite {
             spec: s,
             eligibility: e,
             hotpatch_status: HotpatchStatus::Enabled,
             enrollment: None,
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn insert_many_returns_machines_in_input_order_and_they_read_back_identically() {
+    let db = fresh_db().await;
+    let caps = RegionCapabilities::default();
+    let specs: Vec<MachineSpec> = (0..50).rev().map(|i| spec(&format!("m-{i:02}"), "westeurope")).collect();
+    let eligibilities: Vec<_> = specs.iter().map(|s| assess(s, &caps)).collect();
+    let writes = writes(&specs, &eligibilities);
     let mut conn = db.pool.acquire().await.unwrap();
     let inserted = machines::insert_many(&mut conn, &writes).await.unwrap();
     let names: Vec<&str> = inserted.iter().map(|m| m.spec.name.as_str()).collect();
@@ -91,16 +97,7 @@ async fn list_filters_combine_and_page_in_id_order() {
     let specs: Vec<MachineSpec> =
         (0..6).map(|i| spec(&format!("m-{i}"), if i % 2 == 0 { "uksouth" } else { "eastus" })).collect();
     let e: Vec<_> = specs.iter().map(|s| assess(s, &caps)).collect();
-    let writes: Vec<MachineWrite<'_>> = specs
-        .iter()
-        .zip(&e)
-        .map(|(s, e)| MachineWrite {
-            spec: s,
-            eligibility: e,
-            hotpatch_status: HotpatchStatus::Enabled,
-            enrollment: None,
-        })
-        .collect();
+    let writes = writes(&specs, &e);
     let mut conn = db.pool.acquire().await.unwrap();
     machines::insert_many(&mut conn, &writes).await.unwrap();
 

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{Operator, Reader};
-use crate::error::{ApiError, ItemError, Problem};
+use crate::error::{ApiError, ItemError, OrNotFound, Problem};
 use crate::extract::{field_error, json_body, parse_json, ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
 use crate::AppState;
@@ -159,7 +159,7 @@ async fn create_machine(
 ) -> Result<Response, ApiError> {
     let caps = regions::capabilities(&state.pool).await?;
     let derived = derive(&spec, &caps, None)?;
-    let mut conn = state.pool.acquire().await.map_err(hotpatch_store::StoreError::from)?;
+    let mut conn = state.pool.acquire().await?;
     let m = machines::insert(&mut conn, &write(&spec, &derived)).await?;
     tracing::info!(machine_id = %m.id, name = %m.spec.name, eligible = derived.eligibility.eligible, "machine registered");
     Ok(created(m))
@@ -235,7 +235,7 @@ async fn import_machines(
             first_index.insert(spec.name.clone(), first);
         }
     }
-    let mut tx = state.pool.begin().await.map_err(hotpatch_store::StoreError::from)?;
+    let mut tx = state.pool.begin().await?;
     let names: Vec<String> = specs.iter().map(|(_, s, _)| s.name.clone()).collect();
     for taken in machines::taken_names(&mut *tx, &names).await? {
         if let Some(index) = first_index.get(&taken) {
@@ -263,7 +263,7 @@ async fn import_machines(
     }
     let writes: Vec<MachineWrite<'_>> = specs.iter().map(|(_, s, d)| write(s, d)).collect();
     let inserted = machines::insert_many(&mut tx, &writes).await?;
-    tx.commit().await.map_err(hotpatch_store::StoreError::from)?;
+    tx.commit().await?;
     tracing::info!(count = inserted.len(), "machines imported");
     let items: Vec<ImportedMachine> = specs
         .iter()
@@ -353,13 +353,6 @@ async fn list_machines(
     Ok(Json(page(rows, paging.limit, |m| m.id, MachineView::from)))
 }
 
-fn not_found(id: Uuid) -> impl Fn(ApiError) -> ApiError {
-    move |e| match e {
-        ApiError::NotFound(_) => ApiError::NotFound(format!("no machine with id {id}")),
-        e => e,
-    }
-}
-
 /// One machine.
 #[utoipa::path(get, path = "/v1/machines/{id}", tag = "machines",
     params(("id" = Uuid, Path, description = "Machine id")),
@@ -371,7 +364,7 @@ async fn get_machine(
     _: Reader,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<MachineView>, ApiError> {
-    let m = machines::get(&state.pool, id).await.map_err(ApiError::from).map_err(not_found(id))?;
+    let m = machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))?;
     Ok(Json(m.into()))
 }
 
@@ -390,14 +383,14 @@ async fn patch_machine(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(patch): ApiJson<MachinePatch>,
 ) -> Result<Json<MachineView>, ApiError> {
-    let mut tx = state.pool.begin().await.map_err(hotpatch_store::StoreError::from)?;
+    let mut tx = state.pool.begin().await?;
     let current =
-        machines::get_for_update(&mut tx, id).await.map_err(ApiError::from).map_err(not_found(id))?;
+        machines::get_for_update(&mut tx, id).await.or_not_found(|| format!("no machine with id {id}"))?;
     let spec = current.spec.clone().patched(patch);
     let caps = regions::capabilities(&mut *tx).await?;
     let derived = derive(&spec, &caps, current.enrollment)?;
     let m = machines::update(&mut tx, id, &write(&spec, &derived)).await?;
-    tx.commit().await.map_err(hotpatch_store::StoreError::from)?;
+    tx.commit().await?;
     tracing::info!(machine_id = %id, status = <&'static str>::from(m.hotpatch_status), "machine updated");
     Ok(Json(m.into()))
 }
@@ -412,7 +405,7 @@ async fn delete_machine(
     _: Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    machines::delete(&state.pool, id).await.map_err(ApiError::from).map_err(not_found(id))?;
+    machines::delete(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))?;
     tracing::info!(machine_id = %id, "machine deleted");
     Ok(StatusCode::NO_CONTENT)
 }

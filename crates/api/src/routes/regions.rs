@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Admin, Reader};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::Page;
 use crate::routes::machines::reevaluate_region;
@@ -84,10 +84,7 @@ async fn get_region(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<RegionView>, ApiError> {
     region_name(&name)?;
-    let r = regions::get(&state.pool, &name).await.map_err(|e| match ApiError::from(e) {
-        ApiError::NotFound(_) => ApiError::NotFound(format!("no region named '{name}'")),
-        e => e,
-    })?;
+    let r = regions::get(&state.pool, &name).await.or_not_found(|| format!("no region named '{name}'"))?;
     Ok(Json(r.into()))
 }
 
@@ -106,10 +103,10 @@ async fn put_region(
     ApiJson(body): ApiJson<PutRegion>,
 ) -> Result<(StatusCode, Json<RegionView>), ApiError> {
     region_name(&name)?;
-    let mut tx = state.pool.begin().await.map_err(hotpatch_store::StoreError::from)?;
+    let mut tx = state.pool.begin().await?;
     let (region, created) = regions::upsert(&mut *tx, &name, body.windows_server_2025_azure_edition).await?;
     let reevaluated = reevaluate_region(&mut tx, &name).await?;
-    tx.commit().await.map_err(hotpatch_store::StoreError::from)?;
+    tx.commit().await?;
     tracing::info!(region = %name, ws2025 = body.windows_server_2025_azure_edition, reevaluated, "region updated");
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(region.into())))
 }

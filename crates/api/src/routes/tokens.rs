@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{mint, Admin, Operator};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath, OptionalJson};
 use crate::pagination::{page, Page, PageParams};
 use crate::AppState;
@@ -197,10 +197,7 @@ async fn get_token(
     _: Admin,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<TokenView>, ApiError> {
-    let t = tokens::get(&state.pool, id).await.map_err(|e| match ApiError::from(e) {
-        ApiError::NotFound(_) => ApiError::NotFound(format!("no token with id {id}")),
-        e => e,
-    })?;
+    let t = tokens::get(&state.pool, id).await.or_not_found(|| format!("no token with id {id}"))?;
     Ok(Json(t.into()))
 }
 
@@ -214,10 +211,7 @@ async fn delete_token(
     _: Admin,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    tokens::delete(&state.pool, id).await.map_err(|e| match ApiError::from(e) {
-        ApiError::NotFound(_) => ApiError::NotFound(format!("no token with id {id}")),
-        e => e,
-    })?;
+    tokens::delete(&state.pool, id).await.or_not_found(|| format!("no token with id {id}"))?;
     tracing::info!(token_id = %id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -234,11 +228,9 @@ async fn create_agent_token(
     ApiPath(id): ApiPath<Uuid>,
     OptionalJson(req): OptionalJson<CreateAgentToken>,
 ) -> Result<Response, ApiError> {
-    let machine =
-        hotpatch_store::machines::get(&state.pool, id).await.map_err(|e| match ApiError::from(e) {
-            ApiError::NotFound(_) => ApiError::NotFound(format!("no machine with id {id}")),
-            e => e,
-        })?;
+    let machine = hotpatch_store::machines::get(&state.pool, id)
+        .await
+        .or_not_found(|| format!("no machine with id {id}"))?;
     let name = req.name.unwrap_or_else(|| format!("agent {}", machine.spec.name));
     check_name(&name)?;
     check_expiry(req.expires_at)?;
