@@ -53,6 +53,7 @@ async fn an_import_with_one_bad_item_imports_nothing_and_names_every_bad_index()
         errors.iter().map(|e| (e["index"].as_u64().unwrap(), e["field"].as_str().unwrap())).collect();
     assert_eq!(by_index, [(3, "timezone"), (17, "hotpatch_enabled"), (42, "surprise"), (44, "body")]);
     assert_eq!(errors[1]["code"], "unsupported_image");
+    assert_eq!(p["detail"], "4 of 50 machines are invalid; nothing was imported");
     assert_eq!(count(&app).await, 0);
 }
 

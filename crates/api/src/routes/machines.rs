@@ -189,6 +189,7 @@ async fn import_machines(
     if items.is_empty() {
         return Err(ApiError::field("body", "an import needs at least one machine"));
     }
+    let total = items.len();
     let caps = regions::capabilities(&state.pool).await?;
     let mut errors = Vec::new();
     let mut specs = Vec::with_capacity(items.len());
@@ -256,7 +257,7 @@ async fn import_machines(
             idx.len()
         };
         return Err(ApiError::ImportRejected {
-            detail: format!("{bad_items} of {} machines are invalid; nothing was imported", names.len()),
+            detail: format!("{bad_items} of {total} machines are invalid; nothing was imported"),
             errors,
             conflict_only,
         });
