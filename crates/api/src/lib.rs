@@ -51,6 +51,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::health::router())
         .merge(routes::machines::router())
+        .merge(routes::import::router())
         .merge(routes::tokens::router())
         .merge(routes::regions::router())
 }

@@ -3,34 +3,29 @@
 //! Every write runs the eligibility rules against the current region data and stores
 //! the verdict, so lists filter on it and reads never re-evaluate.
 
-use std::collections::HashMap;
-
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hotpatch_domain::validation::{is_identifier, is_label_key, is_label_value};
 use hotpatch_domain::{
-    assess, Eligibility, Enrollment, HotpatchStatus, MachinePatch, MachineSpec, ObjectOnly, OsVersion,
-    Platform, RegionCapabilities,
+    assess, Eligibility, Enrollment, HotpatchStatus, MachinePatch, MachineSpec, OsVersion, Platform,
+    RegionCapabilities,
 };
 use hotpatch_store::machines::{self, Machine, MachineFilter, MachineWrite};
 use hotpatch_store::regions;
-use serde::{Deserialize as _, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{Operator, Reader};
-use crate::error::{ApiError, ItemError, OrNotFound, Problem};
-use crate::extract::{field_error, json_body, parse_json, ApiJson, ApiPath};
+use crate::error::{ApiError, OrNotFound, Problem};
+use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
 use crate::AppState;
-
-/// Most machines one import may carry.
-pub const MAX_IMPORT: usize = 10_000;
 
 /// A registered machine.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,52 +62,24 @@ impl From<Machine> for MachineView {
     }
 }
 
-/// One imported machine.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportedMachine {
-    /// Index in the request array.
-    pub index: usize,
-    /// New identifier.
-    pub id: Uuid,
-    /// Name.
-    pub name: String,
-    /// Hotpatch status.
-    pub hotpatch_status: HotpatchStatus,
-    /// Whether the machine is eligible for hotpatch.
-    pub eligible: bool,
-}
-
-/// Result of an import.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportResult {
-    /// How many machines were registered.
-    pub imported: usize,
-    /// The machines, in request order.
-    pub items: Vec<ImportedMachine>,
-}
-
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_machine, list_machines))
-        .merge(
-            // Imports carry up to 10,000 machines: a larger body limit for this route only.
-            OpenApiRouter::new()
-                .routes(routes!(import_machines))
-                .layer(axum::extract::DefaultBodyLimit::max(crate::IMPORT_BODY_LIMIT)),
-        )
-        .routes(routes!(get_machine, patch_machine, delete_machine))
+    OpenApiRouter::new().routes(routes!(create_machine, list_machines)).routes(routes!(
+        get_machine,
+        patch_machine,
+        delete_machine
+    ))
 }
 
 /// Everything derived from a spec at write time.
-struct Derived {
-    eligibility: Eligibility,
+pub(crate) struct Derived {
+    pub(crate) eligibility: Eligibility,
     status: HotpatchStatus,
     enrollment: Option<Enrollment>,
 }
 
 /// Validates a spec and derives its state; `previous` is the enrollment before a change.
-fn derive(
+pub(crate) fn derive(
     spec: &MachineSpec,
     caps: &RegionCapabilities,
     previous: Option<Enrollment>,
@@ -135,7 +102,7 @@ fn derive(
     Ok(Derived { eligibility, status, enrollment })
 }
 
-fn write<'a>(spec: &'a MachineSpec, d: &'a Derived) -> MachineWrite<'a> {
+pub(crate) fn write<'a>(spec: &'a MachineSpec, d: &'a Derived) -> MachineWrite<'a> {
     MachineWrite { spec, eligibility: &d.eligibility, hotpatch_status: d.status, enrollment: d.enrollment }
 }
 
@@ -165,123 +132,7 @@ async fn create_machine(
     Ok(created(m))
 }
 
-/// Register up to 10,000 machines at once: all or nothing; errors carry the item index.
-#[utoipa::path(post, path = "/v1/machines/import", tag = "machines", request_body = Vec<MachineSpec>,
-    responses(
-        (status = 201, description = "All registered", body = ImportResult),
-        (status = 409, description = "Only name conflicts (errors list them by index)", body = Problem),
-        (status = 413, description = "Body over 16 MiB", body = Problem),
-        (status = 422, description = "Invalid items (errors carry index, field, message)", body = Problem)),
-    security(("bearer" = [])))]
-async fn import_machines(
-    State(state): State<AppState>,
-    _: Operator,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let body = json_body(request, &()).await?;
-    let items: Vec<serde_json::Value> = parse_json(&body)?;
-    if items.len() > MAX_IMPORT {
-        return Err(ApiError::field(
-            "body",
-            format!("an import holds at most {MAX_IMPORT} machines, got {}", items.len()),
-        ));
-    }
-    if items.is_empty() {
-        return Err(ApiError::field("body", "an import needs at least one machine"));
-    }
-    let total = items.len();
-    let caps = regions::capabilities(&state.pool).await?;
-    let mut errors = Vec::new();
-    let mut specs = Vec::with_capacity(items.len());
-    let mut first_index: HashMap<String, usize> = HashMap::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let mut track = serde_path_to_error::Track::new();
-        let tracked = serde_path_to_error::Deserializer::new(item, &mut track);
-        let spec = match MachineSpec::deserialize(ObjectOnly(tracked)) {
-            Ok(s) => s,
-            Err(e) => {
-                let fe = field_error(&track.path().to_string(), &e);
-                errors.push(ItemError { index, field: fe.field, message: fe.message, code: None });
-                continue;
-            }
-        };
-        match derive(&spec, &caps, None) {
-            Ok(d) => specs.push((index, spec, d)),
-            Err(ApiError::Unprocessable { errors: fe, .. }) => {
-                errors.extend(fe.into_iter().map(|f| ItemError {
-                    index,
-                    field: f.field,
-                    message: f.message,
-                    code: None,
-                }))
-            }
-            Err(ApiError::Ineligible(r)) => errors.push(ItemError {
-                index,
-                field: "hotpatch_enabled".to_owned(),
-                message: r.detail,
-                code: Some(<&'static str>::from(r.code).to_owned()),
-            }),
-            Err(other) => return Err(other),
-        }
-    }
-    // Names must be unique within the import as well as in the fleet.
-    for (index, spec, _) in &specs {
-        if let Some(first) = first_index.insert(spec.name.clone(), *index) {
-            errors.push(ItemError {
-                index: *index,
-                field: "name".to_owned(),
-                message: format!("'{}' is also the name of item {first}", spec.name),
-                code: Some("conflict".to_owned()),
-            });
-            first_index.insert(spec.name.clone(), first);
-        }
-    }
-    let mut tx = state.pool.begin().await?;
-    let names: Vec<String> = specs.iter().map(|(_, s, _)| s.name.clone()).collect();
-    for taken in machines::taken_names(&mut *tx, &names).await? {
-        if let Some(index) = first_index.get(&taken) {
-            errors.push(ItemError {
-                index: *index,
-                field: "name".to_owned(),
-                message: format!("a machine named '{taken}' already exists"),
-                code: Some("conflict".to_owned()),
-            });
-        }
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.index);
-        let conflict_only = errors.iter().all(|e| e.code.as_deref() == Some("conflict"));
-        let bad_items = {
-            let mut idx: Vec<usize> = errors.iter().map(|e| e.index).collect();
-            idx.dedup();
-            idx.len()
-        };
-        return Err(ApiError::ImportRejected {
-            detail: format!("{bad_items} of {total} machines are invalid; nothing was imported"),
-            errors,
-            conflict_only,
-        });
-    }
-    let writes: Vec<MachineWrite<'_>> = specs.iter().map(|(_, s, d)| write(s, d)).collect();
-    let inserted = machines::insert_many(&mut tx, &writes).await?;
-    tx.commit().await?;
-    tracing::info!(count = inserted.len(), "machines imported");
-    let items: Vec<ImportedMachine> = specs
-        .iter()
-        .zip(inserted)
-        .map(|((index, _, d), m)| ImportedMachine {
-            index: *index,
-            id: m.id,
-            name: m.spec.name,
-            hotpatch_status: m.hotpatch_status,
-            eligible: d.eligibility.eligible,
-        })
-        .collect();
-    Ok((StatusCode::CREATED, Json(ImportResult { imported: items.len(), items })).into_response())
-}
-
-/// Reads the filters of `GET /v1/machines`; unknown parameters are refused so that a
-/// mistyped filter never silently returns the whole fleet.
+/// Reads the filters of `GET /v1/machines` (`PageParams` refuses unknown parameters).
 fn list_filter(raw: Option<&str>) -> Result<MachineFilter, ApiError> {
     let mut filter = MachineFilter::default();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
