@@ -1,0 +1,1 @@
+//! The baseline/hotpatch cycle (DESIGN §1 "Cycle").

@@ -1,0 +1,7 @@
+//! Pure planning: where each machine stands in the baseline/hotpatch cycle, when its
+//! maintenance windows open in its own time zone, and (later) rollout waves.
+//!
+//! No I/O, no async, no clock: `now` is always an argument.
+
+pub mod cycle;
+pub mod windows;

@@ -1,0 +1,1 @@
+//! Maintenance windows in local time (DESIGN §3 "Window").
