@@ -30,3 +30,24 @@ fn every_v1_operation_declares_bearer_auth() {
         }
     }
 }
+
+mod common;
+
+#[tokio::test]
+async fn the_spec_docs_and_metrics_are_served_without_a_token() {
+    let app = common::TestApp::new().await;
+    let spec = app.call(axum::http::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(spec.ok(200)["info"]["title"], "hotpatch");
+    let docs = app.call(axum::http::Method::GET, "/docs", None, None).await;
+    assert_eq!(docs.status, 200);
+    assert!(docs.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    app.call(axum::http::Method::GET, "/healthz", None, None).await.ok(200);
+    assert_eq!(app.call(axum::http::Method::GET, "/readyz", None, None).await.ok(200)["status"], "ok");
+    let metrics = app.call(axum::http::Method::GET, "/metrics", None, None).await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains(r#"hotpatch_http_requests_total{method="GET",route="/readyz",status="200"} 1"#),
+        "{text}"
+    );
+}
