@@ -111,7 +111,10 @@ impl Application {
             .map_err(|source| StartupError::DataDir { dir: config.data_dir.clone(), source })?;
 
         let (url, embedded) = match config.database_url() {
-            Some(url) => (url.to_owned(), None),
+            Some(url) => {
+                tracing::info!(database = %describe(url), "using the database of DATABASE_URL");
+                (url.to_owned(), None)
+            }
             None => {
                 tracing::info!(data_dir = %data_dir.display(), "no DATABASE_URL: using the embedded PostgreSQL");
                 let options = EmbeddedOptions { bin_dir: config.pg_bin_dir(), ephemeral: false };
