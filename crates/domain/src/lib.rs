@@ -7,6 +7,7 @@ pub mod auth;
 pub mod eligibility;
 pub mod machine;
 pub mod object_only;
+pub mod release;
 pub mod validation;
 
 pub use auth::Role;
@@ -19,4 +20,5 @@ pub use machine::{
     OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,
 };
 pub use object_only::ObjectOnly;
+pub use release::{Classification, Kb, Month, Release, ReleaseKind, ReleaseSpec, UpdateSpec};
 pub use validation::FieldError;
