@@ -6,6 +6,7 @@ pub mod embedded;
 pub mod error;
 pub mod machines;
 pub mod regions;
+pub mod releases;
 pub mod tokens;
 
 #[cfg(feature = "testing")]
