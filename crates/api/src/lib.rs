@@ -54,6 +54,9 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::import::router())
         .merge(routes::tokens::router())
         .merge(routes::regions::router())
+        .merge(routes::releases::router())
+        .merge(routes::calendar::router())
+        .merge(routes::patch_status::router())
 }
 
 /// The whole API, with its cross-cutting layers.

@@ -18,6 +18,7 @@ use crate::AppState;
     tags((name = "machines", description = "The fleet inventory and hotpatch eligibility"),
         (name = "tokens", description = "API tokens"),
         (name = "regions", description = "Region capabilities"),
+        (name = "releases", description = "The release catalog (baselines, hotpatches, other updates) and the calendar"),
         (name = "health", description = "Liveness and readiness")))]
 struct ApiDoc;
 
