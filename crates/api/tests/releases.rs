@@ -258,3 +258,21 @@ async fn updates_hotpatch_does_not_cover_are_published_with_classification_and_r
     let reader = app.token("reader").await;
     app.post("/v1/updates", &reader, update("KB5300006", "tools")).await.problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn the_sample_catalog_imports_in_file_order() {
+    let app = TestApp::new().await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/catalog/sample.json");
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(sample["_sample"].as_str().unwrap().contains("NOT real"));
+    for r in sample["releases"].as_array().unwrap() {
+        app.post("/v1/releases", ADMIN, r.clone()).await.ok(201);
+    }
+    for u in sample["updates"].as_array().unwrap() {
+        app.post("/v1/updates", ADMIN, u.clone()).await.ok(201);
+    }
+    let cal = app.get("/v1/calendar?os=windows_server_2022&year=2025", ADMIN).await;
+    let months = cal.ok(200)["months"].as_array().unwrap().clone();
+    assert!(months.iter().all(|m| m["status"] == "published"));
+    assert_eq!(months[7]["planned"], false, "August's unplanned baseline replaced its hotpatch");
+}
