@@ -139,3 +139,54 @@ async fn a_machine_without_a_report_has_the_default_patch_state() {
     let s = releases::patch_state(&db.pool, uuid::Uuid::now_v7()).await.unwrap();
     assert_eq!(s, PatchState::default());
 }
+
+#[tokio::test]
+async fn a_machines_patch_state_is_replaced_and_goes_with_the_machine() {
+    use hotpatch_domain::{assess, HotpatchStatus, MachineSpec, RegionCapabilities};
+    use hotpatch_store::machines::{self, MachineWrite};
+    let db = fresh_db().await;
+    let spec: MachineSpec = serde_json::from_value(serde_json::json!({
+        "name": "web-1", "platform": "azure_vm", "os": "windows_server_2022",
+        "image": {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer",
+                  "sku": "2022-datacenter-azure-edition-hotpatch"},
+        "region": "westeurope", "timezone": "UTC", "hotpatch_enabled": true
+    }))
+    .unwrap();
+    let eligibility = assess(&spec, &RegionCapabilities::new(["uksouth"]));
+    let mut conn = db.pool.acquire().await.unwrap();
+    let m = machines::insert(
+        &mut conn,
+        &MachineWrite {
+            spec: &spec,
+            eligibility: &eligibility,
+            hotpatch_status: HotpatchStatus::Enabled,
+            enrollment: None,
+        },
+    )
+    .await
+    .unwrap();
+    let jan = releases::insert(&mut conn, &spec_of(ReleaseKind::Baseline, "2025-01", "KB5000001"), None)
+        .await
+        .unwrap()
+        .release
+        .id;
+    let state = PatchState {
+        current_baseline: Some(jan),
+        latest_installed: Some(jan),
+        reboot_pending: true,
+        updated_at: None,
+    };
+    let saved = releases::set_patch_state(&db.pool, m.id, &state).await.unwrap();
+    assert_eq!((saved.current_baseline, saved.reboot_pending), (Some(jan), true));
+    let rebooted = PatchState { reboot_pending: false, ..state };
+    releases::set_patch_state(&db.pool, m.id, &rebooted).await.unwrap();
+    let read = releases::patch_state(&db.pool, m.id).await.unwrap();
+    assert_eq!((read.latest_installed, read.reboot_pending), (Some(jan), false));
+    assert!(read.updated_at.is_some());
+    machines::delete(&db.pool, m.id).await.unwrap();
+    assert_eq!(releases::patch_state(&db.pool, m.id).await.unwrap(), PatchState::default());
+}
+
+fn spec_of(kind: ReleaseKind, month: &str, kb: &str) -> ReleaseSpec {
+    spec(kind, true, month, kb)
+}
