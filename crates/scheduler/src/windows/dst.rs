@@ -4,7 +4,7 @@
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::engine::{hm, Candidate, Candidates, StartResolution};
+use super::engine::{hm, settle, Candidate, Candidates, StartResolution};
 use super::schedule::Schedule;
 
 /// What a DST change does to one window.
@@ -62,7 +62,10 @@ pub fn dst_warnings(schedule: &Schedule, from: DateTime<Utc>, months: u32) -> Ve
                 continue;
             }
             Candidate::Window(w) if w.end <= from => continue,
-            Candidate::Window(w) => w,
+            Candidate::Window(mut w) => {
+                settle(&mut w, schedule.duration(), None);
+                w
+            }
         };
         let date = w.scheduled_local.date();
         let effect = match w.resolution {

@@ -2,8 +2,10 @@
 //! folds resolved explicitly), windows that would overlap the previous one skipped,
 //! blackouts applied.
 
-use chrono::{DateTime, Days, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{
+    DateTime, Days, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc,
+};
+use chrono_tz::{GapInfo, Tz};
 use serde::Serialize;
 
 use super::dates::Dates;
@@ -68,11 +70,19 @@ pub(crate) struct Candidates<'a> {
     schedule: &'a Schedule,
     dates: Dates,
     previous_end: Option<DateTime<Utc>>,
+    /// Scheduled local times up to this one are passed over unresolved: their windows
+    /// have ended (see [`next_windows`]).
+    ended_by: Option<NaiveDateTime>,
 }
 
 impl<'a> Candidates<'a> {
     pub(crate) fn new(schedule: &'a Schedule, first: NaiveDate, last: NaiveDate) -> Self {
-        Candidates { schedule, dates: Dates::new(schedule.rule, first, last), previous_end: None }
+        Candidates {
+            schedule,
+            dates: Dates::new(schedule.rule, first, last),
+            previous_end: None,
+            ended_by: None,
+        }
     }
 }
 
@@ -83,6 +93,9 @@ impl Iterator for Candidates<'_> {
         loop {
             let date = self.dates.next()?;
             let scheduled = date.and_time(self.schedule.start_time);
+            if self.ended_by.is_some_and(|t| scheduled <= t) {
+                continue;
+            }
             // `None` only at the ends of chrono's calendar: such a date has no window.
             let Some(w) = window(self.schedule, scheduled) else { continue };
             if let Some(previous_end) = self.previous_end.filter(|end| w.start < *end) {
@@ -102,21 +115,56 @@ pub fn next_windows(schedule: &Schedule, from: DateTime<Utc>, count: usize) -> V
     if count == 0 {
         return out;
     }
-    let today = from.with_timezone(&schedule.timezone).date_naive();
+    let tz = schedule.timezone;
+    let local = from.with_timezone(&tz);
+    let today = local.date_naive();
     // A window in progress started at most 24 hours ago, so on the previous local date.
     let first = today.pred_opt().unwrap_or(today);
     let last = today.checked_add_days(Days::new(SCAN_DAYS)).unwrap_or(NaiveDate::MAX);
-    for candidate in Candidates::new(schedule, first, last) {
+    let mut candidates = Candidates::new(schedule, first, last);
+    // When the offset is the same two days before `from` (no clock change since the
+    // previous local date), a window scheduled at local S has ended by `from` exactly
+    // when S + duration is not after `from`'s local time; such windows cannot overlap a
+    // later one either, so they need not be resolved at all (half the work of a daily
+    // schedule).
+    let before = from.checked_sub_signed(TimeDelta::days(2)).unwrap_or(from);
+    if tz.offset_from_utc_datetime(&before.naive_utc()).fix() == local.offset().fix() {
+        candidates.ended_by = local.naive_local().checked_sub_signed(schedule.duration);
+    }
+    for candidate in candidates {
         let Candidate::Window(w) = candidate else { continue };
         if w.end <= from || blacked_out(&schedule.blackouts, w.start, w.end) {
             continue;
+        }
+        if let Some(previous) = out.last_mut() {
+            settle(previous, schedule.duration, Some(&w));
         }
         out.push(w);
         if out.len() == count {
             break;
         }
     }
+    if let Some(last) = out.last_mut() {
+        settle(last, schedule.duration, None);
+    }
     out
+}
+
+/// Sets the end's local offset and the notes of a window [`window`] made. The offset at
+/// the end is looked up, unless the next window starts within two days at the same
+/// offset as this one: the clocks change at most once in two days, so they did not
+/// change in between (and the end lies in between: windows never overlap).
+pub(crate) fn settle(w: &mut Window, duration: TimeDelta, next: Option<&Window>) {
+    let same_offset_until_next = next.is_some_and(|n| {
+        n.start_local.offset() == w.start_local.offset() && n.start - w.start <= TimeDelta::days(2)
+    });
+    if !same_offset_until_next {
+        w.end_local = w.end.with_timezone(&w.timezone).fixed_offset();
+    }
+    // The wall-clock length differs from the duration exactly when the offset changed.
+    if w.resolution != StartResolution::Exact || w.start_local.offset() != w.end_local.offset() {
+        w.notes = notes(w, duration);
+    }
 }
 
 /// Whether `[start, end)` overlaps a blackout; `blackouts` sorted and merged.
@@ -125,7 +173,7 @@ fn blacked_out(blackouts: &[Blackout], start: DateTime<Utc>, end: DateTime<Utc>)
     blackouts.get(i).is_some_and(|b| b.from < end)
 }
 
-/// The window scheduled at local `scheduled`.
+/// The window scheduled at local `scheduled`, still to be [`settle`]d.
 fn window(schedule: &Schedule, scheduled: NaiveDateTime) -> Option<Window> {
     let tz = schedule.timezone;
     let (start, resolution) = match tz.from_local_datetime(&scheduled) {
@@ -136,21 +184,17 @@ fn window(schedule: &Schedule, scheduled: NaiveDateTime) -> Option<Window> {
     let start_local = start.fixed_offset();
     let start = start.with_timezone(&Utc);
     let end = start.checked_add_signed(schedule.duration)?;
-    let end_local = end.with_timezone(&tz).fixed_offset();
-    let mut w = Window {
+    Some(Window {
         start,
         end,
         start_local,
-        end_local,
+        // Provisional: `settle` sets the offset at the end.
+        end_local: end.with_timezone(start_local.offset()),
         timezone: tz,
         scheduled_local: scheduled,
         resolution,
         notes: Vec::new(),
-    };
-    if resolution != StartResolution::Exact || w.wall_clock_length() != schedule.duration {
-        w.notes = notes(&w, schedule.duration);
-    }
-    Some(w)
+    })
 }
 
 impl Window {
@@ -202,10 +246,14 @@ pub(crate) fn hm(d: TimeDelta) -> String {
     }
 }
 
-/// The first valid instant after a local time that falls in a gap: gallop forward on
-/// the wall clock until a time exists, then bisect to the second. Gaps are at most a
+/// The first valid instant after a local time that falls in a gap: chrono-tz's answer,
+/// or, where it has none, gallop forward on the wall clock until a time exists, then
+/// bisect to the second. Gaps are at most a
 /// day long (Samoa skipped 2011-12-30), so the search stops after two.
 fn after_gap(tz: &Tz, gap: NaiveDateTime) -> Option<DateTime<Tz>> {
+    if let Some(end) = GapInfo::new(&gap, tz).and_then(|g| g.end) {
+        return Some(end);
+    }
     let exists = |s: i64| match gap.checked_add_signed(TimeDelta::seconds(s)) {
         Some(t) => !matches!(tz.from_local_datetime(&t), LocalResult::None),
         None => false,
