@@ -57,6 +57,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::releases::router())
         .merge(routes::calendar::router())
         .merge(routes::patch_status::router())
+        .merge(routes::maintenance::router())
+        .merge(routes::windows::router())
 }
 
 /// The whole API, with its cross-cutting layers.

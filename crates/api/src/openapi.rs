@@ -19,6 +19,7 @@ use crate::AppState;
         (name = "tokens", description = "API tokens"),
         (name = "regions", description = "Region capabilities"),
         (name = "releases", description = "The release catalog (baselines, hotpatches, other updates) and the calendar"),
+        (name = "maintenance", description = "Maintenance configurations and each machine's windows in its local time"),
         (name = "health", description = "Liveness and readiness")))]
 struct ApiDoc;
 

@@ -12,6 +12,8 @@ mod dst;
 mod engine;
 mod schedule;
 
+/// The zone type schedules are read in (chrono-tz's).
+pub use chrono_tz::Tz;
 pub use dst::{dst_warnings, DstEffect, DstWarning};
 pub use engine::{next_windows, StartResolution, Window, SCAN_DAYS};
 pub use schedule::{

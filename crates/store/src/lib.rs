@@ -5,6 +5,7 @@
 pub mod embedded;
 pub mod error;
 pub mod machines;
+pub mod maintenance;
 pub mod regions;
 pub mod releases;
 pub mod tokens;

@@ -77,6 +77,7 @@ pub struct NthWeekday {
 /// from January of year 0), so "every 3 months" means January, April, July and October,
 /// whatever day the schedule was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RecurrenceSpec {
     /// Daily, weekly or monthly.
     pub frequency: Frequency,
