@@ -213,3 +213,81 @@ async fn the_windows_endpoint_checks_its_parameters() {
         .await
         .problem(404, "not_found");
 }
+
+/// Parses an RFC 5545 answer; returns every event's properties as (name, value) pairs.
+fn events(ics: &str) -> Vec<Vec<(String, String)>> {
+    assert!(ics.ends_with("\r\n") && !ics.replace("\r\n", "").contains('\n'), "CRLF line ends");
+    assert!(ics.split("\r\n").all(|l| l.len() <= 75), "lines folded at 75 octets");
+    let mut parser = ical::IcalParser::new(ics.as_bytes());
+    let calendar = parser.next().unwrap().unwrap();
+    assert!(parser.next().is_none());
+    let prop = |ps: &[ical::property::Property], name: &str| {
+        ps.iter().find(|p| p.name == name).and_then(|p| p.value.clone())
+    };
+    assert_eq!(prop(&calendar.properties, "VERSION").as_deref(), Some("2.0"));
+    assert!(prop(&calendar.properties, "PRODID").is_some());
+    calendar
+        .events
+        .iter()
+        .map(|e| e.properties.iter().map(|p| (p.name.clone(), p.value.clone().unwrap_or_default())).collect())
+        .collect()
+}
+
+fn value<'a>(event: &'a [(String, String)], name: &str) -> &'a str {
+    &event.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name} missing from {event:?}")).1
+}
+
+#[tokio::test]
+async fn a_machines_calendar_is_valid_icalendar_with_the_same_windows() {
+    let app = TestApp::new().await;
+    let m = app.machine(azure_2022("web-1")).await;
+    let id = m["id"].as_str().unwrap();
+    let daily = with(
+        config("daily-0230"),
+        json!({"recurrence": {"frequency": "daily"}, "start_time": "02:30", "duration": "PT1H",
+               "scope": {"machine_ids": [id]}}),
+    );
+    app.post("/v1/maintenance-configurations", ADMIN, daily).await.ok(201);
+    let query = "from=2025-03-29T12:00:00Z&count=3";
+    let windows = app.get(&format!("/v1/machines/{id}/windows?{query}"), ADMIN).await.ok(200).clone();
+    let r = app.get(&format!("/v1/machines/{id}/calendar.ics?{query}"), ADMIN).await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/calendar"));
+    let events = events(r.body.as_str().unwrap());
+    assert_eq!(events.len(), 3);
+    // The spring-forward night: 02:30 does not exist, the window starts at 03:00 CEST = 01:00Z.
+    assert_eq!(value(&events[0], "DTSTART"), "20250330T010000Z");
+    assert_eq!(value(&events[0], "DTEND"), "20250330T020000Z");
+    assert!(value(&events[0], "DESCRIPTION").contains("does not exist"));
+    for (event, window) in events.iter().zip(windows["items"].as_array().unwrap()) {
+        let start = window["start"].as_str().unwrap().replace(['-', ':'], "");
+        assert_eq!(value(event, "DTSTART"), start);
+    }
+    let uids: std::collections::BTreeSet<&str> = events.iter().map(|e| value(e, "UID")).collect();
+    assert_eq!(uids.len(), 3);
+}
+
+#[tokio::test]
+async fn a_configurations_calendar_is_valid_icalendar() {
+    let app = TestApp::new().await;
+    let c = app
+        .post("/v1/maintenance-configurations", ADMIN, config("prod, saturday; after patch tuesday"))
+        .await;
+    let id = c.ok(201)["id"].as_str().unwrap().to_owned();
+    let r = app
+        .get(
+            &format!("/v1/maintenance-configurations/{id}/calendar.ics?from=2025-09-01T00:00:00Z&count=2"),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200);
+    let events = events(r.body.as_str().unwrap());
+    assert_eq!(events.len(), 2);
+    // Second Tuesday of September 2025 + 4 days, 02:30 Berlin (CEST).
+    assert_eq!(value(&events[0], "DTSTART"), "20250913T003000Z");
+    assert_eq!(value(&events[1], "DTSTART"), "20251018T003000Z");
+    assert!(value(&events[0], "SUMMARY").contains("prod\\, saturday\\; after patch tuesday"));
+    app.get("/v1/maintenance-configurations/0190a5a0-0000-7000-8000-000000000000/calendar.ics", ADMIN)
+        .await
+        .problem(404, "not_found");
+}

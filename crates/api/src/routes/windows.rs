@@ -3,6 +3,8 @@
 //! default off-peak window, in its own zone unless the configuration has one.
 
 use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, FixedOffset, Utc};
 use hotpatch_scheduler::windows::{next_windows, Schedule, Window};
@@ -17,7 +19,7 @@ use uuid::Uuid;
 use crate::auth::Reader;
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::ApiPath;
-use crate::routes::maintenance::{check, ConfigurationSpec};
+use crate::routes::maintenance::{check, Checked, ConfigurationSpec};
 use crate::AppState;
 
 /// Most windows one request may ask for.
@@ -81,7 +83,10 @@ pub struct Windows {
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(machine_windows))
+    OpenApiRouter::new()
+        .routes(routes!(machine_windows))
+        .routes(routes!(machine_calendar))
+        .routes(routes!(configuration_calendar))
 }
 
 fn query(raw: Option<&str>) -> Result<(Option<DateTime<Utc>>, usize), ApiError> {
@@ -112,6 +117,51 @@ fn query(raw: Option<&str>) -> Result<(Option<DateTime<Utc>>, usize), ApiError> 
     Ok((from, count))
 }
 
+/// The schedule that applies to a machine and where it comes from.
+struct Applied {
+    schedule: Schedule,
+    source: WindowSource,
+    configuration_id: Option<Uuid>,
+    matched_by: Option<MatchedBy>,
+}
+
+async fn applied(state: &AppState, id: Uuid) -> Result<Applied, ApiError> {
+    let machine = machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))?;
+    let labels = serde_json::to_value(&machine.spec.labels).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let own_zone = machine.spec.timezone.0;
+    let Some((c, how)) = maintenance::for_machine(&state.pool, id, &labels, &machine.spec.region).await?
+    else {
+        return Ok(Applied {
+            schedule: Schedule::default_off_peak(own_zone),
+            source: WindowSource::DefaultOffPeak,
+            configuration_id: None,
+            matched_by: None,
+        });
+    };
+    let checked = stored_schedule(c.id, c.body)?;
+    let schedule = match checked.timezone {
+        Some(_) => checked.schedule,
+        None => checked.schedule.with_timezone(own_zone),
+    };
+    let matched_by = match how {
+        ScopeMatch::MachineId => MatchedBy::MachineId,
+        ScopeMatch::Label => MatchedBy::Label,
+        ScopeMatch::Region => MatchedBy::Region,
+    };
+    Ok(Applied {
+        schedule,
+        source: WindowSource::MaintenanceConfiguration,
+        configuration_id: Some(c.id),
+        matched_by: Some(matched_by),
+    })
+}
+
+fn stored_schedule(id: Uuid, body: serde_json::Value) -> Result<Checked, ApiError> {
+    let spec: ConfigurationSpec = serde_json::from_value(body)
+        .map_err(|e| ApiError::Internal(format!("stored maintenance configuration {id}: {e}")))?;
+    check(&spec)
+}
+
 /// The machine's next maintenance windows.
 #[utoipa::path(get, path = "/v1/machines/{id}/windows", tag = "maintenance",
     params(("id" = Uuid, Path, description = "Machine id"),
@@ -128,39 +178,141 @@ async fn machine_windows(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Windows>, ApiError> {
     let (from, count) = query(raw.as_deref())?;
-    let from = from.unwrap_or_else(Utc::now);
-    let machine = machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))?;
-    let labels = serde_json::to_value(&machine.spec.labels).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let own_zone = machine.spec.timezone.0;
-    let found = maintenance::for_machine(&state.pool, id, &labels, &machine.spec.region).await?;
-    let (schedule, source, config_id, matched_by) = match found {
-        None => (Schedule::default_off_peak(own_zone), WindowSource::DefaultOffPeak, None, None),
-        Some((c, how)) => {
-            let spec: ConfigurationSpec = serde_json::from_value(c.body)
-                .map_err(|e| ApiError::Internal(format!("stored maintenance configuration {}: {e}", c.id)))?;
-            let checked = check(&spec)?;
-            let schedule = match checked.timezone {
-                Some(_) => checked.schedule,
-                None => checked.schedule.with_timezone(own_zone),
-            };
-            let how = match how {
-                ScopeMatch::MachineId => MatchedBy::MachineId,
-                ScopeMatch::Label => MatchedBy::Label,
-                ScopeMatch::Region => MatchedBy::Region,
-            };
-            (schedule, WindowSource::MaintenanceConfiguration, Some(c.id), Some(how))
-        }
-    };
+    let a = applied(&state, id).await?;
     let view = |w: Window| WindowView {
         start: w.start,
         end: w.end,
         start_local: w.start_local,
         end_local: w.end_local,
         timezone: w.timezone.name().to_owned(),
-        source,
-        maintenance_configuration_id: config_id,
-        matched_by,
+        source: a.source,
+        maintenance_configuration_id: a.configuration_id,
+        matched_by: a.matched_by,
         notes: w.notes,
     };
-    Ok(Json(Windows { items: next_windows(&schedule, from, count).into_iter().map(view).collect() }))
+    let windows = next_windows(&a.schedule, from.unwrap_or_else(Utc::now), count);
+    Ok(Json(Windows { items: windows.into_iter().map(view).collect() }))
+}
+
+/// The machine's next maintenance windows as an iCalendar (RFC 5545, times in UTC).
+#[utoipa::path(get, path = "/v1/machines/{id}/calendar.ics", tag = "maintenance",
+    params(("id" = Uuid, Path, description = "Machine id"),
+        ("from" = Option<String>, Query, description = "RFC 3339 instant, default now"),
+        ("count" = Option<usize>, Query, description = "1–100, default 5")),
+    responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String),
+        (status = 400, description = "Bad parameter", body = Problem),
+        (status = 404, description = "No such machine", body = Problem)),
+    security(("bearer" = [])))]
+async fn machine_calendar(
+    State(state): State<AppState>,
+    _: Reader,
+    ApiPath(id): ApiPath<Uuid>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (from, count) = query(raw.as_deref())?;
+    let now = Utc::now();
+    let a = applied(&state, id).await?;
+    let summary = match a.source {
+        WindowSource::DefaultOffPeak => "Maintenance window (default off-peak)".to_owned(),
+        WindowSource::MaintenanceConfiguration => "Maintenance window (maintenance configuration)".to_owned(),
+    };
+    let windows = next_windows(&a.schedule, from.unwrap_or(now), count);
+    Ok(calendar(&format!("machine-{id}"), &summary, &windows, now))
+}
+
+/// A configuration's next windows as an iCalendar (RFC 5545, times in UTC); one without a
+/// zone of its own is read on the UTC clock here (each machine reads it on its own).
+#[utoipa::path(get, path = "/v1/maintenance-configurations/{id}/calendar.ics", tag = "maintenance",
+    params(("id" = Uuid, Path, description = "Configuration id"),
+        ("from" = Option<String>, Query, description = "RFC 3339 instant, default now"),
+        ("count" = Option<usize>, Query, description = "1–100, default 5")),
+    responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String),
+        (status = 400, description = "Bad parameter", body = Problem),
+        (status = 404, description = "No such configuration", body = Problem)),
+    security(("bearer" = [])))]
+async fn configuration_calendar(
+    State(state): State<AppState>,
+    _: Reader,
+    ApiPath(id): ApiPath<Uuid>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (from, count) = query(raw.as_deref())?;
+    let now = Utc::now();
+    let c = maintenance::get(&state.pool, id)
+        .await
+        .or_not_found(|| format!("no maintenance configuration with id {id}"))?;
+    let summary = format!("Maintenance window ({})", c.name);
+    let checked = stored_schedule(c.id, c.body)?;
+    let windows = next_windows(&checked.schedule, from.unwrap_or(now), count);
+    Ok(calendar(&format!("configuration-{id}"), &summary, &windows, now))
+}
+
+/// An RFC 5545 calendar of windows: CRLF line ends, lines folded at 75 octets, text escaped.
+fn calendar(key: &str, summary: &str, windows: &[Window], now: DateTime<Utc>) -> Response {
+    let stamp = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    let mut lines = vec![
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//hotpatch//maintenance windows//EN".to_owned(),
+        "CALSCALE:GREGORIAN".to_owned(),
+        "METHOD:PUBLISH".to_owned(),
+    ];
+    for w in windows {
+        let mut description = format!(
+            "{} to {} local ({})",
+            w.start_local.format("%Y-%m-%d %H:%M%:z"),
+            w.end_local.format("%Y-%m-%d %H:%M%:z"),
+            w.timezone
+        );
+        for note in &w.notes {
+            description.push('\n');
+            description.push_str(note);
+        }
+        lines.extend([
+            "BEGIN:VEVENT".to_owned(),
+            format!("UID:{key}-{}@hotpatch", w.start.timestamp()),
+            format!("DTSTAMP:{}", stamp(now)),
+            format!("DTSTART:{}", stamp(w.start)),
+            format!("DTEND:{}", stamp(w.end)),
+            format!("SUMMARY:{}", escape(summary)),
+            format!("DESCRIPTION:{}", escape(&description)),
+            "TRANSP:OPAQUE".to_owned(),
+            "END:VEVENT".to_owned(),
+        ]);
+    }
+    lines.push("END:VCALENDAR".to_owned());
+    let body: String = lines.iter().map(|l| fold(l)).collect();
+    ([(header::CONTENT_TYPE, "text/calendar; charset=utf-8")], body).into_response()
+}
+
+/// RFC 5545 TEXT escaping.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One content line, folded so that no line exceeds 75 octets (never inside a character).
+fn fold(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut width = 0;
+    for c in line.chars() {
+        if width + c.len_utf8() > 75 {
+            out.push_str("\r\n ");
+            width = 1;
+        }
+        out.push(c);
+        width += c.len_utf8();
+    }
+    out.push_str("\r\n");
+    out
 }
