@@ -291,3 +291,22 @@ async fn a_configurations_calendar_is_valid_icalendar() {
         .await
         .problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn a_configuration_without_a_zone_warns_in_the_zones_of_the_machines_in_scope() {
+    let app = TestApp::new().await;
+    app.machine(azure_2022("web-1")).await;
+    app.machine(with(azure_2022("web-2"), json!({"timezone": "America/New_York"}))).await;
+    app.machine(with(azure_2022("web-3"), json!({"timezone": "Asia/Kolkata"}))).await;
+    let daily = with(
+        config("daily-0230"),
+        json!({"recurrence": {"frequency": "daily"}, "start_time": "02:30", "duration": "PT1H",
+               "timezone": null, "scope": {"labels": {"env": "prod"}}}),
+    );
+    let r = app.post("/v1/maintenance-configurations", ADMIN, daily).await;
+    let warnings: Vec<String> =
+        r.ok(201)["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_owned()).collect();
+    assert!(warnings.iter().any(|w| w.starts_with("Europe/Berlin: ")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.starts_with("America/New_York: ")), "{warnings:?}");
+    assert!(!warnings.iter().any(|w| w.starts_with("Asia/Kolkata")), "{warnings:?}");
+}

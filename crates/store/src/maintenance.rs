@@ -181,3 +181,29 @@ pub async fn for_machine(
         )
     }))
 }
+
+/// The distinct time zones of the machines a scope matches now (at most `limit`, by name),
+/// for warnings about a configuration read on each machine's own clock.
+pub async fn scope_timezones(
+    db: impl PgExecutor<'_>,
+    machine_ids: &[Uuid],
+    labels: &Value,
+    regions: &[String],
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let zones = sqlx::query_scalar!(
+        r#"select distinct timezone as "timezone!" from machine
+           where id = any($1)
+              or ($2::jsonb <> '{}'::jsonb and labels @> $2::jsonb)
+              or region = any($3)
+           order by 1
+           limit $4"#,
+        machine_ids,
+        labels,
+        regions,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(zones)
+}

@@ -126,7 +126,8 @@ pub struct ConfigurationView {
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
     /// Create and update only: windows in the next 12 months that a DST change moves, skips
-    /// or makes end at another wall-clock time (only for a configuration with a zone).
+    /// or makes end at another wall-clock time, in the configuration's zone or, without
+    /// one, in the zones of the machines in scope now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
 }
@@ -277,12 +278,35 @@ pub fn check(spec: &ConfigurationSpec) -> Result<Checked, ApiError> {
     }
 }
 
-/// DST warnings for the next 12 months, when the configuration has a zone of its own.
-fn warnings(checked: &Checked, now: DateTime<Utc>) -> Vec<String> {
-    match checked.timezone {
-        Some(_) => dst_warnings(&checked.schedule, now, 12).into_iter().map(|w| w.message).collect(),
-        None => Vec::new(),
+/// Most zones whose DST warnings a configuration without a zone of its own lists.
+pub const MAX_WARNING_ZONES: i64 = 50;
+
+/// DST warnings for the next 12 months: in the configuration's zone, or, without one, in
+/// each zone of the machines its scope matches now (prefixed with the zone).
+async fn warnings(
+    state: &AppState,
+    spec: &ConfigurationSpec,
+    checked: &Checked,
+    labels: &Value,
+) -> Result<Vec<String>, ApiError> {
+    let now = Utc::now();
+    if checked.timezone.is_some() {
+        return Ok(dst_warnings(&checked.schedule, now, 12).into_iter().map(|w| w.message).collect());
     }
+    let zones = maintenance::scope_timezones(
+        &state.pool,
+        &spec.scope.machine_ids,
+        labels,
+        &spec.scope.regions,
+        MAX_WARNING_ZONES,
+    )
+    .await?;
+    let mut out = Vec::new();
+    for zone in zones.iter().filter_map(|z| z.parse::<Tz>().ok()) {
+        let schedule = checked.schedule.clone().with_timezone(zone);
+        out.extend(dst_warnings(&schedule, now, 12).into_iter().map(|w| format!("{zone}: {}", w.message)));
+    }
+    Ok(out)
 }
 
 async fn write(
@@ -306,7 +330,8 @@ async fn write(
             .await
             .or_not_found(|| format!("no maintenance configuration with id {id}"))?,
     };
-    Ok((stored, warnings(&checked, Utc::now())))
+    let warnings = warnings(state, &spec, &checked, &labels).await?;
+    Ok((stored, warnings))
 }
 
 /// Create a maintenance configuration; the answer lists the windows a DST change affects
