@@ -162,6 +162,29 @@ fn stored_schedule(id: Uuid, body: serde_json::Value) -> Result<Checked, ApiErro
     check(&spec)
 }
 
+/// The machine's windows that have not ended at `from`, with their source (the same as
+/// `GET /v1/machines/{id}/windows`; patch status shows the first as `next_window`).
+pub async fn machine_windows_at(
+    state: &AppState,
+    id: Uuid,
+    from: DateTime<Utc>,
+    count: usize,
+) -> Result<Vec<WindowView>, ApiError> {
+    let a = applied(state, id).await?;
+    let view = |w: Window| WindowView {
+        start: w.start,
+        end: w.end,
+        start_local: w.start_local,
+        end_local: w.end_local,
+        timezone: w.timezone.name().to_owned(),
+        source: a.source,
+        maintenance_configuration_id: a.configuration_id,
+        matched_by: a.matched_by,
+        notes: w.notes,
+    };
+    Ok(next_windows(&a.schedule, from, count.min(MAX_COUNT)).into_iter().map(view).collect())
+}
+
 /// The machine's next maintenance windows.
 #[utoipa::path(get, path = "/v1/machines/{id}/windows", tag = "maintenance",
     params(("id" = Uuid, Path, description = "Machine id"),
@@ -178,20 +201,8 @@ async fn machine_windows(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Windows>, ApiError> {
     let (from, count) = query(raw.as_deref())?;
-    let a = applied(&state, id).await?;
-    let view = |w: Window| WindowView {
-        start: w.start,
-        end: w.end,
-        start_local: w.start_local,
-        end_local: w.end_local,
-        timezone: w.timezone.name().to_owned(),
-        source: a.source,
-        maintenance_configuration_id: a.configuration_id,
-        matched_by: a.matched_by,
-        notes: w.notes,
-    };
-    let windows = next_windows(&a.schedule, from.unwrap_or_else(Utc::now), count);
-    Ok(Json(Windows { items: windows.into_iter().map(view).collect() }))
+    let items = machine_windows_at(&state, id, from.unwrap_or_else(Utc::now), count).await?;
+    Ok(Json(Windows { items }))
 }
 
 /// The machine's next maintenance windows as an iCalendar (RFC 5545, times in UTC).
