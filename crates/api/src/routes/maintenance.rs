@@ -71,15 +71,78 @@ pub struct Scope {
     pub regions: Vec<String>,
 }
 
+/// How often a schedule repeats.
+#[derive(ToSchema)]
+#[schema(as = Frequency)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum FrequencyDoc {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+/// A day of the week.
+#[derive(ToSchema)]
+#[schema(as = Day)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum DayDoc {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+/// The n-th weekday of a month: `{week: 2, day: tuesday}` is the second Tuesday.
+#[derive(ToSchema)]
+#[schema(as = NthWeekday)]
+#[allow(dead_code)]
+struct NthWeekdayDoc {
+    /// 1..4, or -1 for the last one of the month.
+    week: i64,
+    day: DayDoc,
+}
+
+/// Which local dates have a window. `interval` counts from a fixed origin (every 3 months is
+/// January, April, July and October).
+#[derive(ToSchema)]
+#[schema(as = Recurrence)]
+#[allow(dead_code)]
+struct RecurrenceDoc {
+    frequency: FrequencyDoc,
+    /// Every how many days, weeks or months (default 1; at most 366, 52 or 12).
+    interval: Option<i64>,
+    /// Weekly only: at least one day.
+    days_of_week: Option<Vec<DayDoc>>,
+    /// Monthly only: 1..31, or -1 for the last day; a month without that day is skipped.
+    day_of_month: Option<i64>,
+    /// Monthly only, instead of `day_of_month`.
+    nth_weekday: Option<NthWeekdayDoc>,
+    /// Monthly only: -30..30 days added to the chosen day ("second Tuesday + 4 days").
+    offset_days: Option<i64>,
+}
+
+/// A period without windows, `[from, to)` in UTC.
+#[derive(ToSchema)]
+#[schema(as = Blackout)]
+#[allow(dead_code)]
+struct BlackoutDoc {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
 /// A maintenance configuration as sent (and shown).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigurationSpec {
     /// Unique name.
     pub name: String,
-    /// `{frequency: daily|weekly|monthly, interval, days_of_week, day_of_month (1..31 or -1) |
-    /// nth_weekday {week: 1..4|-1, day}, offset_days (-30..30)}`.
-    #[schema(value_type = Object)]
+    /// Which local dates have a window.
+    #[schema(value_type = RecurrenceDoc)]
     pub recurrence: RecurrenceSpec,
     /// Local start, `HH:MM`.
     pub start_time: String,
@@ -102,7 +165,7 @@ pub struct ConfigurationSpec {
     pub kb_exclude: Vec<String>,
     /// Periods without windows, `[{from, to}]` in UTC.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<BlackoutDoc>)]
     pub blackouts: Vec<Blackout>,
     /// The machines it applies to.
     #[serde(default)]
