@@ -37,12 +37,40 @@ pub struct AppState {
     pub pool: PgPool,
     /// Request metrics of this process.
     pub metrics: metrics::Metrics,
+    /// Server settings the rules read.
+    pub settings: std::sync::Arc<Settings>,
+}
+
+/// Server settings the rules read (from `hotpatchd`'s flags and environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Which months are baseline months, per OS (default January, April, July, October).
+    pub calendar: hotpatch_scheduler::cycle::CalendarRule,
+    /// Local start of the default off-peak window of machines without a maintenance configuration.
+    pub off_peak_start: chrono::NaiveTime,
+    /// Length of the default off-peak window.
+    pub off_peak_duration: chrono::TimeDelta,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            calendar: Default::default(),
+            off_peak_start: chrono::NaiveTime::MIN + chrono::TimeDelta::hours(1),
+            off_peak_duration: chrono::TimeDelta::hours(4),
+        }
+    }
 }
 
 impl AppState {
-    /// State over a migrated pool.
+    /// State over a migrated pool, with the default settings.
     pub fn new(pool: PgPool) -> Self {
-        AppState { pool, metrics: metrics::Metrics::default() }
+        AppState::with_settings(pool, Settings::default())
+    }
+
+    /// State over a migrated pool, with these settings.
+    pub fn with_settings(pool: PgPool, settings: Settings) -> Self {
+        AppState { pool, metrics: metrics::Metrics::default(), settings: std::sync::Arc::new(settings) }
     }
 }
 

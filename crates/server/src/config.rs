@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
+use chrono::{NaiveTime, TimeDelta};
 use clap::{Parser, ValueEnum};
+use hotpatch_api::Settings;
+use hotpatch_domain::OsVersion;
+use hotpatch_scheduler::cycle::CalendarRule;
 
 /// `hotpatchd`: the control plane for Windows Server hotpatching.
 #[derive(Debug, Clone, Parser)]
@@ -40,6 +44,43 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "HOTPATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// First baseline month of the year (1, 2 or 3): baselines come every three months from it
+    /// (1 = January, April, July, October).
+    #[arg(long, env = "HOTPATCH_BASELINE_FIRST_MONTH", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=3))]
+    pub baseline_first_month: u32,
+
+    /// Per-OS exceptions to the first baseline month, e.g. `windows_server_2025=2`
+    /// (comma-separated).
+    #[arg(long, env = "HOTPATCH_BASELINE_FIRST_MONTH_BY_OS", value_delimiter = ',',
+          value_parser = parse_os_month)]
+    pub baseline_first_month_by_os: Vec<(OsVersion, u32)>,
+
+    /// Local start (`HH:MM`) of the default off-peak window of machines without a maintenance
+    /// configuration.
+    #[arg(long, env = "HOTPATCH_OFF_PEAK_START", default_value = "01:00", value_parser = parse_hh_mm)]
+    pub off_peak_start: NaiveTime,
+
+    /// Length in minutes (30–1440) of the default off-peak window.
+    #[arg(long, env = "HOTPATCH_OFF_PEAK_MINUTES", default_value_t = 240,
+          value_parser = clap::value_parser!(u32).range(30..=1440))]
+    pub off_peak_minutes: u32,
+}
+
+fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("'{s}' is not a local time HH:MM, e.g. 01:00"))
+}
+
+fn parse_os_month(s: &str) -> Result<(OsVersion, u32), String> {
+    let bad = || format!("'{s}' is not <os>=<1|2|3>, e.g. windows_server_2025=2");
+    let (os, month) = s.split_once('=').ok_or_else(bad)?;
+    let os: OsVersion = os.trim().parse().map_err(|_| bad())?;
+    let month: u32 = month.trim().parse().map_err(|_| bad())?;
+    if !(1..=3).contains(&month) {
+        return Err(bad());
+    }
+    Ok((os, month))
 }
 
 /// How log lines look.
@@ -60,6 +101,18 @@ impl Config {
     /// The directory of the PostgreSQL binaries, if one is given (empty counts as none).
     pub fn pg_bin_dir(&self) -> Option<PathBuf> {
         non_empty(self.pg_bin_dir.as_deref()).map(PathBuf::from)
+    }
+
+    /// The settings the API's rules read.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            calendar: CalendarRule {
+                default_first_month: self.baseline_first_month,
+                first_month: self.baseline_first_month_by_os.iter().copied().collect(),
+            },
+            off_peak_start: self.off_peak_start,
+            off_peak_duration: TimeDelta::minutes(i64::from(self.off_peak_minutes)),
+        }
     }
 
     /// The bootstrap admin token, if one is given (empty counts as none).
@@ -83,6 +136,45 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from(".hotpatch"));
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.log_level, "info");
+    }
+
+    #[test]
+    fn settings_default_to_quarterly_baselines_from_january_and_a_0100_four_hour_window() {
+        let config = Config::try_parse_from(["hotpatchd"]).unwrap();
+        assert_eq!(config.settings(), Settings::default());
+    }
+
+    #[test]
+    fn settings_come_from_flags() {
+        let config = Config::try_parse_from([
+            "hotpatchd",
+            "--baseline-first-month",
+            "2",
+            "--baseline-first-month-by-os",
+            "windows_server_2025=3",
+            "--off-peak-start",
+            "22:30",
+            "--off-peak-minutes",
+            "90",
+        ])
+        .unwrap();
+        let s = config.settings();
+        assert_eq!(s.calendar.default_first_month, 2);
+        assert_eq!(s.calendar.first_month.get(&OsVersion::WindowsServer2025), Some(&3));
+        assert_eq!(s.off_peak_start, NaiveTime::from_hms_opt(22, 30, 0).unwrap());
+        assert_eq!(s.off_peak_duration, TimeDelta::minutes(90));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for args in [
+            ["--baseline-first-month", "4"],
+            ["--baseline-first-month-by-os", "windows_server_2019=1"],
+            ["--off-peak-start", "25:00"],
+            ["--off-peak-minutes", "20"],
+        ] {
+            assert!(Config::try_parse_from(std::iter::once("hotpatchd").chain(args)).is_err(), "{args:?}");
+        }
     }
 
     #[test]

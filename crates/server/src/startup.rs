@@ -124,7 +124,10 @@ impl Application {
         };
         match prepare_database(&url, config.admin_token(), &data_dir).await {
             Ok(pool) => {
-                let router = hotpatch_api::router(hotpatch_api::AppState::new(pool.clone()));
+                let router = hotpatch_api::router(hotpatch_api::AppState::with_settings(
+                    pool.clone(),
+                    config.settings(),
+                ));
                 Ok(Application { listener, addr, router, pool, embedded, shutdown: CancellationToken::new() })
             }
             Err(e) => {

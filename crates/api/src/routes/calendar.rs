@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Reader;
 use crate::error::{ApiError, Problem};
-use crate::routes::releases::{calendar_rule, ReleaseRef};
+use crate::routes::releases::ReleaseRef;
 use crate::AppState;
 
 /// Published or projected.
@@ -113,7 +113,7 @@ async fn get_calendar(
 ) -> Result<Json<CalendarView>, ApiError> {
     let (os, year) = query(raw.as_deref())?;
     let catalog = releases::catalog_of(&state.pool, os).await?;
-    let months = calendar(os, year, &calendar_rule(), &catalog)
+    let months = calendar(os, year, &state.settings.calendar, &catalog)
         .into_iter()
         .map(|m| CalendarMonthView {
             month: m.month,

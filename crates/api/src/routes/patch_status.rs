@@ -22,7 +22,8 @@ use uuid::Uuid;
 use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
-use crate::routes::releases::{calendar_rule, ReleaseRef};
+use crate::routes::releases::ReleaseRef;
+use crate::routes::windows::{machine_windows_at, WindowView};
 use crate::AppState;
 
 /// The machine's hotpatch switch, eligibility and resulting status.
@@ -112,9 +113,8 @@ pub struct PatchStatusView {
     pub reboot_pending: bool,
     /// When it was last assessed (`null` until assessments exist).
     pub last_assessment_at: Option<DateTime<Utc>>,
-    /// Its next maintenance window (`null` until windows are wired in).
-    #[schema(value_type = Option<Object>)]
-    pub next_window: Option<serde_json::Value>,
+    /// Its next maintenance window (the first of `GET /v1/machines/{id}/windows` at the same instant).
+    pub next_window: Option<WindowView>,
     /// Its agent (`null` until agents exist).
     #[schema(value_type = Option<Object>)]
     pub agent: Option<serde_json::Value>,
@@ -223,7 +223,7 @@ async fn get_patch_status(
         latest_installed: installed.latest_installed,
         reboot_pending: installed.reboot_pending,
     };
-    let cycle = cycle_status(m.spec.os, &machine_state, &catalog, &calendar_rule(), now);
+    let cycle = cycle_status(m.spec.os, &machine_state, &catalog, &state.settings.calendar, now);
     let status = match HotpatchStatus::from_flags(m.eligibility.eligible, m.spec.hotpatch_enabled) {
         HotpatchStatus::Enabled if hotpatch && cycle.needs_baseline => HotpatchStatus::NeedsBaseline,
         s => s,
@@ -257,7 +257,7 @@ async fn get_patch_status(
         update_compliance: vec![],
         reboot_pending: cycle.reboot_pending,
         last_assessment_at: None,
-        next_window: None,
+        next_window: machine_windows_at(&state, id, now, 1).await?.into_iter().next(),
         agent: None,
         health: None,
         updated_at: installed.updated_at.map_or(m.updated_at, |t| t.max(m.updated_at)),

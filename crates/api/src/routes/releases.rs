@@ -14,7 +14,7 @@ use hotpatch_domain::validation::has_control;
 use hotpatch_domain::{
     Classification, FieldError, Month, OsVersion, Release, ReleaseKind, ReleaseSpec, UpdateSpec,
 };
-use hotpatch_scheduler::cycle::{check_publish, CalendarRule, PublishRuleViolation};
+use hotpatch_scheduler::cycle::{check_publish, PublishRuleViolation};
 use hotpatch_store::releases::{self, ReleaseFilter, StoredRelease, StoredUpdate, UpdateFilter};
 use hotpatch_store::StoreError;
 use serde::Serialize;
@@ -28,12 +28,6 @@ use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
 use crate::AppState;
-
-/// The calendar rule of the service: baselines in January, April, July and October for every
-/// OS. (A data value, so that a server setting can replace it without touching the rules.)
-pub(crate) fn calendar_rule() -> CalendarRule {
-    CalendarRule::default()
-}
 
 /// A release in the catalog.
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,7 +194,7 @@ async fn publish_release(
     let mut tx = state.pool.begin().await?;
     releases::lock_catalog(&mut tx, spec.os).await?;
     let catalog = releases::catalog(&mut *tx).await?;
-    let publication = check_publish(&catalog, &spec, &calendar_rule()).map_err(refused)?;
+    let publication = check_publish(&catalog, &spec, &state.settings.calendar).map_err(refused)?;
     let r = releases::insert(&mut tx, &spec, publication.supersedes).await.map_err(constraint_refused)?;
     tx.commit().await?;
     tracing::info!(release_id = %r.release.id, kb = %r.release.spec.kb, month = %r.release.spec.month,

@@ -132,7 +132,11 @@ async fn applied(state: &AppState, id: Uuid) -> Result<Applied, ApiError> {
     let Some((c, how)) = maintenance::for_machine(&state.pool, id, &labels, &machine.spec.region).await?
     else {
         return Ok(Applied {
-            schedule: Schedule::default_off_peak(own_zone),
+            schedule: Schedule::daily_off_peak(
+                own_zone,
+                state.settings.off_peak_start,
+                state.settings.off_peak_duration,
+            ),
             source: WindowSource::DefaultOffPeak,
             configuration_id: None,
             matched_by: None,
