@@ -3,6 +3,25 @@
 //! Everything here is pure: no I/O, no async, no clock. The store persists these
 //! types, the API validates requests into them, and the scheduler plans with them.
 
+/// Serializes each type as its `Display` text and deserializes it through `FromStr`, so
+/// the wire form of these small value types is written once, in their `FromStr`/`Display`.
+macro_rules! serde_as_string {
+    ($($ty:ty),* $(,)?) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
 pub mod auth;
 pub mod eligibility;
 pub mod machine;
