@@ -4,34 +4,8 @@
 mod common;
 
 use axum::http::{header, Method, Request};
-use common::{azure_2022, with, TestApp, ADMIN};
+use common::{azure_2022, jan_to_may, with, ws2022, TestApp, ADMIN};
 use serde_json::{json, Value};
-
-fn ws2022(kind: &str, planned: bool, month: &str, kb: &str) -> Value {
-    json!({
-        "os": "windows_server_2022", "kind": kind, "planned": planned, "month": month, "kb": kb,
-        "build": "20348.2227", "released_at": format!("{month}-14T18:00:00Z"),
-    })
-}
-
-/// January baseline, February and March hotpatches, April baseline, May hotpatch (2025); ids by month.
-async fn jan_to_may(app: &TestApp) -> Vec<String> {
-    let mut ids = vec![];
-    for (i, (kind, month)) in [
-        ("baseline", "2025-01"),
-        ("hotpatch", "2025-02"),
-        ("hotpatch", "2025-03"),
-        ("baseline", "2025-04"),
-        ("hotpatch", "2025-05"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let r = app.post("/v1/releases", ADMIN, ws2022(kind, true, month, &format!("KB500000{i}"))).await;
-        ids.push(r.ok(201)["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
 
 #[tokio::test]
 async fn an_empty_catalog_projects_4_planned_baselines_and_8_hotpatches() {

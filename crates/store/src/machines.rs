@@ -360,15 +360,21 @@ pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Ids of the machines whose eligibility depends on the given region's capabilities
-/// (Windows Server 2025 Azure VMs there), locked for re-evaluation.
-pub async fn ids_affected_by_region(conn: &mut PgConnection, region: &str) -> Result<Vec<Uuid>, StoreError> {
-    let ids = sqlx::query_scalar!(
-        "select id from machine where region = $1 and platform = 'azure_vm' and os = 'windows_server_2025'
-         order by id for update",
+/// The machines whose eligibility depends on the given region's capabilities (Windows
+/// Server 2025 Azure VMs there), locked for re-evaluation until the caller's transaction ends.
+pub async fn affected_by_region(conn: &mut PgConnection, region: &str) -> Result<Vec<Machine>, StoreError> {
+    let rows = sqlx::query_as!(
+        Row,
+        r#"select id, name, platform, os, image_publisher, image_offer, image_sku, image_kind, edition,
+            os_build, vbs_enabled, region, availability_zone, availability_set, update_domain,
+            fault_domain, scale_set_name, scale_set_orchestration, timezone, hotpatch_enabled,
+            patch_orchestration, labels, eligibility, hotpatch_status, enrollment, created_at, updated_at
+           from machine
+           where region = $1 and platform = 'azure_vm' and os = 'windows_server_2025'
+           order by id for update"#,
         region
     )
     .fetch_all(conn)
     .await?;
-    Ok(ids)
+    rows.into_iter().map(Machine::try_from).collect()
 }

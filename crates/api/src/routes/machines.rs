@@ -265,9 +265,8 @@ async fn delete_machine(
 /// Re-evaluates the machines whose eligibility depends on `region` after its data changed.
 pub(crate) async fn reevaluate_region(tx: &mut sqlx::PgConnection, region: &str) -> Result<usize, ApiError> {
     let caps = regions::capabilities(&mut *tx).await?;
-    let ids = machines::ids_affected_by_region(tx, region).await?;
-    for id in &ids {
-        let m = machines::get(&mut *tx, *id).await?;
+    let affected = machines::affected_by_region(tx, region).await?;
+    for m in &affected {
         let eligibility = assess(&m.spec, &caps);
         // The operator changed region data, not the machine: keep the machine's switch
         // and let its status say it can no longer take hotpatches.
@@ -278,7 +277,10 @@ pub(crate) async fn reevaluate_region(tx: &mut sqlx::PgConnection, region: &str)
             hotpatch_status: status,
             enrollment: m.enrollment,
         };
-        machines::update(tx, *id, &w).await?;
+        // Unchanged verdicts need no write.
+        if eligibility != m.eligibility {
+            machines::update(tx, m.id, &w).await?;
+        }
     }
-    Ok(ids.len())
+    Ok(affected.len())
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
 use hotpatch_domain::validation::{has_control, is_identifier, is_label_key, is_label_value};
-use hotpatch_domain::FieldError;
+use hotpatch_domain::{Classification, FieldError, Kb, Timezone};
 use hotpatch_scheduler::windows::Tz;
 use hotpatch_scheduler::windows::{dst_warnings, Blackout, RecurrenceSpec, Schedule, ScheduleSpec};
 use hotpatch_store::maintenance::{self, Configuration, ConfigurationWrite};
@@ -25,21 +25,6 @@ use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{parse_json, ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
 use crate::AppState;
-
-/// Update classifications a configuration may install.
-pub const CLASSIFICATIONS: [&str; 11] = [
-    "critical",
-    "security",
-    "update_rollup",
-    "feature_pack",
-    "service_pack",
-    "definition",
-    "tools",
-    "updates",
-    "dotnet",
-    "driver",
-    "firmware",
-];
 
 /// Whether installs in a window may reboot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -241,8 +226,10 @@ pub fn parse_duration(s: &str) -> Option<TimeDelta> {
     rest.is_empty().then(|| TimeDelta::seconds(total))
 }
 
+/// Configurations store KBs as given, so only the canonical form (`KB` + digits) is taken;
+/// what a KB is stays defined once, in `Kb`.
 fn is_kb(s: &str) -> bool {
-    s.strip_prefix("KB").is_some_and(|d| (6..=8).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    s.parse::<Kb>().is_ok_and(|kb| kb.to_string() == s)
 }
 
 /// A valid configuration: its schedule (read in UTC when it has no zone of its own, to be
@@ -270,22 +257,20 @@ pub fn check(spec: &ConfigurationSpec) -> Result<Checked, ApiError> {
     }
     let timezone = match &spec.timezone {
         None => None,
-        Some(name) => match name.parse::<Tz>() {
-            Ok(tz) => Some(tz),
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "timezone",
-                    format!("'{name}' is not an IANA time zone name (e.g. Europe/Berlin), or null"),
-                ));
+        Some(name) => match name.parse::<Timezone>() {
+            Ok(tz) => Some(tz.0),
+            Err(e) => {
+                errors.push(FieldError::new("timezone", format!("{e}, or null")));
                 None
             }
         },
     };
     for (i, c) in spec.classifications.iter().enumerate() {
-        if !CLASSIFICATIONS.contains(&c.as_str()) {
+        if c.parse::<Classification>().is_err() {
+            let names: Vec<&'static str> = Classification::ALL.iter().map(|c| c.into()).collect();
             errors.push(FieldError::new(
                 format!("classifications[{i}]"),
-                format!("must be one of {}", CLASSIFICATIONS.join(", ")),
+                format!("must be one of {}", names.join(", ")),
             ));
         }
     }

@@ -257,7 +257,7 @@ async fn get_patch_status(
         update_compliance: vec![],
         reboot_pending: cycle.reboot_pending,
         last_assessment_at: None,
-        next_window: machine_windows_at(&state, id, now, 1).await?.into_iter().next(),
+        next_window: machine_windows_at(&state, &m, now, 1).await?.into_iter().next(),
         agent: None,
         health: None,
         updated_at: installed.updated_at.map_or(m.updated_at, |t| t.max(m.updated_at)),

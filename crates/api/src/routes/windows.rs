@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, FixedOffset, Utc};
 use hotpatch_scheduler::windows::{next_windows, Schedule, Window};
-use hotpatch_store::machines;
+use hotpatch_store::machines::{self, Machine};
 use hotpatch_store::maintenance::{self, ScopeMatch};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -125,8 +125,13 @@ struct Applied {
     matched_by: Option<MatchedBy>,
 }
 
-async fn applied(state: &AppState, id: Uuid) -> Result<Applied, ApiError> {
-    let machine = machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))?;
+/// The machine, or a 404 naming it.
+async fn machine(state: &AppState, id: Uuid) -> Result<Machine, ApiError> {
+    machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))
+}
+
+async fn applied(state: &AppState, machine: &Machine) -> Result<Applied, ApiError> {
+    let id = machine.id;
     let labels = serde_json::to_value(&machine.spec.labels).map_err(|e| ApiError::Internal(e.to_string()))?;
     let own_zone = machine.spec.timezone.0;
     let Some((c, how)) = maintenance::for_machine(&state.pool, id, &labels, &machine.spec.region).await?
@@ -170,11 +175,11 @@ fn stored_schedule(id: Uuid, body: serde_json::Value) -> Result<Checked, ApiErro
 /// `GET /v1/machines/{id}/windows`; patch status shows the first as `next_window`).
 pub async fn machine_windows_at(
     state: &AppState,
-    id: Uuid,
+    machine: &Machine,
     from: DateTime<Utc>,
     count: usize,
 ) -> Result<Vec<WindowView>, ApiError> {
-    let a = applied(state, id).await?;
+    let a = applied(state, machine).await?;
     let view = |w: Window| WindowView {
         start: w.start,
         end: w.end,
@@ -205,7 +210,8 @@ async fn machine_windows(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Windows>, ApiError> {
     let (from, count) = query(raw.as_deref())?;
-    let items = machine_windows_at(&state, id, from.unwrap_or_else(Utc::now), count).await?;
+    let m = machine(&state, id).await?;
+    let items = machine_windows_at(&state, &m, from.unwrap_or_else(Utc::now), count).await?;
     Ok(Json(Windows { items }))
 }
 
@@ -226,7 +232,7 @@ async fn machine_calendar(
 ) -> Result<Response, ApiError> {
     let (from, count) = query(raw.as_deref())?;
     let now = Utc::now();
-    let a = applied(&state, id).await?;
+    let a = applied(&state, &machine(&state, id).await?).await?;
     let summary = match a.source {
         WindowSource::DefaultOffPeak => "Maintenance window (default off-peak)".to_owned(),
         WindowSource::MaintenanceConfiguration => "Maintenance window (maintenance configuration)".to_owned(),

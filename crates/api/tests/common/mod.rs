@@ -160,3 +160,39 @@ pub fn with(mut base: Value, changes: Value) -> Value {
     }
     base
 }
+
+/// A release of `os` as `POST /v1/releases` takes it.
+pub fn release(os: &str, kind: &str, planned: bool, month: &str, kb: &str) -> Value {
+    json!({
+        "os": os, "kind": kind, "planned": planned, "month": month, "kb": kb,
+        "build": "20348.2227", "released_at": format!("{month}-14T18:00:00Z"),
+    })
+}
+
+/// A Windows Server 2022 release.
+pub fn ws2022(kind: &str, planned: bool, month: &str, kb: &str) -> Value {
+    release("windows_server_2022", kind, planned, month, kb)
+}
+
+/// Publishes and returns the release's id.
+pub async fn publish(app: &TestApp, body: Value) -> String {
+    app.post("/v1/releases", ADMIN, body).await.ok(201)["id"].as_str().unwrap().to_owned()
+}
+
+/// January baseline, February and March hotpatches, April baseline, May hotpatch (2025).
+pub async fn jan_to_may(app: &TestApp) -> Vec<String> {
+    let mut ids = vec![];
+    for (i, (kind, month)) in [
+        ("baseline", "2025-01"),
+        ("hotpatch", "2025-02"),
+        ("hotpatch", "2025-03"),
+        ("baseline", "2025-04"),
+        ("hotpatch", "2025-05"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        ids.push(publish(app, ws2022(kind, true, month, &format!("KB500000{i}"))).await);
+    }
+    ids
+}
