@@ -24,8 +24,10 @@ macro_rules! serde_as_string {
 
 pub mod auth;
 pub mod eligibility;
+pub mod job;
 pub mod machine;
 pub mod object_only;
+pub mod operation;
 pub mod release;
 pub mod validation;
 

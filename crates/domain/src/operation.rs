@@ -1,0 +1,173 @@
+//! Operations: what a client asked the fleet to do ("assess these machines now"), polled through
+//! `GET /v1/operations/{id}`, and the selector that names the machines (DESIGN §3). Shared by the
+//! server and its clients (agent simulator, `hotpatchctl`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::job::JobState;
+
+/// What an operation does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum OperationKind {
+    /// Assess now.
+    Assess,
+    /// Install updates now.
+    Install,
+    /// Roll back.
+    Rollback,
+}
+
+/// Where an operation is, derived from its jobs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum OperationStatus {
+    /// No job has started.
+    Queued,
+    /// Some job has started and some has not finished.
+    Running,
+    /// Every job succeeded.
+    Succeeded,
+    /// Every job is over and at least one failed.
+    Failed,
+    /// Canceled before every job finished.
+    Canceled,
+}
+
+impl OperationStatus {
+    /// Whether the operation is over.
+    pub fn is_final(self) -> bool {
+        matches!(self, OperationStatus::Succeeded | OperationStatus::Failed | OperationStatus::Canceled)
+    }
+
+    /// The status of an operation whose jobs are in these states (one per machine).
+    ///
+    /// Failures win over cancellations: a pipeline waiting on the operation must learn that
+    /// something failed even if the rest was then canceled.
+    pub fn of(states: impl IntoIterator<Item = JobState>) -> OperationStatus {
+        let (mut total, mut queued, mut finished, mut failed, mut canceled) = (0, 0, 0, 0, 0);
+        for s in states {
+            total += 1;
+            match s {
+                JobState::Queued => queued += 1,
+                JobState::Leased => {}
+                JobState::Succeeded => finished += 1,
+                JobState::Failed => (finished, failed) = (finished + 1, failed + 1),
+                JobState::Canceled => (finished, canceled) = (finished + 1, canceled + 1),
+            }
+        }
+        match () {
+            _ if finished == total && failed > 0 => OperationStatus::Failed,
+            _ if finished == total && canceled > 0 => OperationStatus::Canceled,
+            _ if finished == total => OperationStatus::Succeeded,
+            _ if queued == total => OperationStatus::Queued,
+            _ => OperationStatus::Running,
+        }
+    }
+}
+
+/// Per-machine counts of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct MachineCounts {
+    /// Machines in the operation.
+    pub total: i64,
+    /// Machines whose job succeeded.
+    pub succeeded: i64,
+    /// Machines whose job failed or was canceled.
+    pub failed: i64,
+    /// Machines whose job is queued or running.
+    pub pending: i64,
+}
+
+/// One machine's part of an operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MachineResult {
+    /// The machine.
+    pub machine_id: Uuid,
+    /// Its job.
+    pub job_id: Uuid,
+    /// The job's state.
+    pub state: JobState,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/operations/{id}`, and the body of every 202 that starts one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Operation {
+    /// The operation.
+    pub id: Uuid,
+    /// What it does.
+    pub kind: OperationKind,
+    /// Where it is.
+    pub status: OperationStatus,
+    /// Per-machine counts.
+    pub machines: MachineCounts,
+    /// Per-machine results: failures first, then the rest (at most 1,000; see `results_truncated`).
+    pub results: Vec<MachineResult>,
+    /// More machines than `results` lists.
+    #[serde(default)]
+    pub results_truncated: bool,
+    /// Warnings about what the operation will do (e.g. "may reboot").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When its last job ended (`null` until then).
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Which machines a bulk action applies to; every given part must match. `{}` names the whole fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    /// These machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_ids: Option<Vec<Uuid>>,
+    /// Machines carrying every one of these labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Machines in one of these regions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use JobState::*;
+
+    #[test]
+    fn operation_status_follows_its_jobs() {
+        let cases: &[(&[JobState], OperationStatus)] = &[
+            (&[Queued, Queued], OperationStatus::Queued),
+            (&[Queued, Leased], OperationStatus::Running),
+            (&[Succeeded, Queued], OperationStatus::Running),
+            (&[Succeeded, Succeeded], OperationStatus::Succeeded),
+            (&[Succeeded, Failed], OperationStatus::Failed),
+            (&[Canceled, Succeeded], OperationStatus::Canceled),
+            (&[Canceled, Failed], OperationStatus::Failed),
+            (&[Failed, Leased], OperationStatus::Running),
+            (&[], OperationStatus::Succeeded),
+        ];
+        for (states, want) in cases {
+            assert_eq!(OperationStatus::of(states.iter().copied()), *want, "{states:?}");
+        }
+    }
+}
