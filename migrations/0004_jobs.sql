@@ -96,8 +96,11 @@ begin
     if new.state = 'queued' and new.run_after <= now() then
         perform pg_notify('hotpatch_job', new.machine_id::text);
     end if;
-    if new.state in ('succeeded', 'failed', 'canceled') and new.operation_id is not null then
-        perform pg_notify('hotpatch_operation', new.operation_id::text);
+    -- Operations waiting on this job (several when "assess now" requests collapsed into it)
+    -- change with every state change: queued → running → done.
+    if tg_op = 'UPDATE' and new.state is distinct from old.state then
+        perform pg_notify('hotpatch_operation', oj.operation_id::text)
+        from operation_job oj where oj.job_id = new.id;
     end if;
     return null;
 end $$;

@@ -53,6 +53,12 @@ pub enum ApiError {
     /// The write conflicts with existing state (409).
     #[error("{0}")]
     Conflict(String),
+    /// A heartbeat or result for a lease that no longer holds the job (409 `lease_lost`).
+    #[error("{0}")]
+    LeaseLost(String),
+    /// An `Idempotency-Key` sent again with another request (422 `idempotency_key_reused`).
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// Hotpatch was requested on a machine whose rules forbid it (400, code of the rule).
     #[error(transparent)]
     Ineligible(#[from] EligibilityRejection),
@@ -140,6 +146,8 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
+            ApiError::IdempotencyKeyReused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::Ineligible(r) => (StatusCode::BAD_REQUEST, r.code.into()),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
@@ -207,6 +215,10 @@ fn conflict_detail(constraint: &str, detail: &str) -> String {
                 Some(n) => format!("a machine named '{n}' already exists"),
                 None => "a machine with that name already exists".to_owned(),
             }
+        }
+        "job_one_active_disruptive" => {
+            "the machine already has an install, rollback or reboot queued or running; wait for it to finish"
+                .to_owned()
         }
         _ => format!("conflicts with an existing resource ({constraint})"),
     }

@@ -3,6 +3,7 @@
 //! `router(state)` is the whole service surface; the server binary only binds it.
 
 pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Server settings the rules read.
     pub settings: std::sync::Arc<Settings>,
+    /// Wake-ups of long-polls (fed by `Wakeups::run` on a LISTEN connection).
+    pub wakeups: std::sync::Arc<hotpatch_store::wakeup::Wakeups>,
+    /// The service's clock: handlers read `now` here, never ad hoc.
+    pub clock: clock::Clock,
 }
 
 /// Server settings the rules read (from `hotpatchd`'s flags and environment).
@@ -50,6 +55,10 @@ pub struct Settings {
     pub off_peak_start: chrono::NaiveTime,
     /// Length of the default off-peak window.
     pub off_peak_duration: chrono::TimeDelta,
+    /// How long a claimed job's lease lasts without a heartbeat.
+    pub lease_ttl: chrono::TimeDelta,
+    /// How often every machine is assessed (jittered per machine by ±10%).
+    pub assessment_interval: chrono::TimeDelta,
 }
 
 impl Default for Settings {
@@ -58,6 +67,8 @@ impl Default for Settings {
             calendar: Default::default(),
             off_peak_start: chrono::NaiveTime::MIN + chrono::TimeDelta::hours(1),
             off_peak_duration: chrono::TimeDelta::hours(4),
+            lease_ttl: chrono::TimeDelta::seconds(120),
+            assessment_interval: chrono::TimeDelta::hours(24),
         }
     }
 }
@@ -70,7 +81,13 @@ impl AppState {
 
     /// State over a migrated pool, with these settings.
     pub fn with_settings(pool: PgPool, settings: Settings) -> Self {
-        AppState { pool, metrics: metrics::Metrics::default(), settings: std::sync::Arc::new(settings) }
+        AppState {
+            pool,
+            metrics: metrics::Metrics::default(),
+            settings: std::sync::Arc::new(settings),
+            wakeups: hotpatch_store::wakeup::Wakeups::new(),
+            clock: clock::Clock::system(),
+        }
     }
 }
 
@@ -87,6 +104,9 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::patch_status::router())
         .merge(routes::maintenance::router())
         .merge(routes::windows::router())
+        .merge(routes::agent::router())
+        .merge(routes::operations::router())
+        .merge(routes::history::router())
 }
 
 /// The whole API, with its cross-cutting layers.

@@ -286,7 +286,11 @@ mod tests {
     #[test]
     fn only_installs_rollbacks_and_reboots_are_disruptive() {
         assert!(!JobKind::Assess.is_disruptive());
-        assert!(JobKind::Install.is_disruptive() && JobKind::Rollback.is_disruptive() && JobKind::Reboot.is_disruptive());
+        assert!(
+            JobKind::Install.is_disruptive()
+                && JobKind::Rollback.is_disruptive()
+                && JobKind::Reboot.is_disruptive()
+        );
     }
 
     #[test]

@@ -53,27 +53,60 @@ impl OperationStatus {
     }
 
     /// The status of an operation whose jobs are in these states (one per machine).
+    pub fn of(states: impl IntoIterator<Item = JobState>) -> OperationStatus {
+        let mut c = StateCounts::default();
+        for s in states {
+            match s {
+                JobState::Queued => c.queued += 1,
+                JobState::Leased => c.leased += 1,
+                JobState::Succeeded => c.succeeded += 1,
+                JobState::Failed => c.failed += 1,
+                JobState::Canceled => c.canceled += 1,
+            }
+        }
+        OperationStatus::from_counts(&c)
+    }
+
+    /// The status of an operation with this many jobs in each state.
     ///
     /// Failures win over cancellations: a pipeline waiting on the operation must learn that
     /// something failed even if the rest was then canceled.
-    pub fn of(states: impl IntoIterator<Item = JobState>) -> OperationStatus {
-        let (mut total, mut queued, mut finished, mut failed, mut canceled) = (0, 0, 0, 0, 0);
-        for s in states {
-            total += 1;
-            match s {
-                JobState::Queued => queued += 1,
-                JobState::Leased => {}
-                JobState::Succeeded => finished += 1,
-                JobState::Failed => (finished, failed) = (finished + 1, failed + 1),
-                JobState::Canceled => (finished, canceled) = (finished + 1, canceled + 1),
-            }
-        }
+    pub fn from_counts(c: &StateCounts) -> OperationStatus {
+        let done = c.succeeded + c.failed + c.canceled;
+        let total = done + c.queued + c.leased;
         match () {
-            _ if finished == total && failed > 0 => OperationStatus::Failed,
-            _ if finished == total && canceled > 0 => OperationStatus::Canceled,
-            _ if finished == total => OperationStatus::Succeeded,
-            _ if queued == total => OperationStatus::Queued,
+            _ if done == total && c.failed > 0 => OperationStatus::Failed,
+            _ if done == total && c.canceled > 0 => OperationStatus::Canceled,
+            _ if done == total => OperationStatus::Succeeded,
+            _ if c.queued == total => OperationStatus::Queued,
             _ => OperationStatus::Running,
+        }
+    }
+}
+
+/// How many of an operation's jobs are in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateCounts {
+    /// Queued.
+    pub queued: i64,
+    /// Leased (running).
+    pub leased: i64,
+    /// Succeeded.
+    pub succeeded: i64,
+    /// Failed.
+    pub failed: i64,
+    /// Canceled.
+    pub canceled: i64,
+}
+
+impl StateCounts {
+    /// The per-machine counts clients see (canceled counts as failed: it did not happen).
+    pub fn machines(&self) -> MachineCounts {
+        MachineCounts {
+            total: self.queued + self.leased + self.succeeded + self.failed + self.canceled,
+            succeeded: self.succeeded,
+            failed: self.failed + self.canceled,
+            pending: self.queued + self.leased,
         }
     }
 }

@@ -66,6 +66,18 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_OFF_PEAK_MINUTES", default_value_t = 240,
           value_parser = clap::value_parser!(u32).range(30..=1440))]
     pub off_peak_minutes: u32,
+
+    /// Seconds a claimed job's lease lasts without a heartbeat (5–3600); after that the job goes
+    /// back to the queue for another attempt.
+    #[arg(long, env = "HOTPATCH_LEASE_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(5..=3600))]
+    pub lease_secs: u32,
+
+    /// Seconds between periodic assessments of a machine (60 s – 7 days; each machine is jittered
+    /// by ±10%).
+    #[arg(long, env = "HOTPATCH_ASSESSMENT_INTERVAL_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u32).range(60..=604_800))]
+    pub assessment_interval_secs: u32,
 }
 
 fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {
@@ -112,6 +124,8 @@ impl Config {
             },
             off_peak_start: self.off_peak_start,
             off_peak_duration: TimeDelta::minutes(i64::from(self.off_peak_minutes)),
+            lease_ttl: TimeDelta::seconds(i64::from(self.lease_secs)),
+            assessment_interval: TimeDelta::seconds(i64::from(self.assessment_interval_secs)),
         }
     }
 

@@ -2,6 +2,7 @@
 //! embedded PostgreSQL default, and graceful shutdown.
 
 mod admin_token;
+mod background;
 pub mod config;
 mod shutdown;
 pub mod startup;

@@ -83,6 +83,7 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     router: Router,
+    state: hotpatch_api::AppState,
     pool: PgPool,
     embedded: Option<EmbeddedPostgres>,
     shutdown: CancellationToken,
@@ -124,11 +125,17 @@ impl Application {
         };
         match prepare_database(&url, config.admin_token(), &data_dir).await {
             Ok(pool) => {
-                let router = hotpatch_api::router(hotpatch_api::AppState::with_settings(
-                    pool.clone(),
-                    config.settings(),
-                ));
-                Ok(Application { listener, addr, router, pool, embedded, shutdown: CancellationToken::new() })
+                let state = hotpatch_api::AppState::with_settings(pool.clone(), config.settings());
+                let router = hotpatch_api::router(state.clone());
+                Ok(Application {
+                    listener,
+                    addr,
+                    router,
+                    state,
+                    pool,
+                    embedded,
+                    shutdown: CancellationToken::new(),
+                })
             }
             Err(e) => {
                 if let Some(pg) = embedded {
@@ -154,8 +161,9 @@ impl Application {
     /// Serves until SIGINT, SIGTERM or the shutdown token; then lets open requests finish (up to
     /// a deadline), closes the pool and stops the embedded PostgreSQL.
     pub async fn run(self) -> Result<(), StartupError> {
-        let Application { listener, addr, router, pool, embedded, shutdown } = self;
+        let Application { listener, addr, router, state, pool, embedded, shutdown } = self;
         shutdown::cancel_on_signals(shutdown.clone()).map_err(StartupError::Signals)?;
+        let loops = crate::background::spawn(&state, &shutdown);
         // Tests and scripts read this line to learn the port: keep its form.
         tracing::info!(%addr, "listening on {addr}");
 
@@ -172,6 +180,12 @@ impl Application {
             }
         };
         shutdown.cancel();
+        // The loops stop at their next await point; each holds at most one short transaction.
+        for handle in loops {
+            if tokio::time::timeout(Duration::from_secs(10), handle).await.is_err() {
+                tracing::warn!("a background loop did not stop within 10 s");
+            }
+        }
         pool.close().await;
         if let Some(pg) = embedded {
             pg.stop().await?;

@@ -2,13 +2,18 @@
 //!
 //! All SQL of the service lives here and in `migrations/`.
 
+pub mod agents;
 pub mod embedded;
 pub mod error;
+pub mod jobs;
+pub mod leader;
 pub mod machines;
 pub mod maintenance;
+pub mod operations;
 pub mod regions;
 pub mod releases;
 pub mod tokens;
+pub mod wakeup;
 
 #[cfg(feature = "testing")]
 pub mod testing;

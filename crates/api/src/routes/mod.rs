@@ -1,10 +1,13 @@
 //! One module per resource, each exposing `router()`.
 
+pub mod agent;
 pub mod calendar;
 pub mod health;
+pub mod history;
 pub mod import;
 pub mod machines;
 pub mod maintenance;
+pub mod operations;
 pub mod patch_status;
 pub mod regions;
 pub mod releases;

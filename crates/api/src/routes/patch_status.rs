@@ -1,6 +1,6 @@
-//! `GET /v1/machines/{id}/patch-status`: the portal view of one machine (first version: hotpatch,
-//! baseline, cycle and reboot; the fields other parts fill — windows, agent, assessment,
-//! compliance — are present and empty), and the temporary operator endpoint
+//! `GET /v1/machines/{id}/patch-status`: the portal view of one machine (hotpatch, baseline,
+//! cycle, reboot, next window, and what its agent reported: assessment, compliance, liveness,
+//! health), and the temporary operator endpoint
 //! `PUT /v1/machines/{id}/installed-state` that records what a machine runs until agents report it.
 
 use axum::extract::{RawQuery, State};
@@ -8,8 +8,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use hotpatch_domain::job::{AvailableUpdate, HealthCheck, HealthStatus};
 use hotpatch_domain::{Enrollment, HotpatchStatus, Month, Platform, Release, ReleaseKind};
 use hotpatch_scheduler::cycle::{cycle_status, CycleKind, MachineState};
+use hotpatch_store::agents;
 use hotpatch_store::machines::{self, Machine};
 use hotpatch_store::releases::{self, PatchState};
 use serde::{Deserialize, Serialize};
@@ -103,26 +105,45 @@ pub struct PatchStatusView {
     pub latest_installed: Option<ReleaseRef>,
     /// Its position in the cycle.
     pub cycle: CycleView,
-    /// Critical and security updates it needs (filled by assessments; empty until then).
-    #[schema(value_type = Vec<Object>)]
-    pub recommended_updates: Vec<serde_json::Value>,
-    /// Other available updates, not auto-installed (filled by assessments; empty until then).
-    #[schema(value_type = Vec<Object>)]
-    pub update_compliance: Vec<serde_json::Value>,
+    /// Critical and security updates available to it (from its last assessment).
+    pub recommended_updates: Vec<AvailableUpdate>,
+    /// Other available updates, not auto-installed (from its last assessment).
+    pub update_compliance: Vec<AvailableUpdate>,
     /// An installed update waits for a reboot.
     pub reboot_pending: bool,
-    /// When it was last assessed (`null` until assessments exist).
+    /// When it was last assessed (`null`: never).
     pub last_assessment_at: Option<DateTime<Utc>>,
     /// Its next maintenance window (the first of `GET /v1/machines/{id}/windows` at the same instant).
     pub next_window: Option<WindowView>,
-    /// Its agent (`null` until agents exist).
-    #[schema(value_type = Option<Object>)]
-    pub agent: Option<serde_json::Value>,
-    /// Its last health report (`null` until agents exist).
-    #[schema(value_type = Option<Object>)]
-    pub health: Option<serde_json::Value>,
+    /// Its agent (`null`: no agent token was ever issued for it).
+    pub agent: Option<AgentView>,
+    /// Its last health report (`null`: none yet).
+    pub health: Option<HealthView>,
     /// When the machine or its installed state last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A machine's agent as the portal shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentView {
+    /// Its last request (`null`: never connected).
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// It called within the last two minutes (agents long-poll for at most a minute).
+    pub connected: bool,
+}
+
+/// Agents that called within this long are connected.
+pub const CONNECTED_WITHIN: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+
+/// A machine's last health report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthView {
+    /// Overall verdict.
+    pub status: HealthStatus,
+    /// The checks behind it.
+    pub checks: Vec<HealthCheck>,
+    /// When it was reported.
+    pub reported_at: Option<DateTime<Utc>>,
 }
 
 /// What a machine runs (`PUT /v1/machines/{id}/installed-state`).
@@ -212,9 +233,11 @@ async fn get_patch_status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // The request's edge is where the clock is read; the rules take `now` as an argument.
-    let now = at_param(raw.as_deref())?.unwrap_or_else(Utc::now);
+    let now = at_param(raw.as_deref())?.unwrap_or_else(|| state.clock.now());
     let m = machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))?;
     let installed = releases::patch_state(&state.pool, id).await?;
+    let inventory = agents::inventory(&state.pool, id).await?;
+    let agent = agents::get(&state.pool, id).await?;
     let catalog = releases::catalog_of(&state.pool, m.spec.os).await?;
     let hotpatch = takes_hotpatches(&m);
     let machine_state = MachineState {
@@ -235,6 +258,7 @@ async fn get_patch_status(
             release: find(&catalog, Some(n.release_id))?,
         })
     });
+    let available = inventory.as_ref().map(|i| i.available_updates.as_slice()).unwrap_or_default();
     let view = PatchStatusView {
         machine_id: id,
         hotpatch: HotpatchView {
@@ -243,7 +267,11 @@ async fn get_patch_status(
             preview: m.eligibility.preview,
             status,
         },
-        os_build: m.spec.os_build.map(|b| b.to_string()),
+        // The agent's report is newer than what the operator registered.
+        os_build: inventory
+            .as_ref()
+            .and_then(|i| i.os_build.clone())
+            .or_else(|| m.spec.os_build.map(|b| b.to_string())),
         current_baseline: find(&catalog, installed.current_baseline),
         latest_installed: find(&catalog, installed.latest_installed),
         cycle: CycleView {
@@ -253,14 +281,27 @@ async fn get_patch_status(
             reboot_required: cycle.reboot_required,
             needs_baseline: cycle.needs_baseline,
         },
-        recommended_updates: vec![],
-        update_compliance: vec![],
+        recommended_updates: available.iter().filter(|u| u.is_recommended()).cloned().collect(),
+        update_compliance: available.iter().filter(|u| !u.is_recommended()).cloned().collect(),
         reboot_pending: cycle.reboot_pending,
-        last_assessment_at: None,
+        last_assessment_at: inventory.as_ref().map(|i| i.assessed_at),
         next_window: machine_windows_at(&state, &m, now, 1).await?.into_iter().next(),
-        agent: None,
-        health: None,
-        updated_at: installed.updated_at.map_or(m.updated_at, |t| t.max(m.updated_at)),
+        agent: agent.as_ref().map(|a| AgentView {
+            last_seen_at: a.last_seen_at,
+            connected: a.last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN),
+        }),
+        health: agent.and_then(|a| {
+            a.health.map(|h| HealthView {
+                status: h.status,
+                checks: h.checks,
+                reported_at: a.health_reported_at,
+            })
+        }),
+        updated_at: [Some(m.updated_at), installed.updated_at, inventory.as_ref().map(|i| i.assessed_at)]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(m.updated_at),
     };
     let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     let digest = Sha256::digest(&body);

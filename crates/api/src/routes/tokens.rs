@@ -234,5 +234,10 @@ async fn create_agent_token(
     let name = req.name.unwrap_or_else(|| format!("agent {}", machine.spec.name));
     check_name(&name)?;
     check_expiry(req.expires_at)?;
+    // The machine now has an agent: its periodic assessment starts, the first one soon (spread
+    // over five minutes so a fleet enrolled at once is not assessed at once).
+    let first =
+        state.clock.now() + chrono::TimeDelta::seconds(rand::Rng::gen_range(&mut rand::thread_rng(), 0..300));
+    hotpatch_store::agents::ensure(&state.pool, id, first).await?;
     issue(&state, &name, Role::Agent, Some(id), req.expires_at).await
 }

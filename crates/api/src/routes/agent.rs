@@ -1,0 +1,256 @@
+//! The agent protocol (role `agent`, bound to one machine): claim a job (long-poll), heartbeat
+//! its lease, report its result, and report inventory (assessments) and health.
+//!
+//! Every handler takes the machine from the [`Agent`] extractor, never from the request, so an
+//! agent cannot see or touch another machine's jobs: the store queries are scoped by it.
+
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::TimeDelta;
+use hotpatch_domain::job::{ClaimedJob, Health, Heartbeat, Inventory, JobResult, JobState, Lease};
+use hotpatch_store::jobs::{self, Completion, Fence};
+use hotpatch_store::wakeup::Key;
+use hotpatch_store::{agents, StoreError};
+use rand::Rng as _;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::Agent;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiPath};
+use crate::AppState;
+
+/// The longest long-poll a claim may ask for.
+pub const MAX_WAIT_SECS: u64 = 60;
+/// A waiting claim re-checks the database at least this often, even without a wake-up
+/// (notifications are hints; this is the fallback that makes them optional).
+const POLL_FALLBACK: Duration = Duration::from_secs(20);
+/// `last_seen_at` is written at most this often per agent.
+const SEEN_RESOLUTION: TimeDelta = TimeDelta::seconds(15);
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(claim))
+        .routes(routes!(heartbeat))
+        .routes(routes!(result))
+        .routes(routes!(inventory))
+        .routes(routes!(health))
+}
+
+/// A lease, as a heartbeat returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseView {
+    /// The extended lease.
+    pub lease: Lease,
+}
+
+/// A job after its result was recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobDone {
+    /// The job.
+    pub id: Uuid,
+    /// Its final state.
+    pub state: JobState,
+    /// Whether this request recorded it (`false`: the same result was already recorded).
+    pub recorded: bool,
+}
+
+/// `?wait=` of a claim: 0–60 seconds, default 0.
+pub(crate) fn wait_param(raw: Option<&str>, max: u64) -> Result<Duration, ApiError> {
+    let mut wait = 0;
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "wait" => {
+                wait = v.parse::<u64>().ok().filter(|w| *w <= max).ok_or_else(|| {
+                    ApiError::bad_param("wait", format!("must be a whole number of seconds, 0 to {max}"))
+                })?;
+            }
+            k => {
+                return Err(ApiError::bad_param(
+                    &k.escape_debug().to_string(),
+                    "unknown query parameter (known: wait)",
+                ))
+            }
+        }
+    }
+    Ok(Duration::from_secs(wait))
+}
+
+/// A random share of the fallback interval, so thousands of waiting agents do not re-check together.
+pub(crate) fn fallback_interval() -> Duration {
+    POLL_FALLBACK.mul_f64(rand::thread_rng().gen_range(0.75..1.0))
+}
+
+/// Claim the machine's next job: 200 with the job and its lease, or 204 when none came within
+/// `wait` seconds (0–60, default 0). A waiting claim answers as soon as a job is enqueued on any
+/// replica (LISTEN/NOTIFY), and re-checks on a timer as a fallback.
+#[utoipa::path(post, path = "/v1/agent/jobs/claim", tag = "agent",
+    params(("wait" = Option<u64>, Query, description = "Seconds to wait for a job, 0–60 (default 0)")),
+    responses((status = 200, description = "A job, leased to the caller", body = ClaimedJob),
+        (status = 204, description = "No job within `wait`"),
+        (status = 400, description = "Bad `wait`", body = Problem),
+        (status = 403, description = "Not an agent token", body = Problem)),
+    security(("bearer" = [])))]
+async fn claim(
+    State(state): State<AppState>,
+    agent: Agent,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let wait = wait_param(raw.as_deref(), MAX_WAIT_SECS)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let machine_id = agent.machine_id;
+    agents::touch(&state.pool, machine_id, state.clock.now(), SEEN_RESOLUTION).await?;
+    // Subscribe before the first check: a job enqueued between the check and the wait still wakes us.
+    let subscription = state.wakeups.subscribe(Key::Machine(machine_id));
+    loop {
+        let changed = subscription.changed();
+        if let Some(job) =
+            jobs::claim(&state.pool, machine_id, state.clock.now(), state.settings.lease_ttl).await?
+        {
+            tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
+            return Ok(Json(job).into_response());
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        let nap = (deadline - now).min(fallback_interval());
+        tokio::select! {
+            () = changed.wait() => {}
+            () = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+fn fenced(f: Fence, job_id: Uuid) -> ApiError {
+    match f {
+        Fence::NotFound => ApiError::NotFound(format!("no job {job_id} for this agent's machine")),
+        Fence::LeaseLost => ApiError::LeaseLost(format!(
+            "the lease no longer holds job {job_id}: it expired and the job was re-queued, or the job ended; \
+             stop working on it"
+        )),
+    }
+}
+
+/// Extend a claimed job's lease. 409 `lease_lost` when the lease no longer holds the job.
+#[utoipa::path(post, path = "/v1/agent/jobs/{id}/heartbeat", tag = "agent", request_body = Heartbeat,
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "Lease extended", body = LeaseView),
+        (status = 404, description = "Not a job of this machine", body = Problem),
+        (status = 409, description = "`lease_lost`", body = Problem)),
+    security(("bearer" = [])))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    agent: Agent,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Heartbeat>,
+) -> Result<Json<LeaseView>, ApiError> {
+    let now = state.clock.now();
+    let mut conn = state.pool.acquire().await?;
+    agents::touch(&mut *conn, agent.machine_id, now, SEEN_RESOLUTION).await?;
+    let lease =
+        jobs::heartbeat(&mut conn, id, agent.machine_id, body.lease_id, now, state.settings.lease_ttl)
+            .await?
+            .map_err(|f| fenced(f, id))?;
+    Ok(Json(LeaseView { lease }))
+}
+
+/// Report how a job ended. Fenced by the lease (409 `lease_lost`); sending the same result again
+/// is harmless (200, nothing changes).
+#[utoipa::path(post, path = "/v1/agent/jobs/{id}/result", tag = "agent", request_body = JobResult,
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "Recorded (or already recorded)", body = JobDone),
+        (status = 404, description = "Not a job of this machine", body = Problem),
+        (status = 409, description = "`lease_lost`", body = Problem),
+        (status = 422, description = "Invalid result", body = Problem)),
+    security(("bearer" = [])))]
+async fn result(
+    State(state): State<AppState>,
+    agent: Agent,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<JobResult>,
+) -> Result<Json<JobDone>, ApiError> {
+    if body.error.as_ref().is_some_and(|e| e.len() > 10_000) {
+        return Err(ApiError::field("error", "at most 10,000 characters"));
+    }
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    agents::touch(&mut *tx, agent.machine_id, now, SEEN_RESOLUTION).await?;
+    let done = jobs::complete(&mut tx, id, agent.machine_id, &body, now).await?.map_err(|f| fenced(f, id))?;
+    tx.commit().await?;
+    let (job, recorded) = match done {
+        Completion::Recorded(job) => (job, true),
+        Completion::AlreadyRecorded(job) => (job, false),
+    };
+    if recorded {
+        tracing::info!(job_id = %id, kind = ?job.kind, state = ?job.state, machine_id = %agent.machine_id, "job finished");
+    }
+    Ok(Json(JobDone { id, state: job.state, recorded }))
+}
+
+/// Report the machine's inventory (the result of an assessment): OS build, installed and
+/// available updates, pending reboot. It becomes the machine's patch status.
+#[utoipa::path(post, path = "/v1/agent/inventory", tag = "agent", request_body = Inventory,
+    responses((status = 204, description = "Recorded"),
+        (status = 422, description = "Invalid inventory", body = Problem)),
+    security(("bearer" = [])))]
+async fn inventory(
+    State(state): State<AppState>,
+    agent: Agent,
+    ApiJson(body): ApiJson<Inventory>,
+) -> Result<StatusCode, ApiError> {
+    const MAX_UPDATES: usize = 5_000;
+    if body.installed_updates.len() > MAX_UPDATES {
+        return Err(ApiError::field("installed_updates", format!("at most {MAX_UPDATES} updates")));
+    }
+    if body.available_updates.len() > MAX_UPDATES {
+        return Err(ApiError::field("available_updates", format!("at most {MAX_UPDATES} updates")));
+    }
+    let now = state.clock.now();
+    let next = now + jittered(state.settings.assessment_interval);
+    let mut tx = state.pool.begin().await?;
+    agents::record_inventory(&mut tx, agent.machine_id, &body, now, next).await.map_err(|e| match e {
+        // The machine was deleted while its agent still runs: its token is gone with it, so this
+        // can only be a race with the delete.
+        StoreError::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            ApiError::NotFound("the agent's machine no longer exists".to_owned())
+        }
+        e => e.into(),
+    })?;
+    tx.commit().await?;
+    tracing::info!(machine_id = %agent.machine_id, installed = body.installed_updates.len(),
+        available = body.available_updates.len(), "inventory recorded");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `interval` ± 10%, so a fleet assessed together at first drifts apart.
+pub fn jittered(interval: TimeDelta) -> TimeDelta {
+    let ms = interval.num_milliseconds() as f64;
+    TimeDelta::milliseconds((ms * rand::thread_rng().gen_range(0.9..1.1)) as i64)
+}
+
+/// Report the machine's health (rollouts halt when too many machines turn unhealthy).
+#[utoipa::path(post, path = "/v1/agent/health", tag = "agent", request_body = Health,
+    responses((status = 204, description = "Recorded"),
+        (status = 422, description = "Invalid report", body = Problem)),
+    security(("bearer" = [])))]
+async fn health(
+    State(state): State<AppState>,
+    agent: Agent,
+    ApiJson(body): ApiJson<Health>,
+) -> Result<StatusCode, ApiError> {
+    if body.checks.len() > 100 {
+        return Err(ApiError::field("checks", "at most 100 checks"));
+    }
+    agents::record_health(&state.pool, agent.machine_id, &body, state.clock.now()).await?;
+    tracing::info!(machine_id = %agent.machine_id, status = ?body.status, "health reported");
+    Ok(StatusCode::NO_CONTENT)
+}

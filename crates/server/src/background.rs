@@ -1,0 +1,89 @@
+//! The background loops of `hotpatchd`: the LISTEN connection that wakes long-polls, and the
+//! queue's maintenance tick (reap expired leases, wake jobs whose backoff passed, enqueue due
+//! periodic assessments) under one advisory lock, so N replicas are safe.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hotpatch_api::AppState;
+use hotpatch_domain::job::RetryPolicy;
+use hotpatch_store::leader::{self, Singleton};
+use hotpatch_store::{agents, jobs, StoreError};
+use rand::Rng as _;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+/// How often the maintenance tick runs.
+const TICK: Duration = Duration::from_secs(1);
+/// Rows one tick handles per kind of work (it loops while batches come back full).
+const BATCH: i64 = 1_000;
+
+/// Starts the loops; they stop when `shutdown` is cancelled.
+pub fn spawn(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let listen = {
+        let (hub, pool, token) = (state.wakeups.clone(), state.pool.clone(), shutdown.clone());
+        tokio::spawn(
+            async move { hub.run(pool, token.cancelled_owned()).await }
+                .instrument(tracing::info_span!("wakeups")),
+        )
+    };
+    let tick = {
+        let (state, token) = (state.clone(), shutdown.clone());
+        tokio::spawn(maintenance(state, token).instrument(tracing::info_span!("queue_maintenance")))
+    };
+    vec![listen, tick]
+}
+
+async fn maintenance(state: AppState, shutdown: CancellationToken) {
+    let mut last = state.clock.now();
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let now = state.clock.now();
+        match tick(&state, last, now).await {
+            Ok(()) => last = now,
+            // The next tick retries (from the same `last`, so no due job is skipped).
+            Err(e) => tracing::warn!(error = %e, "queue maintenance failed; retrying next tick"),
+        }
+    }
+}
+
+/// One pass, in one transaction under the maintenance lock; skipped when another replica holds it.
+async fn tick(state: &AppState, last: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut tx = state.pool.begin().await?;
+    if !leader::try_lock(&mut tx, Singleton::QueueMaintenance).await? {
+        return Ok(());
+    }
+    let policy = RetryPolicy::default();
+    loop {
+        let reaped = jobs::reap_expired(&mut tx, now, &policy, BATCH, || rand::thread_rng().gen()).await?;
+        if reaped.requeued + reaped.failed > 0 {
+            tracing::info!(requeued = reaped.requeued, failed = reaped.failed, "expired leases reaped");
+        }
+        if reaped.requeued + reaped.failed < BATCH as u64 {
+            break;
+        }
+    }
+    jobs::notify_due(&mut *tx, last, now).await?;
+    let interval = state.settings.assessment_interval;
+    loop {
+        let due = agents::take_due_assessments(&mut tx, now, BATCH, || {
+            now + hotpatch_api::routes::agent::jittered(interval)
+        })
+        .await?;
+        if !due.is_empty() {
+            jobs::enqueue_assessments(&mut tx, None, &due, 0, now).await?;
+            tracing::info!(machines = due.len(), "periodic assessments enqueued");
+        }
+        if (due.len() as i64) < BATCH {
+            break;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! What agents report about their machines: liveness (`last_seen_at`), health, the last
+//! assessment (inventory), and the schedule of the periodic assessment.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hotpatch_domain::job::{AvailableUpdate, Health, InstalledUpdate, Inventory};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// An agent's liveness and last health report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentState {
+    /// Its last request.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Its last health report.
+    pub health: Option<Health>,
+    /// When it reported health.
+    pub health_reported_at: Option<DateTime<Utc>>,
+    /// When the periodic assessment is due.
+    pub next_assessment_at: DateTime<Utc>,
+}
+
+/// The last assessment of a machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInventory {
+    /// OS build as the agent saw it.
+    pub os_build: Option<String>,
+    /// A reboot is pending.
+    pub reboot_pending: bool,
+    /// Installed updates.
+    pub installed_updates: Vec<InstalledUpdate>,
+    /// Available updates.
+    pub available_updates: Vec<AvailableUpdate>,
+    /// When it was assessed.
+    pub assessed_at: DateTime<Utc>,
+}
+
+/// Starts tracking a machine's agent (when its agent token is issued); the first periodic
+/// assessment is due at `first_assessment_at`. Keeps the schedule of an agent already tracked.
+pub async fn ensure(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+    first_assessment_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "insert into machine_agent (machine_id, next_assessment_at) values ($1, $2)
+         on conflict (machine_id) do nothing",
+        machine_id,
+        first_assessment_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records that the machine's agent called at `now`. Writes at most once per `resolution`, so a
+/// fleet of long-polling agents does not turn every poll into a row update.
+pub async fn touch(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+    now: DateTime<Utc>,
+    resolution: TimeDelta,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "insert into machine_agent (machine_id, last_seen_at, next_assessment_at) values ($1, $2, $2)
+         on conflict (machine_id) do update set last_seen_at = $2, updated_at = $2
+         where machine_agent.last_seen_at is null or machine_agent.last_seen_at < $3",
+        machine_id,
+        now,
+        now - resolution,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The machine's agent state; `None` when it never had an agent.
+pub async fn get(db: impl PgExecutor<'_>, machine_id: Uuid) -> Result<Option<AgentState>, StoreError> {
+    let row = sqlx::query!(
+        "select last_seen_at, health, health_reported_at, next_assessment_at
+         from machine_agent where machine_id = $1",
+        machine_id,
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(AgentState {
+            last_seen_at: r.last_seen_at,
+            health: r.health.map(decode).transpose()?,
+            health_reported_at: r.health_reported_at,
+            next_assessment_at: r.next_assessment_at,
+        })
+    })
+    .transpose()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+/// Records a health report.
+pub async fn record_health(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+    health: &Health,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let status: &str = health.status.into();
+    sqlx::query!(
+        "insert into machine_agent (machine_id, last_seen_at, health_status, health, health_reported_at, next_assessment_at)
+         values ($1, $2, $3, $4, $2, $2)
+         on conflict (machine_id) do update set last_seen_at = $2, health_status = $3, health = $4,
+             health_reported_at = $2, updated_at = $2",
+        machine_id,
+        now,
+        status,
+        encode(health)?,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records an assessment: the inventory replaces the last one; the machine's installed state
+/// (current baseline, latest installed release, reboot pending) follows from the installed KBs
+/// that are in the release catalog; the next periodic assessment is due at `next_assessment_at`.
+pub async fn record_inventory(
+    conn: &mut PgConnection,
+    machine_id: Uuid,
+    inventory: &Inventory,
+    now: DateTime<Utc>,
+    next_assessment_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let build = inventory.os_build.to_string();
+    let installed = encode(&inventory.installed_updates)?;
+    sqlx::query!(
+        "insert into machine_inventory (machine_id, os_build, reboot_pending, installed_updates,
+                                        available_updates, assessed_at, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $6, $6)
+         on conflict (machine_id) do update set os_build = $2, reboot_pending = $3, installed_updates = $4,
+             available_updates = $5, assessed_at = $6, updated_at = $6",
+        machine_id,
+        build,
+        inventory.reboot_pending,
+        installed,
+        encode(&inventory.available_updates)?,
+        now,
+    )
+    .execute(&mut *conn)
+    .await?;
+    // The catalog releases among the installed KBs: the newest baseline is the one the machine
+    // runs on, the newest release of any kind its latest install. Unknown KBs (drivers, .NET, …)
+    // do not move either.
+    sqlx::query!(
+        "with installed as (
+             select r.id, r.kind, r.month from release r
+             join machine m on m.id = $1 and m.os = r.os
+             where r.kb in (select x.kb from jsonb_to_recordset($2::jsonb) as x(kb text)))
+         insert into machine_patch_state (machine_id, current_baseline_id, latest_installed_id, reboot_pending,
+                                          created_at, updated_at)
+         values ($1,
+                 (select id from installed where kind = 'baseline' order by month desc limit 1),
+                 (select id from installed order by month desc, kind = 'baseline' desc limit 1),
+                 $3, $4, $4)
+         on conflict (machine_id) do update set
+             current_baseline_id = coalesce(excluded.current_baseline_id, machine_patch_state.current_baseline_id),
+             latest_installed_id = coalesce(excluded.latest_installed_id, machine_patch_state.latest_installed_id),
+             reboot_pending = excluded.reboot_pending, updated_at = $4",
+        machine_id,
+        installed,
+        inventory.reboot_pending,
+        now,
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "insert into machine_agent (machine_id, last_seen_at, next_assessment_at) values ($1, $2, $3)
+         on conflict (machine_id) do update set last_seen_at = $2, next_assessment_at = $3, updated_at = $2",
+        machine_id,
+        now,
+        next_assessment_at,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The machine's last assessment; `None` before the first.
+pub async fn inventory(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+) -> Result<Option<StoredInventory>, StoreError> {
+    let row = sqlx::query!(
+        "select os_build, reboot_pending, installed_updates, available_updates, assessed_at
+         from machine_inventory where machine_id = $1",
+        machine_id,
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(StoredInventory {
+            os_build: r.os_build,
+            reboot_pending: r.reboot_pending,
+            installed_updates: decode(r.installed_updates)?,
+            available_updates: decode(r.available_updates)?,
+            assessed_at: r.assessed_at,
+        })
+    })
+    .transpose()
+}
+
+/// Machines whose periodic assessment is due at `now`, at most `limit`; their next assessment is
+/// pushed to `next(machine)` in the same statement, so the caller enqueues each due machine once.
+/// Locked rows are skipped: two replicas never take the same machine.
+pub async fn take_due_assessments(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+    mut next: impl FnMut() -> DateTime<Utc>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let due = sqlx::query_scalar!(
+        "select machine_id from machine_agent where next_assessment_at <= $1
+         order by next_assessment_at limit $2 for update skip locked",
+        now,
+        limit,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if due.is_empty() {
+        return Ok(due);
+    }
+    let next_at: Vec<DateTime<Utc>> = due.iter().map(|_| next()).collect();
+    sqlx::query!(
+        "update machine_agent set next_assessment_at = t.at, updated_at = $3
+         from unnest($1::uuid[], $2::timestamptz[]) as t(id, at)
+         where machine_agent.machine_id = t.id",
+        &due,
+        &next_at,
+        now,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(due)
+}

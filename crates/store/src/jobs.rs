@@ -1,0 +1,478 @@
+//! The job queue (DESIGN §2 "Job queue"): enqueue, the one-statement claim, heartbeats and results
+//! fenced by the lease id, the reaper of expired leases, and a machine's job history.
+//!
+//! Every function takes `now` from the caller (the service's clock), so leases and backoff are
+//! testable at any instant. Wake-ups are sent by the `job_notify` trigger (see migrations).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hotpatch_domain::job::{ClaimedJob, JobKind, JobResult, JobState, Lease, RetryPolicy};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::{unique_violation, StoreError};
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// What the agent should do.
+    pub kind: JobKind,
+    /// Whose agent.
+    pub machine_id: Uuid,
+    /// Kind-specific details.
+    pub payload: serde_json::Value,
+    /// Higher is claimed first.
+    pub priority: i16,
+    /// Not claimable before.
+    pub run_after: DateTime<Utc>,
+    /// Claims allowed before the job fails.
+    pub max_attempts: i32,
+    /// The operation that asked for it.
+    pub operation_id: Option<Uuid>,
+    /// The rollout it belongs to.
+    pub rollout_id: Option<Uuid>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// The job.
+    pub id: Uuid,
+    /// What it does.
+    pub kind: JobKind,
+    /// Its machine.
+    pub machine_id: Uuid,
+    /// Kind-specific details.
+    pub payload: serde_json::Value,
+    /// Where it is.
+    pub state: JobState,
+    /// Claims so far.
+    pub attempt: i32,
+    /// Claims allowed.
+    pub max_attempts: i32,
+    /// Not claimable before.
+    pub run_after: DateTime<Utc>,
+    /// The current lease.
+    pub lease: Option<Lease>,
+    /// The operation that created it.
+    pub operation_id: Option<Uuid>,
+    /// Its rollout.
+    pub rollout_id: Option<Uuid>,
+    /// What the agent reported.
+    pub result: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    machine_id: Uuid,
+    payload: serde_json::Value,
+    state: String,
+    attempt: i32,
+    max_attempts: i32,
+    run_after: DateTime<Utc>,
+    lease_id: Option<Uuid>,
+    lease_expires_at: Option<DateTime<Utc>>,
+    operation_id: Option<Uuid>,
+    rollout_id: Option<Uuid>,
+    result: Option<serde_json::Value>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+
+    fn try_from(r: JobRow) -> Result<Job, StoreError> {
+        Ok(Job {
+            id: r.id,
+            kind: parse(&r.kind)?,
+            machine_id: r.machine_id,
+            payload: r.payload,
+            state: parse(&r.state)?,
+            attempt: r.attempt,
+            max_attempts: r.max_attempts,
+            run_after: r.run_after,
+            lease: r.lease_id.zip(r.lease_expires_at).map(|(id, expires_at)| Lease { id, expires_at }),
+            operation_id: r.operation_id,
+            rollout_id: r.rollout_id,
+            result: r.result,
+            error: r.error,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+pub(crate) fn parse<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Decode(format!("unexpected value {s:?}")))
+}
+
+/// Enqueues one job. A second active disruptive job for the machine is a
+/// [`StoreError::Conflict`] on `job_one_active_disruptive`.
+pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob) -> Result<Uuid, StoreError> {
+    let id = Uuid::now_v7();
+    let kind: &str = job.kind.into();
+    sqlx::query!(
+        "insert into job (id, kind, machine_id, payload, priority, run_after, max_attempts, operation_id, rollout_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        id,
+        kind,
+        job.machine_id,
+        job.payload,
+        job.priority,
+        job.run_after,
+        job.max_attempts,
+        job.operation_id,
+        job.rollout_id,
+    )
+    .execute(db)
+    .await
+    .map_err(unique_violation)?;
+    Ok(id)
+}
+
+/// Enqueues an assessment for each machine, collapsing into an assessment already queued for it;
+/// links every machine's job (new or joined) to `operation_id`. Returns `(machine_id, job_id)`
+/// for every machine.
+///
+/// Runs in the caller's transaction so the operation and its jobs appear together.
+pub async fn enqueue_assessments(
+    conn: &mut PgConnection,
+    operation_id: Option<Uuid>,
+    machine_ids: &[Uuid],
+    priority: i16,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    let ids: Vec<Uuid> = machine_ids.iter().map(|_| Uuid::now_v7()).collect();
+    // New jobs where none is queued; `on conflict` targets the partial unique index, so a
+    // concurrent "assess now" for the same machine cannot create a second queued one.
+    sqlx::query!(
+        "insert into job (id, kind, machine_id, priority, run_after, max_attempts, operation_id)
+         select t.id, 'assess', t.machine_id, $3, $4, 3, $5
+         from unnest($1::uuid[], $2::uuid[]) as t(machine_id, id)
+         on conflict (machine_id) where kind = 'assess' and state = 'queued' do nothing",
+        machine_ids,
+        &ids,
+        priority,
+        now,
+        operation_id,
+    )
+    .execute(&mut *conn)
+    .await?;
+    // A joined job keeps its own priority unless this request's is higher.
+    let rows = sqlx::query!(
+        "update job set priority = greatest(priority, $2), run_after = least(run_after, $3), updated_at = $3
+         where kind = 'assess' and state = 'queued' and machine_id = any($1::uuid[])
+         returning machine_id, id",
+        machine_ids,
+        priority,
+        now,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let pairs: Vec<(Uuid, Uuid)> = rows.into_iter().map(|r| (r.machine_id, r.id)).collect();
+    if let Some(op) = operation_id {
+        let (machines, jobs): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
+        sqlx::query!(
+            "insert into operation_job (operation_id, machine_id, job_id)
+             select $1, m, j from unnest($2::uuid[], $3::uuid[]) as t(m, j)
+             on conflict do nothing",
+            op,
+            &machines,
+            &jobs,
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(pairs)
+}
+
+/// Claims the machine's next claimable job under a new lease of `ttl`, in one statement; `None`
+/// when nothing is claimable. Concurrent claimers never get the same job (`skip locked`).
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+    now: DateTime<Utc>,
+    ttl: TimeDelta,
+) -> Result<Option<ClaimedJob>, StoreError> {
+    let lease_id = Uuid::new_v4();
+    let expires_at = now + ttl;
+    let row = sqlx::query!(
+        "update job set state = 'leased', lease_id = $2, lease_expires_at = $3, attempt = attempt + 1,
+                leased_at = $4, updated_at = $4
+         where id = (
+             select id from job
+             where machine_id = $1 and state = 'queued' and run_after <= $4
+             order by priority desc, run_after, id
+             limit 1
+             for update skip locked)
+         returning id, kind, machine_id, attempt, payload",
+        machine_id,
+        lease_id,
+        expires_at,
+        now,
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(ClaimedJob {
+            id: r.id,
+            kind: parse(&r.kind)?,
+            machine_id: r.machine_id,
+            attempt: r.attempt,
+            payload: r.payload,
+            lease: Lease { id: lease_id, expires_at },
+        })
+    })
+    .transpose()
+}
+
+/// Why a heartbeat or result was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// No such job for this machine.
+    NotFound,
+    /// The job exists but this lease no longer holds it (expired and re-leased, or the job ended).
+    LeaseLost,
+}
+
+/// Why the job is not held by `lease_id`: it is not the machine's, or the lease is gone.
+async fn fence(db: impl PgExecutor<'_>, job_id: Uuid, machine_id: Uuid) -> Result<Fence, StoreError> {
+    let exists = sqlx::query_scalar!(
+        "select exists (select 1 from job where id = $1 and machine_id = $2) as \"exists!\"",
+        job_id,
+        machine_id
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(if exists { Fence::LeaseLost } else { Fence::NotFound })
+}
+
+/// Extends the lease by `ttl` from `now`; the job must be the machine's and still held by `lease_id`.
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    machine_id: Uuid,
+    lease_id: Uuid,
+    now: DateTime<Utc>,
+    ttl: TimeDelta,
+) -> Result<Result<Lease, Fence>, StoreError> {
+    let expires_at = now + ttl;
+    let updated = sqlx::query!(
+        "update job set lease_expires_at = $4, updated_at = $5
+         where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'",
+        job_id,
+        machine_id,
+        lease_id,
+        expires_at,
+        now,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 1 {
+        Ok(Ok(Lease { id: lease_id, expires_at }))
+    } else {
+        Ok(Err(fence(&mut *conn, job_id, machine_id).await?))
+    }
+}
+
+/// What recording a result did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// The job ended with this result now.
+    Recorded(Job),
+    /// The same result was already recorded under this lease: nothing changed.
+    AlreadyRecorded(Job),
+}
+
+/// Records the agent's result: the job ends `succeeded` or `failed`. Fenced by the lease: a
+/// holder that lost its lease gets [`Fence::LeaseLost`]. Sending the same result again under the
+/// same lease is [`Completion::AlreadyRecorded`] and changes nothing.
+pub async fn complete(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    machine_id: Uuid,
+    result: &JobResult,
+    now: DateTime<Utc>,
+) -> Result<Result<Completion, Fence>, StoreError> {
+    let state: &str = match result.outcome {
+        hotpatch_domain::job::Outcome::Succeeded => "succeeded",
+        hotpatch_domain::job::Outcome::Failed => "failed",
+    };
+    let body = serde_json::to_value(result).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let row = sqlx::query_as!(
+        JobRow,
+        "update job set state = $4, result = $5, error = $6, finished_at = $7, updated_at = $7,
+                lease_id = null, lease_expires_at = null
+         where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'
+         returning id, kind, machine_id, payload, state, attempt, max_attempts, run_after, lease_id,
+                   lease_expires_at, operation_id, rollout_id, result, error, created_at, finished_at",
+        job_id,
+        machine_id,
+        result.lease_id,
+        state,
+        body,
+        result.error,
+        now,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Ok(Completion::Recorded(row.try_into()?)));
+    }
+    // Not held by this lease. The same result delivered twice (a retry after a lost response)
+    // finds the job ended with exactly this result, lease id included.
+    match get(&mut *conn, job_id, machine_id).await? {
+        None => Ok(Err(Fence::NotFound)),
+        Some(job) if job.result.as_ref() == Some(&body) => Ok(Ok(Completion::AlreadyRecorded(job))),
+        Some(_) => Ok(Err(Fence::LeaseLost)),
+    }
+}
+
+/// The machine's job `job_id`, if it is the machine's.
+pub async fn get(db: impl PgExecutor<'_>, job_id: Uuid, machine_id: Uuid) -> Result<Option<Job>, StoreError> {
+    let row = sqlx::query_as!(
+        JobRow,
+        "select id, kind, machine_id, payload, state, attempt, max_attempts, run_after, lease_id,
+                lease_expires_at, operation_id, rollout_id, result, error, created_at, finished_at
+         from job where id = $1 and machine_id = $2",
+        job_id,
+        machine_id,
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(Job::try_from).transpose()
+}
+
+/// The machine's jobs created since `since`, newest first (update history).
+pub async fn history(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Job>, StoreError> {
+    let rows = sqlx::query_as!(
+        JobRow,
+        "select id, kind, machine_id, payload, state, attempt, max_attempts, run_after, lease_id,
+                lease_expires_at, operation_id, rollout_id, result, error, created_at, finished_at
+         from job where machine_id = $1 and created_at >= $2
+         order by created_at desc, id desc limit $3",
+        machine_id,
+        since,
+        limit,
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(Job::try_from).collect()
+}
+
+/// What one reaper pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reaped {
+    /// Expired leases returned to the queue.
+    pub requeued: u64,
+    /// Expired leases whose job had no attempt left: failed.
+    pub failed: u64,
+}
+
+/// Returns jobs whose lease expired before `now` to `queued` with backoff, or fails them when they
+/// used all their attempts. `jitter` draws a number in [0, 1) per job. Handles at most `limit`
+/// jobs (the caller loops while it gets a full batch).
+pub async fn reap_expired(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    policy: &RetryPolicy,
+    limit: i64,
+    mut jitter: impl FnMut() -> f64,
+) -> Result<Reaped, StoreError> {
+    let expired = sqlx::query!(
+        "select id, attempt, max_attempts from job
+         where state = 'leased' and lease_expires_at < $1
+         order by lease_expires_at limit $2
+         for update skip locked",
+        now,
+        limit,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut retry_ids, mut retry_at, mut fail_ids) = (vec![], vec![], vec![]);
+    for job in expired {
+        if job.attempt >= job.max_attempts {
+            fail_ids.push(job.id);
+        } else {
+            retry_ids.push(job.id);
+            retry_at.push(policy.next_run_at(now, job.attempt, jitter()));
+        }
+    }
+    let requeued = sqlx::query!(
+        "update job set state = 'queued', run_after = t.run_after, lease_id = null, lease_expires_at = null,
+                error = 'lease expired', updated_at = $3
+         from unnest($1::uuid[], $2::timestamptz[]) as t(id, run_after)
+         where job.id = t.id",
+        &retry_ids,
+        &retry_at,
+        now,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let failed = sqlx::query!(
+        "update job set state = 'failed', lease_id = null, lease_expires_at = null, finished_at = $2,
+                error = 'lease expired on the last attempt (' || attempt || ' of ' || max_attempts || ')',
+                updated_at = $2
+         where id = any($1::uuid[])",
+        &fail_ids,
+        now,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(Reaped { requeued, failed })
+}
+
+/// Sends a wake-up for every machine with a job that became claimable in `(after, now]` (its
+/// backoff or start time passed), so long-polling agents get it without waiting for a poll.
+pub async fn notify_due(
+    db: impl PgExecutor<'_>,
+    after: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query_scalar!(
+        "select count(pg_notify('hotpatch_job', machine_id::text)) as \"n!\"
+         from (select distinct machine_id from job
+               where state = 'queued' and run_after > $1 and run_after <= $2) as due",
+        after,
+        now,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(n as u64)
+}
+
+/// Cancels the queued and leased jobs of an operation; a leased job's holder then gets `lease_lost`.
+pub async fn cancel_operation(
+    db: impl PgExecutor<'_>,
+    operation_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query!(
+        "update job set state = 'canceled', lease_id = null, lease_expires_at = null, finished_at = $2,
+                error = 'canceled', updated_at = $2
+         where state in ('queued', 'leased')
+           and id in (select job_id from operation_job where operation_id = $1)",
+        operation_id,
+        now,
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n)
+}

@@ -1,0 +1,23 @@
+//! Singletons across replicas: periodic work (lease reaper, assessment cadence, later the rollout
+//! dispatcher) runs under a transaction-scoped advisory lock, so with N replicas one does each
+//! tick and the others skip it.
+
+use sqlx::PgConnection;
+
+use crate::error::StoreError;
+
+/// The advisory locks of the service (one 64-bit key each; the high bits spell "hotp").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Singleton {
+    /// The queue's maintenance: reaping expired leases, waking due jobs, periodic assessments.
+    QueueMaintenance = 0x686f_7470_0000_0001,
+}
+
+/// Takes the lock for the rest of the caller's transaction; `false` when another replica holds it.
+pub async fn try_lock(conn: &mut PgConnection, which: Singleton) -> Result<bool, StoreError> {
+    let got = sqlx::query_scalar!("select pg_try_advisory_xact_lock($1) as \"got!\"", which as i64)
+        .fetch_one(conn)
+        .await?;
+    Ok(got)
+}

@@ -1,0 +1,225 @@
+//! Wake-ups from PostgreSQL: one LISTEN connection per process turns `NOTIFY`s (sent by the
+//! `job_notify` trigger on any replica) into in-process wake-ups of the requests waiting on a key
+//! (a machine's claim, an operation's long-poll).
+//!
+//! Notifications are hints, never the truth: a waiter re-checks the database after every wake-up
+//! and on a timer, and when the LISTEN connection drops (notifications may have been missed) every
+//! waiter is woken to re-check, then once a second until the connection is back.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Channel of "a job became claimable"; the payload is the machine id.
+pub const JOB_CHANNEL: &str = "hotpatch_job";
+/// Channel of "an operation's jobs changed"; the payload is the operation id.
+pub const OPERATION_CHANNEL: &str = "hotpatch_operation";
+
+/// Which wake-up a waiter waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A job for this machine.
+    Machine(Uuid),
+    /// A change of this operation.
+    Operation(Uuid),
+}
+
+/// The waiters of this process, by key.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    waiters: Mutex<HashMap<Key, Arc<Notify>>>,
+    /// Wakes everyone: the LISTEN connection dropped, or is down.
+    all: Notify,
+}
+
+/// A registration for one key; dropping it unregisters.
+#[derive(Debug)]
+pub struct Subscription {
+    hub: Arc<Wakeups>,
+    key: Key,
+    notify: Arc<Notify>,
+}
+
+impl Wakeups {
+    /// A hub with no waiters; call [`Wakeups::run`] to feed it.
+    pub fn new() -> Arc<Wakeups> {
+        Arc::new(Wakeups::default())
+    }
+
+    /// Registers interest in `key`. Register *before* checking the database, then wait on
+    /// [`Subscription::changed`]: a notification between the check and the wait is not lost.
+    pub fn subscribe(self: &Arc<Self>, key: Key) -> Subscription {
+        let notify = self.lock().entry(key).or_default().clone();
+        Subscription { hub: self.clone(), key, notify }
+    }
+
+    /// Wakes the waiters of `key` in this process.
+    pub fn wake(&self, key: Key) {
+        if let Some(n) = self.lock().get(&key) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiter of this process.
+    pub fn wake_all(&self) {
+        self.all.notify_waiters();
+    }
+
+    /// Number of keys with waiters (for metrics).
+    pub fn waiting(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Notify>>> {
+        // The map stays consistent even if a holder panicked: every operation is one call.
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Listens on PostgreSQL until `shutdown` completes, waking waiters on each notification.
+    /// Reconnects on its own; while disconnected, wakes everyone each second (polling fallback).
+    pub async fn run(self: Arc<Self>, pool: PgPool, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let mut listener = tokio::select! {
+                () = &mut shutdown => return,
+                l = connect(&pool) => match l {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot LISTEN for wake-ups; polling each second until it works");
+                        self.wake_all();
+                        tokio::select! {
+                            () = &mut shutdown => return,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        }
+                    }
+                },
+            };
+            // Anything sent while we were not listening is lost: everyone re-checks.
+            self.wake_all();
+            loop {
+                let received = tokio::select! {
+                    () = &mut shutdown => return,
+                    r = listener.try_recv() => r,
+                };
+                match received {
+                    Ok(Some(n)) => {
+                        let Ok(id) = n.payload().parse::<Uuid>() else { continue };
+                        match n.channel() {
+                            JOB_CHANNEL => self.wake(Key::Machine(id)),
+                            OPERATION_CHANNEL => self.wake(Key::Operation(id)),
+                            _ => {}
+                        }
+                    }
+                    // Reconnected by sqlx: notifications may have been missed.
+                    Ok(None) => {
+                        tracing::info!("LISTEN connection re-established; waking every waiter to re-check");
+                        self.wake_all();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                        self.wake_all();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen_all([JOB_CHANNEL, OPERATION_CHANNEL]).await?;
+    Ok(listener)
+}
+
+impl Subscription {
+    /// A future that completes at the next wake-up of this key (or of everyone). Create it before
+    /// checking the database and await it after, so a wake-up in between is kept.
+    pub fn changed(&self) -> Changed<'_> {
+        let mut own = Box::pin(self.notify.notified());
+        let mut all = Box::pin(self.hub.all.notified());
+        own.as_mut().enable();
+        all.as_mut().enable();
+        Changed { own, all }
+    }
+}
+
+/// See [`Subscription::changed`].
+#[derive(Debug)]
+pub struct Changed<'a> {
+    own: std::pin::Pin<Box<Notified<'a>>>,
+    all: std::pin::Pin<Box<Notified<'a>>>,
+}
+
+impl Changed<'_> {
+    /// Waits for the wake-up.
+    pub async fn wait(self) {
+        let Changed { own, all } = self;
+        tokio::select! {
+            () = own => {}
+            () = all => {}
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut waiters = self.hub.lock();
+        // Two references left: ours and the map's. Then nobody else waits on this key.
+        if Arc::strong_count(&self.notify) <= 2 {
+            waiters.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wake_up_between_the_check_and_the_wait_is_not_lost() {
+        let hub = Wakeups::new();
+        let id = Uuid::now_v7();
+        let sub = hub.subscribe(Key::Machine(id));
+        let changed = sub.changed();
+        hub.wake(Key::Machine(id));
+        tokio::time::timeout(Duration::from_secs(1), changed.wait()).await.expect("woken");
+    }
+
+    #[tokio::test]
+    async fn waking_one_key_does_not_wake_another() {
+        let hub = Wakeups::new();
+        let a = hub.subscribe(Key::Machine(Uuid::now_v7()));
+        let changed = a.changed();
+        hub.wake(Key::Operation(Uuid::now_v7()));
+        assert!(tokio::time::timeout(Duration::from_millis(50), changed.wait()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_last_subscription_dropped_unregisters_its_key() {
+        let hub = Wakeups::new();
+        let key = Key::Operation(Uuid::now_v7());
+        let a = hub.subscribe(key);
+        let b = hub.subscribe(key);
+        drop(a);
+        assert_eq!(hub.waiting(), 1);
+        drop(b);
+        assert_eq!(hub.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn wake_all_wakes_every_key() {
+        let hub = Wakeups::new();
+        let a = hub.subscribe(Key::Machine(Uuid::now_v7()));
+        let changed = a.changed();
+        hub.wake_all();
+        tokio::time::timeout(Duration::from_secs(1), changed.wait()).await.expect("woken");
+    }
+}
