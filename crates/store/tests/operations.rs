@@ -1,0 +1,282 @@
+//! Operations against a real PostgreSQL (a fresh database per test): idempotent creation, the
+//! machines a selector names, and the view derived from the operation's jobs.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use hotpatch_domain::job::{JobState, Outcome};
+use hotpatch_domain::operation::{MachineCounts, OperationKind, OperationStatus, Selector};
+use hotpatch_store::jobs::{self, Completion, Fence};
+use hotpatch_store::operations::{self, Created, NewOperation};
+use hotpatch_store::testing::fresh_db;
+use hotpatch_store::wakeup::OPERATION_CHANNEL;
+use hotpatch_store::StoreError;
+use sqlx::postgres::PgListener;
+use sqlx::PgConnection;
+use support::{insert_specs, machines, result, secs, spec, succeeded, t0, TTL};
+use uuid::Uuid;
+
+async fn create(
+    conn: &mut PgConnection,
+    created_by: Option<Uuid>,
+    idempotency: Option<(&str, [u8; 32])>,
+    request: serde_json::Value,
+) -> Created {
+    let op =
+        NewOperation { kind: OperationKind::Assess, request: &request, created_by, idempotency, now: t0() };
+    operations::create(conn, &op).await.unwrap()
+}
+
+async fn new_operation(conn: &mut PgConnection) -> Uuid {
+    match create(conn, None, None, serde_json::json!({})).await {
+        Created::New(id) => id,
+        other => panic!("expected a new operation, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_its_operation_and_refuses_another_request() {
+    let db = fresh_db().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let (ci, other_ci) = (Some(Uuid::now_v7()), Some(Uuid::now_v7()));
+    let (body, other_body) = ([1u8; 32], [2u8; 32]);
+    let request = serde_json::json!({ "selector": { "regions": ["westeurope"] } });
+
+    let Created::New(id) = create(&mut conn, ci, Some(("deploy-42", body)), request.clone()).await else {
+        panic!("the first use of a key creates")
+    };
+    assert_eq!(
+        create(&mut conn, ci, Some(("deploy-42", body)), request.clone()).await,
+        Created::Replayed(id)
+    );
+    assert_eq!(
+        create(&mut conn, ci, Some(("deploy-42", other_body)), serde_json::json!({})).await,
+        Created::KeyReused(id)
+    );
+    let Created::New(theirs) = create(&mut conn, other_ci, Some(("deploy-42", body)), request.clone()).await
+    else {
+        panic!("keys are scoped to their creator")
+    };
+    assert_ne!(theirs, id);
+    let (a, b) = (new_operation(&mut conn).await, new_operation(&mut conn).await);
+    assert_ne!(a, b, "without a key every request is new");
+
+    let view = operations::get(&mut conn, id, 10).await.unwrap();
+    assert_eq!((view.kind, view.created_at), (OperationKind::Assess, t0()));
+    let stored: serde_json::Value = sqlx::query_scalar("select request from operation where id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, request, "the first request is kept");
+}
+
+#[tokio::test]
+#[ignore = "bug: operation_idempotency_key treats null created_by as distinct, so a key without a \
+            creator never conflicts and every retry creates a new operation"]
+async fn an_idempotency_key_without_a_creator_still_replays() {
+    let db = fresh_db().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let key = Some(("nightly", [7u8; 32]));
+    let Created::New(id) = create(&mut conn, None, key, serde_json::json!({})).await else { panic!("new") };
+    assert_eq!(create(&mut conn, None, key, serde_json::json!({})).await, Created::Replayed(id));
+}
+
+#[tokio::test]
+async fn a_selector_names_the_machines_matching_every_given_part() {
+    let db = fresh_db().await;
+    let specs = [
+        spec("web-1", "westeurope", &[("env", "prod"), ("tier", "web")]),
+        spec("web-2", "westeurope", &[("env", "staging"), ("tier", "web")]),
+        spec("db-1", "eastus", &[("env", "prod"), ("tier", "db")]),
+        spec("web-3", "eastus", &[("env", "prod"), ("tier", "web")]),
+    ];
+    let ids = insert_specs(&db.pool, &specs).await;
+    let [web1, web2, db1, web3] = ids[..] else { panic!("four machines") };
+    let labels = |pairs: &[(&str, &str)]| {
+        Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>())
+    };
+    let regions = |r: &[&str]| Some(r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+    let cases: Vec<(Selector, Vec<Uuid>)> = vec![
+        (Selector::default(), vec![web1, web2, db1, web3]),
+        (Selector { labels: labels(&[]), ..Default::default() }, vec![web1, web2, db1, web3]),
+        (Selector { machine_ids: Some(vec![web3, web1]), ..Default::default() }, vec![web1, web3]),
+        (Selector { labels: labels(&[("env", "prod")]), ..Default::default() }, vec![web1, db1, web3]),
+        (
+            Selector { labels: labels(&[("env", "prod"), ("tier", "web")]), ..Default::default() },
+            vec![web1, web3],
+        ),
+        (Selector { regions: regions(&["eastus"]), ..Default::default() }, vec![db1, web3]),
+        (
+            Selector { regions: regions(&["eastus", "westeurope"]), ..Default::default() },
+            vec![web1, web2, db1, web3],
+        ),
+        (
+            Selector {
+                labels: labels(&[("tier", "web")]),
+                regions: regions(&["westeurope"]),
+                ..Default::default()
+            },
+            vec![web1, web2],
+        ),
+        (
+            Selector {
+                machine_ids: Some(vec![web1, web2, db1]),
+                labels: labels(&[("env", "prod")]),
+                regions: regions(&["eastus"]),
+            },
+            vec![db1],
+        ),
+        (
+            Selector { machine_ids: Some(vec![web1]), regions: regions(&["eastus"]), ..Default::default() },
+            vec![],
+        ),
+        (Selector { labels: labels(&[("env", "dev")]), ..Default::default() }, vec![]),
+        (Selector { machine_ids: Some(vec![Uuid::now_v7()]), ..Default::default() }, vec![]),
+    ];
+    for (selector, expected) in cases {
+        let got = operations::select_machines(&db.pool, &selector, 100).await.unwrap();
+        assert_eq!(got, expected, "{selector:?}");
+    }
+    let first_two = operations::select_machines(&db.pool, &Selector::default(), 2).await.unwrap();
+    assert_eq!(first_two, [web1, web2], "at most `limit`, in id order");
+
+    let stranger = Uuid::now_v7();
+    assert_eq!(operations::unknown_machines(&db.pool, &[web1, stranger, db1]).await.unwrap(), [stranger]);
+    assert!(operations::unknown_machines(&db.pool, &ids).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_operation_view_follows_its_jobs_from_queued_to_failed() {
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, 3).await;
+    let [ok, broken, last] = ids[..] else { panic!("three machines") };
+    let mut conn = db.pool.acquire().await.unwrap();
+    let op = new_operation(&mut conn).await;
+    jobs::enqueue_assessments(&mut conn, Some(op), &ids, 0, t0()).await.unwrap();
+
+    let view = operations::get(&mut conn, op, 100).await.unwrap();
+    assert_eq!(view.status, OperationStatus::Queued);
+    assert_eq!(view.machines, MachineCounts { total: 3, succeeded: 0, failed: 0, pending: 3 });
+    assert!(view.results.iter().all(|r| r.state == JobState::Queued && r.finished_at.is_none()));
+    assert_eq!((view.finished_at, view.results_truncated), (None, false));
+    assert_eq!(operations::progress(&mut *conn, op).await.unwrap(), Some((3, 0, 0)));
+
+    let running = jobs::claim(&mut *conn, ok, t0() + secs(1), TTL).await.unwrap().unwrap();
+    assert_eq!(operations::get(&mut conn, op, 100).await.unwrap().status, OperationStatus::Running);
+    assert_eq!(operations::progress(&mut *conn, op).await.unwrap(), Some((2, 1, 0)));
+    jobs::complete(&mut conn, running.id, ok, &succeeded(&running), t0() + secs(10)).await.unwrap().unwrap();
+    let failing = jobs::claim(&mut *conn, broken, t0() + secs(11), TTL).await.unwrap().unwrap();
+    let failure = result(failing.lease.id, Outcome::Failed, Some("WU agent not running"));
+    jobs::complete(&mut conn, failing.id, broken, &failure, t0() + secs(20)).await.unwrap().unwrap();
+
+    let view = operations::get(&mut conn, op, 100).await.unwrap();
+    assert_eq!(view.status, OperationStatus::Running, "one job is still queued");
+    assert_eq!(view.machines, MachineCounts { total: 3, succeeded: 1, failed: 1, pending: 1 });
+    let order: Vec<(Uuid, JobState)> = view.results.iter().map(|r| (r.machine_id, r.state)).collect();
+    assert_eq!(order, [(broken, JobState::Failed), (ok, JobState::Succeeded), (last, JobState::Queued)]);
+    assert_eq!(view.results[0].error.as_deref(), Some("WU agent not running"));
+    assert_eq!(view.results[1].finished_at, Some(t0() + secs(10)));
+    assert_eq!(view.finished_at, None, "not over yet");
+    let head = operations::get(&mut conn, op, 1).await.unwrap();
+    assert_eq!(head.results.iter().map(|r| r.machine_id).collect::<Vec<_>>(), [broken], "failures first");
+    assert!(head.results_truncated);
+
+    let final_job = jobs::claim(&mut *conn, last, t0() + secs(21), TTL).await.unwrap().unwrap();
+    jobs::complete(&mut conn, final_job.id, last, &succeeded(&final_job), t0() + secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let view = operations::get(&mut conn, op, 100).await.unwrap();
+    assert_eq!(view.status, OperationStatus::Failed, "over, and one failed");
+    assert_eq!(view.machines, MachineCounts { total: 3, succeeded: 2, failed: 1, pending: 0 });
+    assert_eq!(view.finished_at, Some(t0() + secs(30)), "when its last job ended");
+    assert_eq!(operations::progress(&mut *conn, op).await.unwrap(), Some((0, 0, 3)));
+}
+
+#[tokio::test]
+async fn an_operation_whose_jobs_all_succeed_succeeded_and_an_unknown_one_is_not_found() {
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, 2).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let op = new_operation(&mut conn).await;
+    jobs::enqueue_assessments(&mut conn, Some(op), &ids, 0, t0()).await.unwrap();
+    for (n, m) in ids.iter().enumerate() {
+        let claimed = jobs::claim(&mut *conn, *m, t0(), TTL).await.unwrap().unwrap();
+        let at = t0() + secs(10 * (n as i64 + 1));
+        jobs::complete(&mut conn, claimed.id, *m, &succeeded(&claimed), at).await.unwrap().unwrap();
+    }
+    let view = operations::get(&mut conn, op, 100).await.unwrap();
+    assert_eq!((view.status, view.finished_at), (OperationStatus::Succeeded, Some(t0() + secs(20))));
+    assert_eq!(view.machines, MachineCounts { total: 2, succeeded: 2, failed: 0, pending: 0 });
+
+    let unknown = Uuid::now_v7();
+    assert!(matches!(operations::get(&mut conn, unknown, 10).await, Err(StoreError::NotFound)));
+    assert_eq!(operations::progress(&mut *conn, unknown).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn canceling_an_operation_ends_its_unfinished_jobs_and_fences_out_their_holders() {
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, 3).await;
+    let [held, done, waiting] = ids[..] else { panic!("three machines") };
+    let mut conn = db.pool.acquire().await.unwrap();
+    let op = new_operation(&mut conn).await;
+    jobs::enqueue_assessments(&mut conn, Some(op), &ids, 0, t0()).await.unwrap();
+    let holder = jobs::claim(&mut *conn, held, t0(), TTL).await.unwrap().unwrap();
+    let finished = jobs::claim(&mut *conn, done, t0(), TTL).await.unwrap().unwrap();
+    jobs::complete(&mut conn, finished.id, done, &succeeded(&finished), t0() + secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(jobs::cancel_operation(&mut *conn, op, t0() + secs(10)).await.unwrap(), 2);
+    let view = operations::get(&mut conn, op, 100).await.unwrap();
+    assert_eq!((view.status, view.finished_at), (OperationStatus::Canceled, Some(t0() + secs(10))));
+    assert_eq!(view.machines, MachineCounts { total: 3, succeeded: 1, failed: 2, pending: 0 });
+    let beat =
+        jobs::heartbeat(&mut conn, holder.id, held, holder.lease.id, t0() + secs(11), TTL).await.unwrap();
+    assert_eq!(beat, Err(Fence::LeaseLost));
+    let late =
+        jobs::complete(&mut conn, holder.id, held, &succeeded(&holder), t0() + secs(12)).await.unwrap();
+    assert_eq!(late, Err(Fence::LeaseLost));
+    assert!(jobs::claim(&mut *conn, waiting, t0() + secs(13), TTL).await.unwrap().is_none());
+    let kept = jobs::get(&mut *conn, finished.id, done).await.unwrap().unwrap();
+    assert_eq!(kept.state, JobState::Succeeded, "a finished job stays as it ended");
+    assert_eq!(jobs::cancel_operation(&mut *conn, op, t0() + secs(20)).await.unwrap(), 0);
+}
+
+async fn next_operation_wakeups(listener: &mut PgListener, n: usize) -> HashSet<Uuid> {
+    let mut got = HashSet::new();
+    for _ in 0..n {
+        let wakeup = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a wake-up within 5 s")
+            .unwrap();
+        assert_eq!(wakeup.channel(), OPERATION_CHANNEL);
+        got.insert(wakeup.payload().parse().unwrap());
+    }
+    got
+}
+
+#[tokio::test]
+async fn every_state_change_of_a_shared_job_wakes_every_operation_waiting_on_it() {
+    let db = fresh_db().await;
+    let m = machines(&db.pool, 1).await[0];
+    let mut conn = db.pool.acquire().await.unwrap();
+    let (first, second) = (new_operation(&mut conn).await, new_operation(&mut conn).await);
+    let mut listener = PgListener::connect(&db.url).await.unwrap();
+    listener.listen(OPERATION_CHANNEL).await.unwrap();
+    jobs::enqueue_assessments(&mut conn, Some(first), &[m], 0, t0()).await.unwrap();
+    jobs::enqueue_assessments(&mut conn, Some(second), &[m], 0, t0()).await.unwrap();
+
+    let both = HashSet::from([first, second]);
+    let claimed = jobs::claim(&mut *conn, m, t0(), TTL).await.unwrap().unwrap();
+    assert_eq!(next_operation_wakeups(&mut listener, 2).await, both, "queued → running");
+    let done = jobs::complete(&mut conn, claimed.id, m, &succeeded(&claimed), t0() + secs(1)).await.unwrap();
+    assert!(matches!(done, Ok(Completion::Recorded(_))));
+    assert_eq!(next_operation_wakeups(&mut listener, 2).await, both, "running → done");
+}
