@@ -23,7 +23,8 @@ create table operation (
 );
 
 -- Keys are scoped to the caller: two CI pipelines choosing the same key do not see each other.
-create unique index operation_idempotency_key on operation (created_by, idempotency_key)
+-- `nulls not distinct`: a key sent without a known caller still replays.
+create unique index operation_idempotency_key on operation (created_by, idempotency_key) nulls not distinct
     where idempotency_key is not null;
 
 create table job (

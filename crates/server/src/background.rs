@@ -72,10 +72,7 @@ async fn tick(state: &AppState, last: DateTime<Utc>, now: DateTime<Utc>) -> Resu
     jobs::notify_due(&mut *tx, last, now).await?;
     let interval = state.settings.assessment_interval;
     loop {
-        let due = agents::take_due_assessments(&mut tx, now, BATCH, || {
-            now + hotpatch_api::routes::agent::jittered(interval)
-        })
-        .await?;
+        let due = agents::take_due_assessments(&mut *tx, now, interval, BATCH).await?;
         if !due.is_empty() {
             jobs::enqueue_assessments(&mut tx, None, &due, 0, now).await?;
             tracing::info!(machines = due.len(), "periodic assessments enqueued");

@@ -214,36 +214,30 @@ pub async fn inventory(
     .transpose()
 }
 
-/// Machines whose periodic assessment is due at `now`, at most `limit`; their next assessment is
-/// pushed to `next(machine)` in the same statement, so the caller enqueues each due machine once.
-/// Locked rows are skipped: two replicas never take the same machine.
+/// Machines whose periodic assessment is due at `now`, at most `limit`; in the same statement
+/// their next assessment is pushed to `now + interval ± 10%` (jittered per machine, so a fleet
+/// enrolled together drifts apart), so each due machine is returned once. Locked rows are
+/// skipped: two replicas never take the same machine.
 pub async fn take_due_assessments(
-    conn: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     now: DateTime<Utc>,
+    interval: TimeDelta,
     limit: i64,
-    mut next: impl FnMut() -> DateTime<Utc>,
 ) -> Result<Vec<Uuid>, StoreError> {
+    let seconds = interval.num_milliseconds() as f64 / 1000.0;
     let due = sqlx::query_scalar!(
-        "select machine_id from machine_agent where next_assessment_at <= $1
-         order by next_assessment_at limit $2 for update skip locked",
+        "update machine_agent
+         set next_assessment_at = $1 + make_interval(secs => $2 * (0.9 + 0.2 * random())), updated_at = $1
+         where machine_id in (
+             select machine_id from machine_agent where next_assessment_at <= $1
+             order by next_assessment_at limit $3 for update skip locked)
+           and next_assessment_at <= $1
+         returning machine_id",
         now,
+        seconds,
         limit,
     )
-    .fetch_all(&mut *conn)
-    .await?;
-    if due.is_empty() {
-        return Ok(due);
-    }
-    let next_at: Vec<DateTime<Utc>> = due.iter().map(|_| next()).collect();
-    sqlx::query!(
-        "update machine_agent set next_assessment_at = t.at, updated_at = $3
-         from unnest($1::uuid[], $2::timestamptz[]) as t(id, at)
-         where machine_agent.machine_id = t.id",
-        &due,
-        &next_at,
-        now,
-    )
-    .execute(&mut *conn)
+    .fetch_all(db)
     .await?;
     Ok(due)
 }

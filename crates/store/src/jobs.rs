@@ -30,6 +30,8 @@ pub struct NewJob {
     pub operation_id: Option<Uuid>,
     /// The rollout it belongs to.
     pub rollout_id: Option<Uuid>,
+    /// When it is enqueued (the service's clock; history windows are measured on it).
+    pub now: DateTime<Utc>,
 }
 
 /// A job as stored.
@@ -120,8 +122,9 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob) -> Result<Uuid, Stor
     let id = Uuid::now_v7();
     let kind: &str = job.kind.into();
     sqlx::query!(
-        "insert into job (id, kind, machine_id, payload, priority, run_after, max_attempts, operation_id, rollout_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "insert into job (id, kind, machine_id, payload, priority, run_after, max_attempts, operation_id, rollout_id,
+                          created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
         id,
         kind,
         job.machine_id,
@@ -131,6 +134,7 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob) -> Result<Uuid, Stor
         job.max_attempts,
         job.operation_id,
         job.rollout_id,
+        job.now,
     )
     .execute(db)
     .await
@@ -150,34 +154,49 @@ pub async fn enqueue_assessments(
     priority: i16,
     now: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
-    let ids: Vec<Uuid> = machine_ids.iter().map(|_| Uuid::now_v7()).collect();
-    // New jobs where none is queued; `on conflict` targets the partial unique index, so a
-    // concurrent "assess now" for the same machine cannot create a second queued one.
-    sqlx::query!(
-        "insert into job (id, kind, machine_id, priority, run_after, max_attempts, operation_id)
-         select t.id, 'assess', t.machine_id, $3, $4, 3, $5
-         from unnest($1::uuid[], $2::uuid[]) as t(machine_id, id)
-         on conflict (machine_id) where kind = 'assess' and state = 'queued' do nothing",
-        machine_ids,
-        &ids,
-        priority,
-        now,
-        operation_id,
-    )
-    .execute(&mut *conn)
-    .await?;
-    // A joined job keeps its own priority unless this request's is higher.
-    let rows = sqlx::query!(
-        "update job set priority = greatest(priority, $2), run_after = least(run_after, $3), updated_at = $3
-         where kind = 'assess' and state = 'queued' and machine_id = any($1::uuid[])
-         returning machine_id, id",
-        machine_ids,
-        priority,
-        now,
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let pairs: Vec<(Uuid, Uuid)> = rows.into_iter().map(|r| (r.machine_id, r.id)).collect();
+    let mut pairs = Vec::with_capacity(machine_ids.len());
+    let mut missing: Vec<Uuid> = machine_ids.to_vec();
+    // One statement inserts where none is queued (`on conflict` targets the partial unique index,
+    // so concurrent requests cannot queue two) and reads the queued ones it joins, from the same
+    // snapshot. A job queued by a concurrent request that committed after that snapshot is
+    // invisible to it: a second round, with a new snapshot, picks those up.
+    for _round in 0..3 {
+        if missing.is_empty() {
+            break;
+        }
+        let ids: Vec<Uuid> = missing.iter().map(|_| Uuid::now_v7()).collect();
+        let rows = sqlx::query!(
+            r#"with inserted as (
+                   insert into job (id, kind, machine_id, priority, run_after, max_attempts, operation_id,
+                                    created_at, updated_at)
+                   select t.id, 'assess', t.machine_id, $3, $4, 3, $5, $4, $4
+                   from unnest($1::uuid[], $2::uuid[]) as t(machine_id, id)
+                   on conflict (machine_id) where kind = 'assess' and state = 'queued' do nothing
+                   returning machine_id, id),
+               joined as (
+                   update job set priority = greatest(job.priority, $3), updated_at = $4
+                   where job.kind = 'assess' and job.state = 'queued' and job.machine_id = any($1::uuid[])
+                   returning job.machine_id, job.id)
+               select machine_id as "machine_id!", id as "id!" from inserted
+               union all
+               select machine_id, id from joined"#,
+            &missing,
+            &ids,
+            priority,
+            now,
+            operation_id,
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let found: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.machine_id).collect();
+        pairs.extend(rows.into_iter().map(|r| (r.machine_id, r.id)));
+        missing.retain(|m| !found.contains(m));
+    }
+    if !missing.is_empty() {
+        // Each round either inserts or joins; three rounds without either means the machines
+        // vanished (deleted meanwhile) — their foreign key would have failed the insert.
+        tracing::warn!(machines = missing.len(), "machines without an assessment after three rounds");
+    }
     if let Some(op) = operation_id {
         let (machines, jobs): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
         sqlx::query!(
@@ -384,7 +403,9 @@ pub struct Reaped {
 }
 
 /// Returns jobs whose lease expired before `now` to `queued` with backoff, or fails them when they
-/// used all their attempts. `jitter` draws a number in [0, 1) per job. Handles at most `limit`
+/// used all their attempts. Each update re-checks that the lease is still the expired one, so a
+/// heartbeat or result that lands between the read and the write wins (run it in a transaction to
+/// also keep the rows locked in between). `jitter` draws a number in [0, 1) per job. Handles at most `limit`
 /// jobs (the caller loops while it gets a full batch).
 pub async fn reap_expired(
     conn: &mut PgConnection,
@@ -416,7 +437,7 @@ pub async fn reap_expired(
         "update job set state = 'queued', run_after = t.run_after, lease_id = null, lease_expires_at = null,
                 error = 'lease expired', updated_at = $3
          from unnest($1::uuid[], $2::timestamptz[]) as t(id, run_after)
-         where job.id = t.id",
+         where job.id = t.id and job.state = 'leased' and job.lease_expires_at < $3",
         &retry_ids,
         &retry_at,
         now,
@@ -428,7 +449,7 @@ pub async fn reap_expired(
         "update job set state = 'failed', lease_id = null, lease_expires_at = null, finished_at = $2,
                 error = 'lease expired on the last attempt (' || attempt || ' of ' || max_attempts || ')',
                 updated_at = $2
-         where id = any($1::uuid[])",
+         where id = any($1::uuid[]) and state = 'leased' and lease_expires_at < $2",
         &fail_ids,
         now,
     )
@@ -457,21 +478,31 @@ pub async fn notify_due(
     Ok(n as u64)
 }
 
-/// Cancels the queued and leased jobs of an operation; a leased job's holder then gets `lease_lost`.
+/// Cancels an operation: marks it canceled and ends its queued and leased jobs (a leased job's
+/// holder then gets `lease_lost`). A job another operation also waits on (collapsed "assess now"
+/// requests) is left to run for that one. Returns the number of jobs canceled.
 pub async fn cancel_operation(
-    db: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     operation_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    sqlx::query!(
+        "update operation set canceled_at = coalesce(canceled_at, $2), updated_at = $2 where id = $1",
+        operation_id,
+        now,
+    )
+    .execute(&mut *conn)
+    .await?;
     let n = sqlx::query!(
         "update job set state = 'canceled', lease_id = null, lease_expires_at = null, finished_at = $2,
                 error = 'canceled', updated_at = $2
          where state in ('queued', 'leased')
-           and id in (select job_id from operation_job where operation_id = $1)",
+           and id in (select job_id from operation_job where operation_id = $1)
+           and not exists (select 1 from operation_job o where o.job_id = job.id and o.operation_id <> $1)",
         operation_id,
         now,
     )
-    .execute(db)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(n)

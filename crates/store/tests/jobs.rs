@@ -411,8 +411,6 @@ async fn history_lists_a_machines_jobs_newest_first_within_the_window() {
 }
 
 #[tokio::test]
-#[ignore = "bug: job.created_at comes from the database clock (default now()), not the caller's `now`, so \
-            history windows (computed from the service clock) are wrong under an injected clock"]
 async fn history_windows_are_measured_on_the_callers_clock() {
     let db = fresh_db().await;
     let m = machine(&db.pool).await;
@@ -433,8 +431,6 @@ async fn history_windows_are_measured_on_the_callers_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: reap_expired locks with `for update skip locked` in one statement and updates in the next, \
-            unguarded; outside a transaction a heartbeat or result in between is overwritten"]
 async fn a_heartbeat_or_result_landing_during_a_reaper_pass_is_never_overwritten() {
     let db = fresh_db().await;
     let (a, b) = (machine(&db.pool).await, machine(&db.pool).await);

@@ -75,8 +75,6 @@ async fn an_idempotency_key_replays_its_operation_and_refuses_another_request() 
 }
 
 #[tokio::test]
-#[ignore = "bug: operation_idempotency_key treats null created_by as distinct, so a key without a \
-            creator never conflicts and every retry creates a new operation"]
 async fn an_idempotency_key_without_a_creator_still_replays() {
     let db = fresh_db().await;
     let mut conn = db.pool.acquire().await.unwrap();

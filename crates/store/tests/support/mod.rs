@@ -95,6 +95,7 @@ pub fn job(kind: JobKind, machine_id: Uuid, run_after: DateTime<Utc>) -> NewJob 
         max_attempts: 3,
         operation_id: None,
         rollout_id: None,
+        now: run_after,
     }
 }
 
