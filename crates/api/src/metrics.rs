@@ -94,5 +94,34 @@ pub(crate) async fn record(State(metrics): State<Metrics>, req: Request, next: N
 
 /// `GET /metrics`.
 pub(crate) async fn serve(State(state): State<crate::AppState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    let mut out = state.metrics.render();
+    out.push_str(&process_metrics(state.wakeups.waiting()));
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Memory of this process (Linux `/proc/self/status`: VmRSS and its peak VmHWM) and the number of
+/// keys with long-polls waiting, so load tests and dashboards read them from the service itself.
+fn process_metrics(waiting: usize) -> String {
+    let mut out = String::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    for (name, field, help) in [
+        ("process_resident_memory_bytes", "VmRSS:", "Resident memory."),
+        ("process_resident_memory_peak_bytes", "VmHWM:", "Peak resident memory since start."),
+    ] {
+        if let Some(v) = kib(field) {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", v * 1024);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hotpatch_long_poll_keys Machines and operations with a long-poll waiting in this process.\n\
+         # TYPE hotpatch_long_poll_keys gauge\nhotpatch_long_poll_keys {waiting}"
+    );
+    out
 }
