@@ -1,0 +1,449 @@
+//! The agent loop of one machine: long-poll for a job, run it on the [`Executor`] while
+//! heartbeats keep its lease, report the inventory (assessments), the result and, after
+//! disruptive jobs, the health. A lost lease drops the job; transport errors and 5xx back off
+//! exponentially with jitter; a 401 stops the agent; cancellation stops it between jobs (a job
+//! in hand gets a short grace period to finish and report).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use hotpatch_domain::job::{ClaimedJob, JobKind, Lease, Outcome};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, warn, Instrument};
+use uuid::Uuid;
+
+use crate::client::{AgentClient, ClientError};
+use crate::executor::{Executor, JobOutcome};
+
+/// First retry delay after a failed request.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Heartbeats are never closer together than this.
+pub const HEARTBEAT_MIN: Duration = Duration::from_millis(200);
+
+/// The delay before retrying after `failures` consecutive failed requests (1 = the first).
+///
+/// `BACKOFF_BASE · 2^(failures-1)`, capped at [`BACKOFF_MAX`], scaled into its upper half by
+/// `jitter` ∈ [0, 1] ("equal jitter"), so agents that lost the server together come back spread
+/// out. `jitter` is an argument so the policy is a pure function.
+pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    let full = BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_MAX);
+    let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+    full / 2 + full.mul_f64(jitter / 2.0)
+}
+
+/// The time to the next heartbeat: a third of the lease's `remaining` time, at most `max`,
+/// at least [`HEARTBEAT_MIN`].
+pub fn heartbeat_interval(remaining: TimeDelta, max: Duration) -> Duration {
+    let third = remaining.to_std().unwrap_or(Duration::ZERO) / 3;
+    third.min(max).max(HEARTBEAT_MIN)
+}
+
+/// How an agent behaves.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Long-poll wait of a claim (the server caps it at 60 s).
+    pub wait: Duration,
+    /// Heartbeats come at least this often while a job runs.
+    pub heartbeat_max: Duration,
+    /// After cancellation, how long a job in hand may still run and report before it is dropped.
+    pub shutdown_grace: Duration,
+    /// Wait before the first claim (the simulator staggers its agents with it).
+    pub first_claim_delay: Duration,
+    /// Tries of a report (result, inventory, health) that fails with a retryable error.
+    pub report_attempts: u32,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            wait: Duration::from_secs(30),
+            heartbeat_max: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(5),
+            first_claim_delay: Duration::ZERO,
+            report_attempts: 5,
+        }
+    }
+}
+
+/// Why an agent stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The server refused the token (401): retrying cannot help.
+    #[error("the server refused the agent token: {0}")]
+    Unauthorized(String),
+}
+
+/// Counters shared by every agent of a process (the simulator's progress line).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Agents started.
+    pub machines: AtomicU64,
+    /// Agents whose last request got a sensible answer (success or a 4xx other than 401).
+    pub connected: AtomicU64,
+    /// Results the server accepted.
+    pub jobs_done: AtomicU64,
+    /// Of those, failures.
+    pub jobs_failed: AtomicU64,
+    /// Jobs being worked on now.
+    pub running: AtomicU64,
+    /// Jobs dropped because their lease was lost.
+    pub leases_lost: AtomicU64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Agents started.
+    pub machines: u64,
+    /// Agents connected.
+    pub connected: u64,
+    /// Results accepted.
+    pub done: u64,
+    /// Of those, failures.
+    pub failed: u64,
+    /// Jobs running.
+    pub running: u64,
+}
+
+impl Stats {
+    /// The counters now.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            machines: self.machines.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            done: self.jobs_done.load(Ordering::Relaxed),
+            failed: self.jobs_failed.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "machines {} · connected {} · jobs done {} ({} failed) · running {}",
+            self.machines, self.connected, self.done, self.failed, self.running
+        )
+    }
+}
+
+/// One agent's part of `connected`.
+#[derive(Debug)]
+struct Connection {
+    up: AtomicBool,
+    stats: Arc<Stats>,
+}
+
+impl Connection {
+    fn set(&self, up: bool) {
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            if up {
+                self.stats.connected.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn note<T>(&self, r: &Result<T, ClientError>) {
+        self.set(match r {
+            Ok(_) => true,
+            Err(e) => !e.is_retryable() && !matches!(e, ClientError::Unauthorized(_)),
+        });
+    }
+}
+
+/// Decrements `running` when a job is over, however it ends.
+struct Running(Arc<Stats>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How keeping a lease ended (it never ends while all is well).
+enum LeaseEnd {
+    Lost(String),
+    Unauthorized(String),
+}
+
+/// Waits `d`; true when cancelled first.
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// The agent of one machine.
+pub struct Agent<E> {
+    client: AgentClient,
+    executor: E,
+    config: AgentConfig,
+    conn: Connection,
+}
+
+impl<E: Executor> Agent<E> {
+    /// An agent that runs jobs claimed through `client` on `executor`, counting into `stats`.
+    pub fn new(client: AgentClient, executor: E, config: AgentConfig, stats: Arc<Stats>) -> Agent<E> {
+        stats.machines.fetch_add(1, Ordering::Relaxed);
+        Agent { client, executor, config, conn: Connection { up: AtomicBool::new(false), stats } }
+    }
+
+    /// Claims and runs jobs until `cancel` fires (then `Ok`) or the token is refused.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), AgentError> {
+        let result = self.claim_loop(&cancel).await;
+        self.conn.set(false);
+        result
+    }
+
+    async fn claim_loop(&mut self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        if sleep_or_cancel(self.config.first_claim_delay, cancel).await {
+            return Ok(());
+        }
+        let mut failures = 0u32;
+        while !cancel.is_cancelled() {
+            let claimed = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                r = self.client.claim(self.config.wait) => r,
+            };
+            self.conn.note(&claimed);
+            match claimed {
+                Ok(None) => failures = 0,
+                Ok(Some(job)) => {
+                    failures = 0;
+                    let span = info_span!("job", job_id = %job.id, kind = <&str>::from(job.kind), attempt = job.attempt);
+                    self.handle(job, cancel).instrument(span).await?;
+                }
+                Err(ClientError::Unauthorized(detail)) => return Err(AgentError::Unauthorized(detail)),
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let delay = backoff(failures, rand::thread_rng().gen());
+                    warn!(error = %e, failures, retry_in_ms = delay.as_millis() as u64, "claim failed");
+                    if sleep_or_cancel(delay, cancel).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one job and reports it; after cancellation it has `shutdown_grace` to finish.
+    async fn handle(&mut self, job: ClaimedJob, cancel: &CancellationToken) -> Result<(), AgentError> {
+        let stats = self.conn.stats.clone();
+        stats.running.fetch_add(1, Ordering::Relaxed);
+        let _running = Running(stats);
+        debug!("job claimed");
+        let grace = self.config.shutdown_grace;
+        let deadline = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            done = self.process(&job, cancel) => done,
+            _ = deadline => {
+                warn!("shutting down: job dropped before it was reported; its lease will expire");
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs one job and reports it.
+    async fn process(&mut self, job: &ClaimedJob, cancel: &CancellationToken) -> Result<(), AgentError> {
+        let stats = self.conn.stats.clone();
+        let Some((mut outcome, lease)) = self.work(job).await? else {
+            return Ok(());
+        };
+        if job.kind == JobKind::Assess && outcome.outcome == Outcome::Succeeded {
+            outcome = self.send_inventory(outcome, cancel).await?;
+        }
+        let result = outcome.to_result(lease.id);
+        match self.report(cancel, "result", || self.client.result(job.id, &result)).await {
+            Ok(()) => {
+                stats.jobs_done.fetch_add(1, Ordering::Relaxed);
+                if outcome.outcome == Outcome::Failed {
+                    stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                debug!(
+                    outcome = <&str>::from(outcome.outcome),
+                    error = outcome.error.as_deref(),
+                    "job reported"
+                );
+            }
+            Err(ClientError::Unauthorized(d)) => return Err(AgentError::Unauthorized(d)),
+            Err(e @ (ClientError::LeaseLost(_) | ClientError::NotFound(_))) => {
+                stats.leases_lost.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "result refused: the job is no longer ours");
+                return Ok(());
+            }
+            Err(e) => warn!(error = %e, "result not delivered; the lease will expire and the job be retried"),
+        }
+        if job.kind.is_disruptive() {
+            let health = self.executor.health().await;
+            match self.report(cancel, "health", || self.client.health(&health)).await {
+                Ok(()) => {}
+                Err(ClientError::Unauthorized(d)) => return Err(AgentError::Unauthorized(d)),
+                Err(e) => warn!(error = %e, "health not delivered"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the job on the executor while heartbeats keep the lease. `None` when the lease was
+    /// lost; otherwise the outcome and the lease it ran under.
+    async fn work(&mut self, job: &ClaimedJob) -> Result<Option<(JobOutcome, Lease)>, AgentError> {
+        let Agent { client, executor, config, conn } = self;
+        let lease = std::sync::Mutex::new(job.lease);
+        let keep = keep_lease(client, conn, job.id, &lease, config.heartbeat_max);
+        let ended = tokio::select! {
+            outcome = executor.run(job) => Ok(outcome),
+            end = keep => Err(end),
+        };
+        match ended {
+            Ok(outcome) => Ok(Some((outcome, lease.into_inner().unwrap_or(job.lease)))),
+            Err(LeaseEnd::Lost(detail)) => {
+                conn.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
+                warn!(%detail, "lease lost: job dropped");
+                Ok(None)
+            }
+            Err(LeaseEnd::Unauthorized(detail)) => Err(AgentError::Unauthorized(detail)),
+        }
+    }
+
+    /// Sends an assessment's inventory; the outcome turns into a failure if it cannot be read
+    /// or the server refuses it.
+    async fn send_inventory(
+        &mut self,
+        mut outcome: JobOutcome,
+        cancel: &CancellationToken,
+    ) -> Result<JobOutcome, AgentError> {
+        let inventory = match outcome.inventory.take() {
+            Some(i) => Ok(i),
+            None => self.executor.inventory().await,
+        };
+        let pending = outcome.reboot_pending;
+        let inventory = match inventory {
+            Ok(i) => i,
+            Err(e) => return Ok(JobOutcome::failed(format!("could not read the inventory: {e}"), pending)),
+        };
+        match self.report(cancel, "inventory", || self.client.inventory(&inventory)).await {
+            Ok(()) => Ok(outcome),
+            Err(ClientError::Unauthorized(d)) => Err(AgentError::Unauthorized(d)),
+            Err(e) => Ok(JobOutcome::failed(format!("the inventory was not accepted: {e}"), pending)),
+        }
+    }
+
+    /// Makes a report call, retrying retryable failures with backoff (not after cancellation).
+    async fn report<F, Fut>(&self, cancel: &CancellationToken, what: &str, call: F) -> Result<(), ClientError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(), ClientError>>,
+    {
+        let mut failures = 0;
+        loop {
+            let r = call().await;
+            self.conn.note(&r);
+            match r {
+                Err(e) if e.is_retryable() && failures + 1 < self.config.report_attempts => {
+                    failures += 1;
+                    let delay = backoff(failures, rand::thread_rng().gen());
+                    warn!(error = %e, what, retry_in_ms = delay.as_millis() as u64, "report failed");
+                    if sleep_or_cancel(delay, cancel).await {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Heartbeats until the lease is lost or the token refused; never returns otherwise. The
+/// latest lease is kept in `lease` for the result.
+async fn keep_lease(
+    client: &AgentClient,
+    conn: &Connection,
+    job: Uuid,
+    lease: &std::sync::Mutex<Lease>,
+    max: Duration,
+) -> LeaseEnd {
+    let current = || lease.lock().map(|l| *l).unwrap_or_else(|p| *p.into_inner());
+    let granted = current().expires_at - Utc::now();
+    loop {
+        let held = current();
+        tokio::time::sleep(heartbeat_interval(held.expires_at - Utc::now(), max)).await;
+        let r = client.heartbeat(job, held.id).await;
+        conn.note(&r);
+        let renewed = match r {
+            Ok(Some(new)) => new,
+            // No body: assume the server granted the same length again.
+            Ok(None) => Lease { id: held.id, expires_at: Utc::now() + granted.max(TimeDelta::zero()) },
+            Err(ClientError::LeaseLost(d) | ClientError::NotFound(d)) => return LeaseEnd::Lost(d),
+            Err(ClientError::Unauthorized(d)) => return LeaseEnd::Unauthorized(d),
+            Err(e) => {
+                warn!(error = %e, "heartbeat failed; trying again");
+                continue;
+            }
+        };
+        if let Ok(mut l) = lease.lock() {
+            *l = renewed;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_up_to_thirty_seconds() {
+        let full: Vec<u128> = (1..=9).map(|n| backoff(n, 1.0).as_millis()).collect();
+        assert_eq!(full, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(backoff(u32::MAX, 1.0), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn backoff_jitter_stays_in_the_upper_half_of_the_delay() {
+        assert_eq!(backoff(3, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(3, 0.5), Duration::from_millis(1500));
+        assert_eq!(backoff(3, f64::NAN), Duration::from_secs(1));
+        assert_eq!(backoff(3, 7.0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn backoff_never_shrinks_as_failures_grow() {
+        for n in 0..40 {
+            assert!(backoff(n + 1, 0.3) >= backoff(n, 0.3));
+        }
+    }
+
+    #[test]
+    fn heartbeats_come_every_third_of_the_remaining_lease_within_bounds() {
+        let max = Duration::from_secs(1);
+        assert_eq!(heartbeat_interval(TimeDelta::milliseconds(1500), max), Duration::from_millis(500));
+        assert_eq!(heartbeat_interval(TimeDelta::seconds(30), max), max);
+        assert_eq!(
+            heartbeat_interval(TimeDelta::seconds(30), Duration::from_secs(60)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(heartbeat_interval(TimeDelta::milliseconds(300), max), HEARTBEAT_MIN);
+        assert_eq!(heartbeat_interval(TimeDelta::seconds(-5), max), HEARTBEAT_MIN);
+    }
+
+    #[test]
+    fn the_progress_line_reads_as_the_simulator_prints_it() {
+        let p = Progress { machines: 10, connected: 9, done: 7, failed: 2, running: 1 };
+        assert_eq!(p.to_string(), "machines 10 · connected 9 · jobs done 7 (2 failed) · running 1");
+    }
+}

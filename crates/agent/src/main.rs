@@ -1,0 +1,222 @@
+//! `hotpatch-agent`: run one machine's agent, or simulate a fleet of them.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use hotpatch_agent::client::http_client;
+use hotpatch_agent::{Agent, AgentClient, AgentConfig, Fleet, FleetConfig, SimConfig, SimulatedMachine};
+use hotpatch_domain::OsVersion;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "hotpatch-agent", version, about = "The hotpatch agent and fleet simulator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent of one machine until SIGINT/SIGTERM.
+    ///
+    /// For now the agent runs the SIMULATED executor: jobs change an in-memory machine
+    /// (updates, build, reboots), never this host.
+    Run(RunArgs),
+    /// Register (or adopt) N simulated machines and run one agent for each in this process.
+    ///
+    /// Machines are named {prefix}-00000… and labelled sim={prefix}; a later run with the same
+    /// prefix adopts them. Prints `simulate: ready N machines` to stderr once every agent runs,
+    /// then a progress line every 2 s.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Server base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "HOTPATCH_URL")]
+    server: String,
+    /// The machine's agent token.
+    #[arg(long, env = "HOTPATCH_AGENT_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The simulated machine's OS.
+    #[arg(long, default_value = "windows_server_2022", value_parser = parse_os)]
+    os: OsVersion,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Server base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "HOTPATCH_URL")]
+    server: String,
+    /// An operator token (registration and agent tokens).
+    #[arg(long, env = "HOTPATCH_TOKEN", hide_env_values = true)]
+    token: String,
+    /// How many machines to simulate.
+    #[arg(long)]
+    machines: usize,
+    /// Machine name prefix and value of the `sim` label.
+    #[arg(long, default_value = "sim")]
+    prefix: String,
+    /// Regions, cycled over the machines.
+    #[arg(long, value_delimiter = ',', default_value = "uksouth,eastasia,westcentralus")]
+    regions: Vec<String>,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Long-poll wait of a claim, in seconds (0–60).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=60))]
+    wait: u64,
+    /// How long a simulated job works, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    job_duration_ms: u64,
+    /// How long a simulated reboot takes, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    reboot_ms: u64,
+    /// Probability that a job fails (0–1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    fail_rate: f64,
+    /// Probability that a machine turns unhealthy after an install (0–1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    unhealthy_rate: f64,
+    /// Seed of the simulated machines.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl SimArgs {
+    fn sim_config(&self, os: OsVersion) -> SimConfig {
+        SimConfig {
+            os,
+            seed: self.seed,
+            job_duration: Duration::from_millis(self.job_duration_ms),
+            reboot_duration: Duration::from_millis(self.reboot_ms),
+            fail_rate: self.fail_rate,
+            unhealthy_rate: self.unhealthy_rate,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    fn agent_config(&self) -> AgentConfig {
+        AgentConfig { wait: Duration::from_secs(self.wait), ..AgentConfig::default() }
+    }
+}
+
+fn parse_os(s: &str) -> Result<OsVersion, String> {
+    s.parse().map_err(|_| format!("'{s}' is not windows_server_2022 or windows_server_2025"))
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a probability between 0 and 1")),
+    }
+}
+
+/// Cancels `cancel` on SIGINT or SIGTERM.
+fn cancel_on_signals(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        tracing::info!("stopping");
+        cancel.cancel();
+    });
+}
+
+async fn run(args: RunArgs, cancel: CancellationToken) -> ExitCode {
+    let http = match http_client() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = AgentClient::new(http, &args.server, &args.token);
+    let machine = SimulatedMachine::new(args.sim.sim_config(args.os));
+    let agent = Agent::new(client, machine, args.sim.agent_config(), Default::default());
+    tracing::info!(server = %args.server, "agent started (simulated executor)");
+    match agent.run(cancel).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "agent stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn simulate(args: SimulateArgs, cancel: CancellationToken) -> ExitCode {
+    let config = FleetConfig {
+        prefix: args.prefix,
+        regions: args.regions,
+        seed: args.sim.seed,
+        sim: args.sim.sim_config(OsVersion::WindowsServer2022),
+        agent: args.sim.agent_config(),
+        ..FleetConfig::new(&args.server, &args.token, args.machines)
+    };
+    let fleet = tokio::select! {
+        _ = cancel.cancelled() => return ExitCode::SUCCESS,
+        started = Fleet::start(config, cancel.clone()) => match started {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "simulate: cannot start");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let machines = fleet.len();
+    let stats = fleet.stats();
+    eprintln!("simulate: ready {machines} machines");
+    let progress = {
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                eprintln!("{}", stats.progress());
+            }
+        })
+    };
+    let failed = fleet.wait().await;
+    progress.abort();
+    eprintln!("{}", stats.progress());
+    if failed == machines && !cancel.is_cancelled() {
+        tracing::error!("every agent stopped with an error");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("HOTPATCH_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,hotpatch_agent=info"));
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).init();
+    let cancel = CancellationToken::new();
+    cancel_on_signals(cancel.clone());
+    match cli.command {
+        Command::Run(args) => run(args, cancel).await,
+        Command::Simulate(args) => simulate(args, cancel).await,
+    }
+}
