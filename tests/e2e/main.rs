@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `hotpatchd` binary, real PostgreSQL, HTTP only.
 
 mod admin_token;
+mod agents;
 mod database_url;
 mod embedded;
 mod fresh_db;

@@ -27,13 +27,22 @@ pub fn hotpatchd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("HOTPATCHD_BIN") {
         Some(path) => PathBuf::from(path),
-        None => build_hotpatchd(),
+        None => build_bin("hotpatch-server", "hotpatchd"),
     })
 }
 
-/// Runs `cargo build` for the binary into the target directory this test executable lives in,
-/// with the same profile, and returns its path.
-fn build_hotpatchd() -> PathBuf {
+/// The `hotpatch-agent` binary, built on first use (`HOTPATCH_AGENT_BIN=<path>` overrides).
+pub fn agent_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("HOTPATCH_AGENT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => build_bin("hotpatch-agent", "hotpatch-agent"),
+    })
+}
+
+/// Runs `cargo build` for a binary of the workspace into the target directory this test
+/// executable lives in, with the same profile, and returns its path.
+fn build_bin(package: &str, bin: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     // <target>/[<triple>/]<profile>/deps/<test executable>
     let profile_dir = exe.parent().and_then(Path::parent).expect("the test executable is in <profile>/deps");
@@ -49,7 +58,7 @@ fn build_hotpatchd() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "hotpatch-server", "--bin", "hotpatchd", "--manifest-path"])
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
@@ -85,15 +94,15 @@ fn build_hotpatchd() -> PathBuf {
             cmd.env_remove(key.as_ref());
         }
     }
-    let output = cmd.stdin(Stdio::null()).output().expect("running cargo build for hotpatchd");
+    let output = cmd.stdin(Stdio::null()).output().expect("running cargo build");
     assert!(
         output.status.success(),
-        "cargo build of hotpatchd failed:\n{}",
+        "cargo build of {bin} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let bin = profile_dir.join("hotpatchd");
-    assert!(bin.is_file(), "cargo built hotpatchd but {} is missing", bin.display());
-    bin
+    let path = profile_dir.join(bin);
+    assert!(path.is_file(), "cargo built {bin} but {} is missing", path.display());
+    path
 }
 
 /// A random secret usable as `HOTPATCH_ADMIN_TOKEN`.
@@ -325,6 +334,94 @@ impl Drop for Server {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// A running `hotpatch-agent` (an agent or a simulated fleet). Dropping it kills the process.
+#[derive(Debug)]
+pub struct AgentProcess {
+    child: Option<Child>,
+    output: Arc<Mutex<String>>,
+}
+
+impl AgentProcess {
+    /// Starts `hotpatch-agent <args>` with its log at `info`.
+    pub fn start(args: &[&str]) -> AgentProcess {
+        let mut cmd = Command::new(agent_bin());
+        cmd.args(args)
+            .env("HOTPATCH_LOG", "info")
+            .env_remove("HOTPATCH_URL")
+            .env_remove("HOTPATCH_TOKEN")
+            .env_remove("HOTPATCH_AGENT_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting hotpatch-agent");
+        let output = Arc::new(Mutex::new(String::new()));
+        if let Some(stdout) = child.stdout.take() {
+            collect(stdout, output.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            collect(stderr, output.clone());
+        }
+        AgentProcess { child: Some(child), output }
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        lock(&self.output).clone()
+    }
+
+    /// Waits until its output contains `text`; panics with the output when it exits first or
+    /// `timeout` passes.
+    pub async fn wait_for(&mut self, text: &str, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if lock(&self.output).contains(text) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!("hotpatch-agent exited ({status}) before printing {text:?}:\n{}", self.output());
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "hotpatch-agent did not print {text:?} within {timeout:?}:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: the agent dies mid-work, as a crashed machine would.
+    pub async fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = wait_for_exit(&mut child, STOP_TIMEOUT).await;
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; returns the status and everything it printed.
+    pub async fn terminate(mut self) -> (Option<ExitStatus>, String) {
+        let mut child = self.child.take().expect("a running child");
+        if let Some(pid) = i32::try_from(child.id()).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(pid, Signal::TERM);
+        }
+        let status = wait_for_exit(&mut child, STOP_TIMEOUT).await;
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        (status, self.output())
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

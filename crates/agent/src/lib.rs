@@ -12,10 +12,12 @@
 //! - [`sim`]: the simulated machine.
 //! - [`agent`]: the run loop of one machine, its retry policy and shared counters.
 //! - [`fleet`]: the simulator.
+//! - [`bench`]: the load harness of the dispatch path (`hotpatch-agent bench`).
 
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod bench;
 pub mod client;
 pub mod executor;
 pub mod fleet;

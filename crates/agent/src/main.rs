@@ -33,6 +33,76 @@ enum Command {
     /// prefix adopts them. Prints `simulate: ready N machines` to stderr once every agent runs,
     /// then a progress line every 2 s.
     Simulate(SimulateArgs),
+    /// Load harness of the dispatch path; prints `name value unit` lines on stdout.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// K agents drive a fixed number of jobs through claim → heartbeat → result (one machine
+    /// per job, registered first): jobs/s, claim latency, the server's peak RSS.
+    Queue {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Concurrent agents.
+        #[arg(long, default_value_t = 64)]
+        agents: usize,
+        /// Jobs to run.
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+    },
+    /// N agents long-poll at once: the server's RSS while they wait, then the time from "assess
+    /// now" to the claim answering, for a sample of them over several rounds.
+    Idle {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Long-polling agents.
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        /// Rounds of jobs.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Machines that get a job in each round.
+        #[arg(long, default_value_t = 100)]
+        sample: usize,
+    },
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Server base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "HOTPATCH_URL")]
+    server: String,
+    /// An operator (or admin) token.
+    #[arg(long, env = "HOTPATCH_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl TargetArgs {
+    fn target(self) -> hotpatch_agent::bench::Target {
+        hotpatch_agent::bench::Target { server: self.server, token: self.token }
+    }
+}
+
+async fn bench(command: BenchCommand) -> ExitCode {
+    let result = match command {
+        BenchCommand::Queue { target, agents, jobs } => {
+            hotpatch_agent::bench::queue(&target.target(), agents.max(1), jobs.max(1)).await.map(drop)
+        }
+        BenchCommand::Idle { target, agents, rounds, sample } => {
+            hotpatch_agent::bench::idle(&target.target(), agents.max(1), rounds.max(1), sample.max(1))
+                .await
+                .map(drop)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "bench failed");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Args)]
@@ -218,5 +288,6 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args, cancel).await,
         Command::Simulate(args) => simulate(args, cancel).await,
+        Command::Bench(command) => bench(command).await,
     }
 }

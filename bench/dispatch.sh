@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Dispatch benchmarks over HTTP (release build), each against a fresh hotpatchd on its own database
+# of the local PostgreSQL:
+#   queue — 64 agents drive JOBS jobs through claim → heartbeat → result (`hotpatch-agent bench queue`),
+#           then the raw PostgreSQL claim+complete of ../shared/limits (pgbench, 8 clients,
+#           synchronous_commit on, the `pg_queue_claim_complete_c8_sync_on` line) right after, and the ratio;
+#   idle  — IDLE_AGENTS agents long-poll at once: the server's RSS while they wait, then the p99 time
+#           from "assess now" to each sampled agent's claim answering (`hotpatch-agent bench idle`).
+# Usage: bench/dispatch.sh [queue|idle|all]   (default all)
+# Env: PGURL (default postgres://postgres@127.0.0.1:5432), JOBS (10000), AGENTS (64), IDLE_AGENTS (10000),
+#      LIMITS_DIR (../shared/limits), PG_T (20, seconds of the raw pgbench run).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+what="${1:-all}"
+pgurl="${PGURL:-postgres://postgres@127.0.0.1:5432}"
+jobs="${JOBS:-10000}"
+agents="${AGENTS:-64}"
+idle_agents="${IDLE_AGENTS:-10000}"
+limits="${LIMITS_DIR:-$root/../shared/limits}"
+pg_t="${PG_T:-20}"
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+cargo build --release -q -p hotpatch-server -p hotpatch-agent --manifest-path "$root/Cargo.toml"
+bin="$root/target/release"
+ulimit -n "$(ulimit -Hn)"
+
+# start_server DB: a fresh database and a hotpatchd on it; sets $url and $token.
+start_server() {
+  local db=$1
+  psql "$pgurl/postgres" -qc "drop database if exists $db" -c "create database $db" >/dev/null
+  token="bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  DATABASE_URL="$pgurl/$db" HOTPATCH_ADMIN_TOKEN="$token" HOTPATCH_LISTEN=127.0.0.1:0 HOTPATCH_LOG=warn,hotpatch_server=info \
+    "$bin/hotpatchd" >"$tmp/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    url=$(grep -o 'listening on [0-9.:]*' "$tmp/server.log" | head -1 | sed 's/listening on /http:\/\//') || true
+    [[ -n ${url:-} ]] && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "hotpatchd did not start" >&2; exit 1
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+
+if [[ $what == queue || $what == all ]]; then
+  start_server hotpatch_bench_queue
+  "$bin/hotpatch-agent" bench queue --server "$url" --token "$token" --agents "$agents" --jobs "$jobs" | tee "$tmp/queue.txt"
+  stop_server
+  # The raw claim of ../shared/limits, as run_limits.sh runs it (fresh 1,000,000-row queue).
+  psql "$pgurl/postgres" -qc "drop database if exists limits_dispatch" -c "create database limits_dispatch" >/dev/null
+  psql "$pgurl/limits_dispatch" -q -v ON_ERROR_STOP=1 -v rows=1000000 -f "$limits/sql/jobs_seed.sql" >/dev/null
+  psql "$pgurl/limits_dispatch" -q -v ON_ERROR_STOP=1 -f "$limits/sql/jobs_reset.sql" >/dev/null
+  PGOPTIONS="-c synchronous_commit=on" pgbench -n -M prepared -j 2 -c 8 -T "$pg_t" -f "$limits/pgbench/claim_complete.sql" \
+    "$pgurl/limits_dispatch" >"$tmp/pgbench.txt" 2>&1 || { cat "$tmp/pgbench.txt" >&2; exit 1; }
+  raw=$(awk '/^tps = /{printf "%.0f", $3}' "$tmp/pgbench.txt")
+  psql "$pgurl/postgres" -qc "drop database limits_dispatch" >/dev/null
+  echo "pg_queue_claim_complete_c8_sync_on $raw cycles/s"
+  ours=$(awk '$1 == "queue_http_jobs_per_s" {print $2}' "$tmp/queue.txt")
+  awk -v o="$ours" -v r="$raw" 'BEGIN { printf "queue_http_ratio_to_raw_claim %.2f ratio\n", o / r }'
+fi
+
+if [[ $what == idle || $what == all ]]; then
+  start_server hotpatch_bench_idle
+  "$bin/hotpatch-agent" bench idle --server "$url" --token "$token" --agents "$idle_agents"
+  stop_server
+fi

@@ -1,0 +1,170 @@
+//! The dispatch path end to end: `hotpatchd` and `hotpatch-agent` processes talking HTTP,
+//! PostgreSQL's queue and LISTEN/NOTIFY between them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hotpatch_e2e::{random_token, AgentProcess, Launch, Server};
+use serde_json::{json, Value};
+
+use crate::register;
+
+async fn send(_: &Server, token: &str, req: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = req.bearer_auth(token).send().await.expect("a response");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Polls the operation with `?wait=30` until it is over; panics after `timeout`.
+async fn wait_for_operation(server: &Server, token: &str, id: &str, timeout: Duration) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let url = server.url(&format!("/v1/operations/{id}?wait=30"));
+        let (status, op) = send(server, token, server.http().get(url)).await;
+        assert_eq!(status, 200, "{op}");
+        if ["succeeded", "failed", "canceled"].contains(&op["status"].as_str().unwrap_or_default()) {
+            return op;
+        }
+        assert!(started.elapsed() < timeout, "operation not finished within {timeout:?}: {op}");
+    }
+}
+
+#[tokio::test]
+async fn assess_now_for_a_simulated_fleet_of_200_returns_fresh_assessments() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hotpatch_store::testing::fresh_db().await;
+    let token = random_token();
+    let server = Launch::new(dir.path()).database_url(&db.url).admin_token(&token).start().await;
+    let base = server.url("");
+    let mut fleet = AgentProcess::start(&[
+        "simulate",
+        "--server",
+        &base,
+        "--token",
+        &token,
+        "--machines",
+        "200",
+        "--prefix",
+        "e2e",
+        "--job-duration-ms",
+        "50",
+    ]);
+    fleet.wait_for("simulate: ready 200 machines", Duration::from_secs(120)).await;
+
+    let asked_at: DateTime<Utc> = Utc::now();
+    let key = format!("ci-run-{}", random_token());
+    let selector = json!({ "labels": { "sim": "e2e" } });
+    let assess =
+        || server.http().post(server.url("/v1/assessments")).header("Idempotency-Key", &key).json(&selector);
+    let (status, op) = send(&server, &token, assess()).await;
+    assert_eq!(status, 202, "{op}");
+    assert_eq!(op["machines"]["total"], 200, "{op}");
+    // A retry of the same request (a CI job restarted) gets the same operation.
+    let (status, again) = send(&server, &token, assess()).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["id"], op["id"]);
+
+    let id = op["id"].as_str().expect("an operation id");
+    let done = wait_for_operation(&server, &token, id, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["machines"]["succeeded"], 200, "{done}");
+
+    let (status, list) =
+        send(&server, &token, server.http().get(server.url("/v1/machines?label=sim:e2e&limit=1000"))).await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> =
+        list["items"].as_array().expect("items").iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids.len(), 200);
+    for machine in ids {
+        let url = server.url(&format!("/v1/machines/{machine}/patch-status"));
+        let (status, ps) = send(&server, &token, server.http().get(url)).await;
+        assert_eq!(status, 200, "{ps}");
+        let assessed: DateTime<Utc> = ps["last_assessment_at"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no last_assessment_at: {ps}"));
+        // The server and this test read the same clock; a second of slack for rounding.
+        assert!(
+            assessed >= asked_at - chrono::TimeDelta::seconds(1),
+            "{machine}: stale assessment {assessed} < {asked_at}"
+        );
+        assert_eq!(ps["agent"]["connected"], true, "{ps}");
+        assert!(ps["os_build"].is_string(), "{ps}");
+    }
+    let (status, _) = fleet.terminate().await;
+    assert!(status.is_some_and(|s| s.success()), "the simulator did not stop cleanly on SIGTERM");
+}
+
+#[tokio::test]
+async fn a_job_whose_agent_is_killed_is_re_leased_after_expiry_and_finishes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hotpatch_store::testing::fresh_db().await;
+    let token = random_token();
+    let server = Launch::new(dir.path())
+        .database_url(&db.url)
+        .admin_token(&token)
+        .env("HOTPATCH_LEASE_SECS", "5")
+        .start()
+        .await;
+    let machine = register(&server, &token, "crashy-1").await;
+    let (status, agent_token) =
+        send(&server, &token, server.http().post(server.url(&format!("/v1/machines/{machine}/agent-token"))))
+            .await;
+    assert_eq!(status, 201, "{agent_token}");
+    let agent_token = agent_token["token"].as_str().expect("a token").to_owned();
+    let base = server.url("");
+
+    // An agent whose jobs take a minute: it will be killed holding the lease.
+    let slow = AgentProcess::start(&[
+        "run",
+        "--server",
+        &base,
+        "--token",
+        &agent_token,
+        "--job-duration-ms",
+        "60000",
+        "--wait",
+        "5",
+    ]);
+    let url = server.url(&format!("/v1/machines/{machine}/assess"));
+    let (status, op) = send(&server, &token, server.http().post(url)).await;
+    assert_eq!(status, 202, "{op}");
+    let history = server.url(&format!("/v1/machines/{machine}/update-history"));
+    let started = std::time::Instant::now();
+    loop {
+        let (_, h) = send(&server, &token, server.http().get(&history)).await;
+        if h["items"][0]["state"] == "leased" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job was never claimed: {h}\n{}",
+            slow.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    slow.kill().await;
+
+    // A fresh agent for the same machine picks the job up once the dead one's lease expires.
+    let fresh = AgentProcess::start(&[
+        "run",
+        "--server",
+        &base,
+        "--token",
+        &agent_token,
+        "--job-duration-ms",
+        "100",
+        "--wait",
+        "5",
+    ]);
+    let id = op["id"].as_str().expect("an operation id");
+    let done = wait_for_operation(&server, &token, id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", fresh.output());
+    let (_, h) = send(&server, &token, server.http().get(&history)).await;
+    let jobs = h["items"].as_array().expect("items");
+    assert_eq!(jobs.len(), 1, "one job, run once to completion: {h}");
+    assert_eq!(jobs[0]["state"], "succeeded", "{h}");
+    assert_eq!(jobs[0]["attempt"], 2, "the second lease finished it: {h}");
+    drop(fresh);
+}
