@@ -304,22 +304,28 @@ async fn a_new_hotpatch_admin_token_replaces_the_old_bootstrap_token() {
 // 403: the role boundaries, endpoint by endpoint.
 // ---------------------------------------------------------------------------------------------
 
-/// The least role an endpoint needs.
+/// The least role an endpoint needs (`Agent`: an agent token and nothing else).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Need {
     None,
     Reader,
+    Ci,
     Operator,
     Admin,
+    Agent,
 }
 
 /// What a role may do: the human roles are a ladder, the agent stands apart.
 fn may(role: &str, need: Need) -> bool {
+    if need == Need::Agent {
+        return role == "agent";
+    }
     let rank = match role {
         "admin" => Need::Admin,
         "operator" => Need::Operator,
-        // ci is "read + assess now"; assess does not exist yet, so for these endpoints it is a reader.
-        "ci" | "reader" => Need::Reader,
+        // ci is "read + assess now".
+        "ci" => Need::Ci,
+        "reader" => Need::Reader,
         "agent" => return need == Need::None,
         other => panic!("unknown role {other}"),
     };
@@ -347,9 +353,19 @@ enum Ep {
     ListRegions,
     GetRegion,
     PutRegion,
+    AgentClaim,
+    AgentHeartbeat,
+    AgentResult,
+    AgentInventory,
+    AgentHealth,
+    AssessMachine,
+    AssessSelected,
+    GetOperation,
+    InstalledUpdates,
+    UpdateHistory,
 }
 
-const ENDPOINTS: [(Ep, Need, u16); 19] = [
+const ENDPOINTS: [(Ep, Need, u16); 29] = [
     (Ep::Healthz, Need::None, 200),
     (Ep::Readyz, Need::None, 200),
     (Ep::OpenApi, Need::None, 200),
@@ -369,12 +385,48 @@ const ENDPOINTS: [(Ep, Need, u16); 19] = [
     (Ep::ListRegions, Need::Reader, 200),
     (Ep::GetRegion, Need::Reader, 200),
     (Ep::PutRegion, Need::Admin, 201),
+    (Ep::AgentClaim, Need::Agent, 204),
+    (Ep::AgentHeartbeat, Need::Agent, 200),
+    (Ep::AgentResult, Need::Agent, 200),
+    (Ep::AgentInventory, Need::Agent, 204),
+    (Ep::AgentHealth, Need::Agent, 204),
+    (Ep::AssessMachine, Need::Ci, 202),
+    (Ep::AssessSelected, Need::Ci, 202),
+    (Ep::GetOperation, Need::Reader, 200),
+    (Ep::InstalledUpdates, Need::Reader, 200),
+    (Ep::UpdateHistory, Need::Reader, 200),
 ];
 
 /// What every call of the table refers to.
 struct World {
     machine_id: String,
     token_id: Uuid,
+    /// The machine of the agent token (its jobs are the ones the agent endpoints act on).
+    agent_machine_id: Uuid,
+}
+
+/// A job of `machine` claimed behind the API's back (as the admin would set it up): the agent
+/// endpoints then have a lease to heartbeat and report on, and nothing is left for the claim.
+async fn leased_job(app: &TestApp, machine: Uuid) -> (Uuid, Uuid) {
+    let now = Utc::now();
+    let job = hotpatch_store::jobs::NewJob {
+        kind: hotpatch_domain::job::JobKind::Assess,
+        machine_id: machine,
+        payload: json!({}),
+        priority: 0,
+        run_after: now,
+        max_attempts: 3,
+        operation_id: None,
+        rollout_id: None,
+        now,
+    };
+    let id = hotpatch_store::jobs::enqueue(&app.pool, &job).await.unwrap();
+    let claimed = hotpatch_store::jobs::claim(&app.pool, machine, now, chrono::TimeDelta::minutes(2))
+        .await
+        .unwrap()
+        .expect("the job just enqueued");
+    assert_eq!(claimed.id, id);
+    (id, claimed.lease.id)
 }
 
 /// Calls `ep` with `token`; `n` makes names unique. Anything it needs is set up as the admin.
@@ -418,6 +470,32 @@ async fn call(app: &TestApp, w: &World, ep: Ep, token: Option<&str>, n: usize) -
             format!("/v1/regions/region-{n}"),
             Some(json!({"windows_server_2025_azure_edition": true})),
         ),
+        Ep::AgentClaim => (Method::POST, "/v1/agent/jobs/claim?wait=0".to_owned(), None),
+        Ep::AgentHeartbeat => {
+            let (job, lease) = leased_job(app, w.agent_machine_id).await;
+            (Method::POST, format!("/v1/agent/jobs/{job}/heartbeat"), Some(json!({"lease_id": lease})))
+        }
+        Ep::AgentResult => {
+            let (job, lease) = leased_job(app, w.agent_machine_id).await;
+            let result = json!({"lease_id": lease, "outcome": "succeeded"});
+            (Method::POST, format!("/v1/agent/jobs/{job}/result"), Some(result))
+        }
+        Ep::AgentInventory => (
+            Method::POST,
+            "/v1/agent/inventory".to_owned(),
+            Some(json!({"os_build": "20348.2227", "reboot_pending": false})),
+        ),
+        Ep::AgentHealth => (Method::POST, "/v1/agent/health".to_owned(), Some(json!({"status": "healthy"}))),
+        Ep::AssessMachine => (Method::POST, format!("{machine}/assess"), None),
+        Ep::AssessSelected => {
+            (Method::POST, "/v1/assessments".to_owned(), Some(json!({"machine_ids": [w.machine_id]})))
+        }
+        Ep::GetOperation => {
+            let r = app.call(Method::POST, &format!("{machine}/assess"), Some(ADMIN), None).await;
+            (Method::GET, format!("/v1/operations/{}", r.ok(202)["id"].as_str().unwrap()), None)
+        }
+        Ep::InstalledUpdates => (Method::GET, format!("{machine}/installed-updates"), None),
+        Ep::UpdateHistory => (Method::GET, format!("{machine}/update-history"), None),
     };
     let what = format!("{method} {path}");
     (what, app.call(method, &path, token, body).await)
@@ -428,13 +506,17 @@ async fn each_role_may_call_exactly_the_endpoints_of_its_role_and_gets_403_elsew
     let app = TestApp::new().await;
     let m = app.machine(azure_2022("role-fixture")).await;
     let (token_id, _) = create_token(&app, "reader").await;
-    let w = World { machine_id: m["id"].as_str().unwrap().to_owned(), token_id };
+    let (agent_machine, _, agent_token) = agent(&app, "agent-host").await;
+    let w = World {
+        machine_id: m["id"].as_str().unwrap().to_owned(),
+        token_id,
+        agent_machine_id: agent_machine.parse().unwrap(),
+    };
     let mut roles: Vec<(String, String)> = Vec::new();
     roles.push(("admin (bootstrap)".to_owned(), ADMIN.to_owned()));
     for role in ["admin", "operator", "ci", "reader"] {
         roles.push((role.to_owned(), create_token(&app, role).await.1));
     }
-    let (_, _, agent_token) = agent(&app, "agent-host").await;
     roles.push(("agent".to_owned(), agent_token));
 
     let mut failures = Vec::new();
@@ -469,7 +551,12 @@ async fn the_public_endpoints_need_no_token_and_the_v1_endpoints_do() {
     let app = TestApp::new().await;
     let m = app.machine(azure_2022("public-fixture")).await;
     let (token_id, _) = create_token(&app, "reader").await;
-    let w = World { machine_id: m["id"].as_str().unwrap().to_owned(), token_id };
+    let agent_machine = app.machine(azure_2022("public-agent-host")).await;
+    let w = World {
+        machine_id: m["id"].as_str().unwrap().to_owned(),
+        token_id,
+        agent_machine_id: agent_machine["id"].as_str().unwrap().parse().unwrap(),
+    };
     for (n, (ep, need, ok)) in ENDPOINTS.into_iter().enumerate() {
         let (what, r) = call(&app, &w, ep, None, n).await;
         if need == Need::None {

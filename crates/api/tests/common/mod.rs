@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::Router;
 use hotpatch_api::{router, AppState};
 use hotpatch_store::PgPool;
@@ -195,4 +195,162 @@ pub async fn jan_to_may(app: &TestApp) -> Vec<String> {
         ids.push(publish(app, ws2022(kind, true, month, &format!("KB500000{i}"))).await);
     }
     ids
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job queue: an app whose state the test holds (clock, wake-ups), agents, assessments.
+// ---------------------------------------------------------------------------------------------
+
+impl TestApp {
+    /// A test app over a state the test adjusts first (a manual clock, settings). The state it
+    /// returns shares the app's pool, clock and wake-ups: move the clock or feed the wake-ups there.
+    pub async fn with_state(adjust: impl FnOnce(&mut AppState)) -> (TestApp, AppState) {
+        let db = hotpatch_store::testing::fresh_db().await;
+        hotpatch_api::auth::ensure_admin_token(&db.pool, Some(ADMIN)).await.unwrap();
+        let mut state = AppState::new(db.pool.clone());
+        adjust(&mut state);
+        let app = TestApp { router: router(state.clone()), pool: db.pool.clone(), db };
+        (app, state)
+    }
+
+    /// Sends a request with extra headers; `body` is JSON unless `None`.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, HeaderValue)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, value.clone());
+        }
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    /// Registers a machine and returns its id.
+    pub async fn machine_id(&self, spec: Value) -> String {
+        id_of(&self.machine(spec).await)
+    }
+
+    /// An agent token for the machine, issued by the admin.
+    pub async fn agent_token(&self, machine_id: &str) -> String {
+        let r = self
+            .call(Method::POST, &format!("/v1/machines/{machine_id}/agent-token"), Some(ADMIN), None)
+            .await;
+        r.ok(201)["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v1/machines/{id}/assess` without a body; asserts 202 and returns the operation.
+    pub async fn assess(&self, machine_id: &str, token: &str) -> Value {
+        let r =
+            self.call(Method::POST, &format!("/v1/machines/{machine_id}/assess"), Some(token), None).await;
+        r.ok(202).clone()
+    }
+
+    /// `POST /v1/agent/jobs/claim?wait=0`; asserts 200 and returns the claimed job.
+    pub async fn claim(&self, agent: &str) -> Value {
+        let r = self.call(Method::POST, "/v1/agent/jobs/claim?wait=0", Some(agent), None).await;
+        r.ok(200).clone()
+    }
+
+    /// `POST /v1/agent/jobs/claim?wait=0`; asserts 204 (nothing to claim).
+    pub async fn claim_nothing(&self, agent: &str) {
+        let r = self.call(Method::POST, "/v1/agent/jobs/claim?wait=0", Some(agent), None).await;
+        assert_eq!(r.status.as_u16(), 204, "expected no job; body: {}", r.body);
+    }
+
+    /// `POST /v1/agent/jobs/{job}/result` with `outcome` under the job's lease, plus `extra` fields.
+    pub async fn report(&self, agent: &str, job: &Value, outcome: &str, extra: Value) -> Reply {
+        let mut body = json!({"lease_id": job["lease"]["id"], "outcome": outcome});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.post(&format!("/v1/agent/jobs/{}/result", id_of(job)), agent, body).await
+    }
+
+    /// `GET /v1/operations/{id}`; asserts 200.
+    pub async fn operation(&self, id: &str) -> Value {
+        self.get(&format!("/v1/operations/{id}"), ADMIN).await.ok(200).clone()
+    }
+}
+
+/// The `id` of a JSON object.
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_owned()
+}
+
+/// An instant of the API's JSON.
+pub fn instant(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str().unwrap_or_else(|| panic!("{v} is not an instant")).parse().unwrap()
+}
+
+/// A valid inventory: build 20348.2227, one installed KB, four available updates (a critical and a
+/// security one, recommended; a driver and a .NET update, update compliance).
+pub fn inventory() -> Value {
+    json!({
+        "os_build": "20348.2227",
+        "reboot_pending": false,
+        "installed_updates": [
+            {"kb": "KB5034439", "title": "2025-01 Security Update", "classification": "security",
+             "installed_on": "2025-01-14", "installed_by": "windows_update"}
+        ],
+        "available_updates": [
+            {"kb": "KB5040001", "title": "Critical fix", "classification": "critical", "requires_reboot": false},
+            {"kb": "KB5040002", "title": "Security fix", "classification": "security", "requires_reboot": true},
+            {"kb": "KB5040003", "title": "NIC driver", "classification": "driver", "requires_reboot": true},
+            {"kb": "KB5040004", "title": ".NET 8 update", "classification": "dotnet", "requires_reboot": false}
+        ]
+    })
+}
+
+/// Waits until `check` holds, polling; panics after `within`.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    within: std::time::Duration,
+    check: impl Fn() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The process's LISTEN loop (`Wakeups::run`, as `hotpatchd` runs it) for `state`, started and
+/// listening when this returns. Send on the sender (or drop it) to stop it.
+pub async fn listen(
+    app: &TestApp,
+    state: &AppState,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = tokio::spawn(state.wakeups.clone().run(app.pool.clone(), async {
+        let _ = stopped.await;
+    }));
+    let pool = app.pool.clone();
+    eventually("the LISTEN connection", std::time::Duration::from_secs(5), || {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and pid <> pg_backend_pid()
+                   and query ilike '%listen%hotpatch_job%'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            n > 0
+        }
+    })
+    .await;
+    (stop, listener)
 }
