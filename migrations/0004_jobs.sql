@@ -90,24 +90,21 @@ create table operation_job (
 
 create index operation_job_job_idx on operation_job (job_id);
 
--- Wake-ups: a job becoming claimable notifies its machine's channel payload, so a long-polling claim
--- (on any replica) answers at once. A hint only: claims also re-check on a timer.
+-- Wake-ups: a job becoming claimable notifies its machine's channel, so a long-polling claim (on any
+-- replica) answers at once. A hint only: claims also re-check on a timer. Only on the way into
+-- `queued` (the `when` clause keeps claims and results free of the trigger): a NOTIFY serializes
+-- the commits of notifying transactions, which would cap the queue's throughput if every claim and
+-- result sent one. Operation long-polls poll instead, for the same reason.
 create function job_notify() returns trigger language plpgsql as $$
 begin
-    if new.state = 'queued' and new.run_after <= now() then
+    if new.run_after <= now() then
         perform pg_notify('hotpatch_job', new.machine_id::text);
-    end if;
-    -- Operations waiting on this job (several when "assess now" requests collapsed into it)
-    -- change with every state change: queued → running → done.
-    if tg_op = 'UPDATE' and new.state is distinct from old.state then
-        perform pg_notify('hotpatch_operation', oj.operation_id::text)
-        from operation_job oj where oj.job_id = new.id;
     end if;
     return null;
 end $$;
 
 create trigger job_notify after insert or update of state, run_after on job
-    for each row execute function job_notify();
+    for each row when (new.state = 'queued') execute function job_notify();
 
 -- What an agent knows about its machine, per machine: liveness, health and the schedule of its
 -- daily assessment. A row of its own: it changes on every agent request, the machine rarely.

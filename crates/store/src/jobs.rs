@@ -174,9 +174,15 @@ pub async fn enqueue_assessments(
                    on conflict (machine_id) where kind = 'assess' and state = 'queued' do nothing
                    returning machine_id, id),
                joined as (
-                   update job set priority = greatest(job.priority, $3), updated_at = $4
-                   where job.kind = 'assess' and job.state = 'queued' and job.machine_id = any($1::uuid[])
-                   returning job.machine_id, job.id)
+                   select machine_id, id, priority from job
+                   where kind = 'assess' and state = 'queued' and machine_id = any($1::uuid[])),
+               -- Raise a joined job to this request's priority. Only rows that need it are
+               -- touched: an update locks the row until commit, and a claim skips locked rows.
+               -- `run_after` is set (to itself) so the wake-up trigger fires after the commit,
+               -- for a claim that skipped the row meanwhile.
+               raised as (
+                   update job set priority = $3, run_after = job.run_after, updated_at = $4
+                   from joined where job.id = joined.id and joined.priority < $3 and job.state = 'queued')
                select machine_id as "machine_id!", id as "id!" from inserted
                union all
                select machine_id, id from joined"#,

@@ -1,6 +1,6 @@
 //! Wake-ups from PostgreSQL: one LISTEN connection per process turns `NOTIFY`s (sent by the
 //! `job_notify` trigger on any replica) into in-process wake-ups of the requests waiting on a key
-//! (a machine's claim, an operation's long-poll).
+//! (a machine's claim).
 //!
 //! Notifications are hints, never the truth: a waiter re-checks the database after every wake-up
 //! and on a timer, and when the LISTEN connection drops (notifications may have been missed) every
@@ -19,16 +19,12 @@ use uuid::Uuid;
 
 /// Channel of "a job became claimable"; the payload is the machine id.
 pub const JOB_CHANNEL: &str = "hotpatch_job";
-/// Channel of "an operation's jobs changed"; the payload is the operation id.
-pub const OPERATION_CHANNEL: &str = "hotpatch_operation";
 
 /// Which wake-up a waiter waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Key {
     /// A job for this machine.
     Machine(Uuid),
-    /// A change of this operation.
-    Operation(Uuid),
 }
 
 /// The waiters of this process, by key.
@@ -111,10 +107,8 @@ impl Wakeups {
                 match received {
                     Ok(Some(n)) => {
                         let Ok(id) = n.payload().parse::<Uuid>() else { continue };
-                        match n.channel() {
-                            JOB_CHANNEL => self.wake(Key::Machine(id)),
-                            OPERATION_CHANNEL => self.wake(Key::Operation(id)),
-                            _ => {}
+                        if n.channel() == JOB_CHANNEL {
+                            self.wake(Key::Machine(id));
                         }
                     }
                     // Reconnected by sqlx: notifications may have been missed.
@@ -135,7 +129,7 @@ impl Wakeups {
 
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([JOB_CHANNEL, OPERATION_CHANNEL]).await?;
+    listener.listen(JOB_CHANNEL).await?;
     Ok(listener)
 }
 
@@ -198,14 +192,14 @@ mod tests {
         let hub = Wakeups::new();
         let a = hub.subscribe(Key::Machine(Uuid::now_v7()));
         let changed = a.changed();
-        hub.wake(Key::Operation(Uuid::now_v7()));
+        hub.wake(Key::Machine(Uuid::now_v7()));
         assert!(tokio::time::timeout(Duration::from_millis(50), changed.wait()).await.is_err());
     }
 
     #[tokio::test]
     async fn the_last_subscription_dropped_unregisters_its_key() {
         let hub = Wakeups::new();
-        let key = Key::Operation(Uuid::now_v7());
+        let key = Key::Machine(Uuid::now_v7());
         let a = hub.subscribe(key);
         let b = hub.subscribe(key);
         drop(a);

@@ -30,9 +30,12 @@ use crate::AppState;
 /// The longest long-poll a claim may ask for.
 pub const MAX_WAIT_SECS: u64 = 60;
 /// A waiting claim re-checks the database at least this often, even without a wake-up
-/// (notifications are hints; this is the fallback that makes them optional).
-const POLL_FALLBACK: Duration = Duration::from_secs(20);
-/// `last_seen_at` is written at most this often per agent.
+/// (notifications are hints; this is the fallback that makes them optional). Agents re-poll at
+/// least every minute, and everyone is woken when the LISTEN connection drops, so this only
+/// covers a notification lost while the connection looked healthy.
+const POLL_FALLBACK: Duration = Duration::from_secs(30);
+/// `last_seen_at` is written at most this often per agent (agents are seen at every claim; a
+/// working agent claims again as soon as its job is done).
 const SEEN_RESOLUTION: TimeDelta = TimeDelta::seconds(15);
 
 /// The routes of this module.
@@ -85,7 +88,7 @@ pub(crate) fn wait_param(raw: Option<&str>, max: u64) -> Result<Duration, ApiErr
 }
 
 /// A random share of the fallback interval, so thousands of waiting agents do not re-check together.
-pub(crate) fn fallback_interval() -> Duration {
+fn fallback_interval() -> Duration {
     POLL_FALLBACK.mul_f64(rand::thread_rng().gen_range(0.75..1.0))
 }
 
@@ -155,7 +158,6 @@ async fn heartbeat(
 ) -> Result<Json<LeaseView>, ApiError> {
     let now = state.clock.now();
     let mut conn = state.pool.acquire().await?;
-    agents::touch(&mut *conn, agent.machine_id, now, SEEN_RESOLUTION).await?;
     let lease =
         jobs::heartbeat(&mut conn, id, agent.machine_id, body.lease_id, now, state.settings.lease_ttl)
             .await?
@@ -178,14 +180,12 @@ async fn result(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<JobResult>,
 ) -> Result<Json<JobDone>, ApiError> {
-    if body.error.as_ref().is_some_and(|e| e.len() > 10_000) {
+    if body.error.as_ref().is_some_and(|e| e.chars().count() > 10_000) {
         return Err(ApiError::field("error", "at most 10,000 characters"));
     }
     let now = state.clock.now();
-    let mut tx = state.pool.begin().await?;
-    agents::touch(&mut *tx, agent.machine_id, now, SEEN_RESOLUTION).await?;
-    let done = jobs::complete(&mut tx, id, agent.machine_id, &body, now).await?.map_err(|f| fenced(f, id))?;
-    tx.commit().await?;
+    let mut conn = state.pool.acquire().await?;
+    let done = jobs::complete(&mut conn, id, agent.machine_id, &body, now).await?.map_err(|f| fenced(f, id))?;
     let (job, recorded) = match done {
         Completion::Recorded(job) => (job, true),
         Completion::AlreadyRecorded(job) => (job, false),

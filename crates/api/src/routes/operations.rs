@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hotpatch_domain::operation::{Operation, OperationKind, Selector};
 use hotpatch_store::operations::{self, Created, NewOperation};
-use hotpatch_store::wakeup::Key;
 use hotpatch_store::{jobs, machines};
 use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,8 +20,8 @@ use uuid::Uuid;
 
 use crate::auth::{Ci, Principal, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
-use crate::extract::{json_body, parse_json, ApiPath};
-use crate::routes::agent::{fallback_interval, wait_param};
+use crate::extract::{json_body, parse_json, ApiPath, OptionalJson};
+use crate::routes::agent::wait_param;
 use crate::AppState;
 
 /// Priority of an assessment someone asked for: ahead of the periodic ones (0).
@@ -125,16 +124,10 @@ async fn assess_machine(
     State(state): State<AppState>,
     Ci(principal): Ci,
     ApiPath(id): ApiPath<Uuid>,
-    request: Request,
+    headers: HeaderMap,
+    OptionalJson(EmptyObject {}): OptionalJson<EmptyObject>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(request.headers())?;
-    let has_body = request.headers().contains_key(header::CONTENT_TYPE);
-    if has_body {
-        let bytes = json_body(request, &state).await?;
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
-            parse_json::<EmptyObject>(&bytes)?;
-        }
-    }
+    let key = idempotency_key(&headers)?;
     let path = format!("/v1/machines/{id}/assess");
     start_assessment(&state, principal, key, &path, serde_json::json!({ "machine_ids": [id] }), async |tx| {
         machines::get(&mut *tx, id).await.or_not_found(|| format!("no machine with id {id}"))?;
@@ -144,7 +137,7 @@ async fn assess_machine(
 }
 
 /// `{}`: the only body `POST /v1/machines/{id}/assess` accepts.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct EmptyObject {}
 
@@ -230,11 +223,13 @@ async fn get_operation(
     Ok(Json(view))
 }
 
+/// How often a waiting `GET /v1/operations/{id}?wait=` re-reads the operation's progress. Polling,
+/// not NOTIFY: a notification per job state change would serialize the queue's commits.
+const OPERATION_POLL: Duration = Duration::from_millis(250);
+
 /// Returns when the operation's jobs change state, it is over, or `wait` passed.
 async fn wait_for_change(state: &AppState, id: Uuid, wait: Duration) -> Result<(), ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
-    let subscription = state.wakeups.subscribe(Key::Operation(id));
-    let mut changed = subscription.changed();
     let first = operations::progress(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no operation {id}")))?;
@@ -247,11 +242,7 @@ async fn wait_for_change(state: &AppState, id: Uuid, wait: Duration) -> Result<(
         if now >= deadline {
             return Ok(());
         }
-        tokio::select! {
-            () = changed.wait() => {}
-            () = tokio::time::sleep((deadline - now).min(fallback_interval())) => {}
-        }
-        changed = subscription.changed();
+        tokio::time::sleep((deadline - now).min(OPERATION_POLL)).await;
         if operations::progress(&state.pool, id).await? != Some(first) {
             return Ok(());
         }
