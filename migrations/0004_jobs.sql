@@ -136,3 +136,14 @@ create table machine_inventory (
     created_at         timestamptz not null default now(),
     updated_at         timestamptz not null default now()
 );
+
+-- Replicas cache verified tokens for a few seconds; a revoked or changed token (deleted directly,
+-- or with its machine) tells every replica at once. Row-level, so cascaded deletes notify too.
+create function api_token_notify() returns trigger language plpgsql as $$
+begin
+    perform pg_notify('hotpatch_token', old.id::text);
+    return null;
+end $$;
+
+create trigger api_token_notify after update or delete on api_token
+    for each row execute function api_token_notify();

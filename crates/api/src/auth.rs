@@ -137,16 +137,72 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
             })?;
-        let principal = authenticate(&state.pool, token).await?;
+        let principal = authenticate(state, token).await?;
         parts.extensions.insert(principal);
         Ok(principal)
     }
 }
 
-async fn authenticate(pool: &PgPool, token: &str) -> Result<Principal, ApiError> {
+/// How long a verified token's credential is reused without asking the database. Revocations
+/// reach every replica at once through NOTIFY (the cache is dropped on each); this bounds what a
+/// notification lost while the LISTEN connection looked healthy could let through.
+const CREDENTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Entries kept at most; beyond that the cache is cleared (a fleet's agents refill it).
+const CREDENTIAL_CACHE_MAX: usize = 100_000;
+
+/// Credentials of recently verified tokens, by token id, with the wake-up generation they were
+/// read under. Only used while this process receives token notifications.
+#[derive(Debug, Default)]
+pub struct CredentialCache {
+    entries: std::sync::Mutex<std::collections::HashMap<Uuid, (tokens::Credential, u64, std::time::Instant)>>,
+}
+
+impl CredentialCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, (tokens::Credential, u64, std::time::Instant)>>
+    {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: Uuid, generation: u64) -> Option<tokens::Credential> {
+        let entries = self.lock();
+        let (credential, g, at) = entries.get(&id)?;
+        (*g == generation && at.elapsed() < CREDENTIAL_TTL).then(|| credential.clone())
+    }
+
+    fn put(&self, credential: tokens::Credential, generation: u64) {
+        let mut entries = self.lock();
+        if entries.len() >= CREDENTIAL_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(credential.id, (credential, generation, std::time::Instant::now()));
+    }
+}
+
+/// The credential of token `id`: from the cache while notifications flow, else the database.
+async fn credential(state: &AppState, id: Uuid) -> Result<Option<tokens::Credential>, ApiError> {
+    let listening = state.wakeups.is_listening();
+    // Read the generation before the database: a revocation committed after this read bumps it,
+    // so the entry stored below is never used under a newer generation.
+    let generation = state.wakeups.token_generation();
+    if listening {
+        if let Some(c) = state.credentials.get(id, generation) {
+            return Ok(Some(c));
+        }
+    }
+    let found = tokens::credential(&state.pool, id).await?;
+    if let (true, Some(c)) = (listening, &found) {
+        state.credentials.put(c.clone(), generation);
+    }
+    Ok(found)
+}
+
+async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let invalid = || ApiError::Unauthorized("the token is not valid".to_owned());
+    let pool: &PgPool = &state.pool;
     let (credential, secret_hash) = match parse(token) {
-        Some((id, secret)) => (tokens::credential(pool, id).await?, sha256(&secret)),
+        Some((id, secret)) => (credential(state, id).await?, sha256(&secret)),
         None => (tokens::bootstrap_credential(pool).await?, sha256(token.as_bytes())),
     };
     let credential = credential.ok_or_else(invalid)?;

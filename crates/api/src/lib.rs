@@ -44,6 +44,8 @@ pub struct AppState {
     pub wakeups: std::sync::Arc<hotpatch_store::wakeup::Wakeups>,
     /// The service's clock: handlers read `now` here, never ad hoc.
     pub clock: clock::Clock,
+    /// Recently verified tokens (see `auth`).
+    pub credentials: std::sync::Arc<auth::CredentialCache>,
 }
 
 /// Server settings the rules read (from `hotpatchd`'s flags and environment).
@@ -87,6 +89,7 @@ impl AppState {
             settings: std::sync::Arc::new(settings),
             wakeups: hotpatch_store::wakeup::Wakeups::new(),
             clock: clock::Clock::system(),
+            credentials: Default::default(),
         }
     }
 }

@@ -573,7 +573,6 @@ async fn an_idempotency_key_whose_request_failed_can_be_used_again() {
 }
 
 #[tokio::test]
-#[ignore = "bug: routes/operations.rs `assess_machine` reads the body only when a Content-Type is sent; a body without one is ignored (202) instead of refused like OptionalJson does (415)"]
 async fn assess_with_a_body_but_no_content_type_is_refused() {
     let app = TestApp::new().await;
     let machine = app.machine_id(azure_2022("web-1")).await;

@@ -238,7 +238,7 @@ pub async fn claim(
              order by priority desc, run_after, id
              limit 1
              for update skip locked)
-         returning id, kind, machine_id, attempt, payload",
+         returning id, kind, machine_id, attempt, payload, lease_expires_at as \"lease_expires_at!\"",
         machine_id,
         lease_id,
         expires_at,
@@ -246,6 +246,7 @@ pub async fn claim(
     )
     .fetch_optional(db)
     .await?;
+    // The stored expiry (microseconds), so every later answer about this lease agrees with it.
     row.map(|r| {
         Ok(ClaimedJob {
             id: r.id,
@@ -253,7 +254,7 @@ pub async fn claim(
             machine_id: r.machine_id,
             attempt: r.attempt,
             payload: r.payload,
-            lease: Lease { id: lease_id, expires_at },
+            lease: Lease { id: lease_id, expires_at: r.lease_expires_at },
         })
     })
     .transpose()
@@ -280,7 +281,11 @@ async fn fence(db: impl PgExecutor<'_>, job_id: Uuid, machine_id: Uuid) -> Resul
     Ok(if exists { Fence::LeaseLost } else { Fence::NotFound })
 }
 
-/// Extends the lease by `ttl` from `now`; the job must be the machine's and still held by `lease_id`.
+/// Extends the lease to `now + ttl`; the job must be the machine's and still held by `lease_id`.
+///
+/// A lease that still has nine tenths of `ttl` to run is confirmed without a write: an agent that
+/// heartbeats eagerly (right after its claim, say) would otherwise cost a row version and a
+/// commit per beat for no gain.
 pub async fn heartbeat(
     conn: &mut PgConnection,
     job_id: Uuid,
@@ -290,22 +295,30 @@ pub async fn heartbeat(
     ttl: TimeDelta,
 ) -> Result<Result<Lease, Fence>, StoreError> {
     let expires_at = now + ttl;
-    let updated = sqlx::query!(
-        "update job set lease_expires_at = $4, updated_at = $5
-         where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'",
+    let row = sqlx::query!(
+        r#"with held as (
+               select id, lease_expires_at from job
+               where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'),
+           extended as (
+               update job set lease_expires_at = $4, updated_at = $5
+               from held
+               where job.id = held.id and held.lease_expires_at < $6
+                 and job.lease_id = $3 and job.state = 'leased'
+               returning job.lease_expires_at)
+           select (select lease_expires_at from extended) as extended,
+                  (select lease_expires_at from held) as held"#,
         job_id,
         machine_id,
         lease_id,
         expires_at,
         now,
+        expires_at - ttl / 10,
     )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if updated == 1 {
-        Ok(Ok(Lease { id: lease_id, expires_at }))
-    } else {
-        Ok(Err(fence(&mut *conn, job_id, machine_id).await?))
+    .fetch_one(&mut *conn)
+    .await?;
+    match row.extended.or(row.held) {
+        Some(expires_at) => Ok(Ok(Lease { id: lease_id, expires_at })),
+        None => Ok(Err(fence(&mut *conn, job_id, machine_id).await?)),
     }
 }
 

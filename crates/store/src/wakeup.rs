@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ use uuid::Uuid;
 
 /// Channel of "a job became claimable"; the payload is the machine id.
 pub const JOB_CHANNEL: &str = "hotpatch_job";
+/// Channel of "a token was revoked or changed"; the payload is the token id.
+pub const TOKEN_CHANNEL: &str = "hotpatch_token";
 
 /// Which wake-up a waiter waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +36,11 @@ pub struct Wakeups {
     waiters: Mutex<HashMap<Key, Arc<Notify>>>,
     /// Wakes everyone: the LISTEN connection dropped, or is down.
     all: Notify,
+    /// Whether the LISTEN connection is up (caches that rely on notifications check it).
+    listening: AtomicBool,
+    /// Bumped on every token notification and every (re)connection: token caches drop entries
+    /// read under an older generation.
+    token_generation: AtomicU64,
 }
 
 /// A registration for one key; dropping it unregisters.
@@ -68,6 +76,23 @@ impl Wakeups {
         self.all.notify_waiters();
     }
 
+    /// Whether notifications are being received right now.
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// The current token generation: it changes whenever a token was revoked or changed, or
+    /// notifications may have been missed; a cached credential is good only within one generation.
+    pub fn token_generation(&self) -> u64 {
+        self.token_generation.load(Ordering::Acquire)
+    }
+
+    fn set_listening(&self, up: bool) {
+        // Order matters: a cache must never pair the new generation with the old state.
+        self.token_generation.fetch_add(1, Ordering::AcqRel);
+        self.listening.store(up, Ordering::Release);
+    }
+
     /// Number of keys with waiters (for metrics).
     pub fn waiting(&self) -> usize {
         self.lock().len()
@@ -98,14 +123,22 @@ impl Wakeups {
                 },
             };
             // Anything sent while we were not listening is lost: everyone re-checks.
+            self.set_listening(true);
             self.wake_all();
             loop {
                 let received = tokio::select! {
-                    () = &mut shutdown => return,
+                    () = &mut shutdown => {
+                        self.set_listening(false);
+                        return;
+                    }
                     r = listener.try_recv() => r,
                 };
                 match received {
                     Ok(Some(n)) => {
+                        if n.channel() == TOKEN_CHANNEL {
+                            self.token_generation.fetch_add(1, Ordering::AcqRel);
+                            continue;
+                        }
                         let Ok(id) = n.payload().parse::<Uuid>() else { continue };
                         if n.channel() == JOB_CHANNEL {
                             self.wake(Key::Machine(id));
@@ -114,10 +147,12 @@ impl Wakeups {
                     // Reconnected by sqlx: notifications may have been missed.
                     Ok(None) => {
                         tracing::info!("LISTEN connection re-established; waking every waiter to re-check");
+                        self.set_listening(true);
                         self.wake_all();
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                        self.set_listening(false);
                         self.wake_all();
                         break;
                     }
@@ -129,7 +164,7 @@ impl Wakeups {
 
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(JOB_CHANNEL).await?;
+    listener.listen_all([JOB_CHANNEL, TOKEN_CHANNEL]).await?;
     Ok(listener)
 }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hotpatch_domain::job::{JobState, Outcome};
@@ -256,17 +256,17 @@ async fn only_jobs_becoming_claimable_notify_claims_and_results_do_not() {
     let op = new_operation(&mut conn).await;
     let mut listener = PgListener::connect(&db.url).await.unwrap();
     listener.listen(JOB_CHANNEL).await.unwrap();
-    let next = |listener: &mut PgListener| {
-        let recv = listener.recv();
-        async move { tokio::time::timeout(Duration::from_secs(5), recv).await.expect("a wake-up within 5 s").unwrap() }
-    };
     jobs::enqueue_assessments(&mut conn, Some(op), &[m], 0, t0()).await.unwrap();
-    assert_eq!(next(&mut listener).await.payload(), m.to_string());
+    assert_eq!(next_wakeup(&mut listener).await.payload(), m.to_string());
 
     let claimed = jobs::claim(&mut *conn, m, t0(), TTL).await.unwrap().unwrap();
     let done = jobs::complete(&mut conn, claimed.id, m, &succeeded(&claimed), t0() + secs(1)).await.unwrap();
     assert!(matches!(done, Ok(Completion::Recorded(_))));
     // Notifications arrive in commit order: had the claim or the result sent one, it would come first.
     jobs::enqueue_assessments(&mut conn, None, &[other], 0, t0()).await.unwrap();
-    assert_eq!(next(&mut listener).await.payload(), other.to_string());
+    assert_eq!(next_wakeup(&mut listener).await.payload(), other.to_string());
+}
+
+async fn next_wakeup(listener: &mut PgListener) -> sqlx::postgres::PgNotification {
+    tokio::time::timeout(Duration::from_secs(5), listener.recv()).await.expect("a wake-up within 5 s").unwrap()
 }

@@ -110,14 +110,24 @@ async fn claim(
     let wait = wait_param(raw.as_deref(), MAX_WAIT_SECS)?;
     let deadline = tokio::time::Instant::now() + wait;
     let machine_id = agent.machine_id;
-    agents::touch(&state.pool, machine_id, state.clock.now(), SEEN_RESOLUTION).await?;
     // Subscribe before the first check: a job enqueued between the check and the wait still wakes us.
     let subscription = state.wakeups.subscribe(Key::Machine(machine_id));
+    let mut first = true;
     loop {
         let changed = subscription.changed();
-        if let Some(job) =
-            jobs::claim(&state.pool, machine_id, state.clock.now(), state.settings.lease_ttl).await?
-        {
+        let now = state.clock.now();
+        let claimed = if first {
+            // The agent is seen and its first claim made in one transaction: one commit, not two.
+            first = false;
+            let mut tx = state.pool.begin().await?;
+            agents::touch(&mut *tx, machine_id, now, SEEN_RESOLUTION).await?;
+            let claimed = jobs::claim(&mut *tx, machine_id, now, state.settings.lease_ttl).await?;
+            tx.commit().await?;
+            claimed
+        } else {
+            jobs::claim(&state.pool, machine_id, now, state.settings.lease_ttl).await?
+        };
+        if let Some(job) = claimed {
             tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
             return Ok(Json(job).into_response());
         }
