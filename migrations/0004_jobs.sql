@@ -67,7 +67,8 @@ create index job_claimable_idx on job (machine_id, priority desc, run_after, id)
 create index job_lease_expiry_idx on job (lease_expires_at) where state = 'leased';
 -- Update history reads a machine's finished jobs, newest first.
 create index job_machine_history_idx on job (machine_id, created_at desc);
-create index job_operation_idx on job (operation_id) where operation_id is not null;
+-- No index on operation_id: operations reach their jobs through operation_job, and every index
+-- here costs an insert on each claim and each result (state changes are never HOT updates).
 create index job_rollout_idx on job (rollout_id) where rollout_id is not null;
 
 -- At most one disruptive job (install, rollback, reboot) active per machine: two would fight over

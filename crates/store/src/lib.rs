@@ -32,6 +32,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
+        // No ping before every checkout: it is a round trip and a query per request on the agent
+        // path, and a dead connection fails the request's own query just the same (then dropped).
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await?;
