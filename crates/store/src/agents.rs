@@ -54,34 +54,6 @@ pub async fn ensure(
     Ok(())
 }
 
-/// Records that the machine's agent called at `now`. Writes at most once per `resolution`, and
-/// takes no lock otherwise (an upsert would lock the row on every call, and every lock is a write
-/// to commit), so a fleet of long-polling agents does not turn every poll into a row update.
-pub async fn touch(
-    db: impl PgExecutor<'_>,
-    machine_id: Uuid,
-    now: DateTime<Utc>,
-    resolution: TimeDelta,
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "with updated as (
-             update machine_agent set last_seen_at = $2, updated_at = $2
-             where machine_id = $1 and (last_seen_at is null or last_seen_at < $3)
-             returning machine_id)
-         insert into machine_agent (machine_id, last_seen_at, next_assessment_at)
-         select $1, $2, $2
-         where not exists (select 1 from machine_agent where machine_id = $1)
-           and not exists (select 1 from updated)
-         on conflict (machine_id) do nothing",
-        machine_id,
-        now,
-        now - resolution,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// The machine's agent state; `None` when it never had an agent.
 pub async fn get(db: impl PgExecutor<'_>, machine_id: Uuid) -> Result<Option<AgentState>, StoreError> {
     let row = sqlx::query!(

@@ -227,10 +227,27 @@ pub async fn claim(
     now: DateTime<Utc>,
     ttl: TimeDelta,
 ) -> Result<Option<ClaimedJob>, StoreError> {
+    claim_as_agent(db, machine_id, now, ttl, None).await
+}
+
+/// [`claim`], made by the machine's agent: in the same statement (one round trip, one commit) the
+/// agent's `last_seen_at` becomes `now` when it is older than `seen_resolution`.
+pub async fn claim_as_agent(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+    now: DateTime<Utc>,
+    ttl: TimeDelta,
+    seen_resolution: Option<TimeDelta>,
+) -> Result<Option<ClaimedJob>, StoreError> {
     let lease_id = Uuid::new_v4();
     let expires_at = now + ttl;
+    let seen_before = seen_resolution.map(|r| now - r);
     let row = sqlx::query!(
-        "update job set state = 'leased', lease_id = $2, lease_expires_at = $3, attempt = attempt + 1,
+        "with seen as (
+             update machine_agent set last_seen_at = $4, updated_at = $4
+             where $5::timestamptz is not null and machine_id = $1
+               and (last_seen_at is null or last_seen_at < $5))
+         update job set state = 'leased', lease_id = $2, lease_expires_at = $3, attempt = attempt + 1,
                 leased_at = $4, updated_at = $4
          where id = (
              select id from job
@@ -243,6 +260,7 @@ pub async fn claim(
         lease_id,
         expires_at,
         now,
+        seen_before,
     )
     .fetch_optional(db)
     .await?;

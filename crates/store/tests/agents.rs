@@ -104,7 +104,7 @@ async fn an_inventory_is_stored_and_its_catalog_releases_set_the_installed_state
 }
 
 #[tokio::test]
-async fn touch_writes_at_most_once_per_resolution() {
+async fn an_agents_claim_records_it_as_seen_at_most_once_per_resolution() {
     let db = fresh_db().await;
     let m = machine(&db.pool).await;
     let resolution = secs(60);
@@ -112,7 +112,7 @@ async fn touch_writes_at_most_once_per_resolution() {
     agents::ensure(&db.pool, m, schedule).await.unwrap();
     assert_eq!(agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at, None);
     let seen = async |at: DateTime<Utc>| {
-        agents::touch(&db.pool, m, at, resolution).await.unwrap();
+        hotpatch_store::jobs::claim_as_agent(&db.pool, m, at, secs(120), Some(resolution)).await.unwrap();
         agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at
     };
     assert_eq!(seen(t0()).await, Some(t0()));
@@ -120,11 +120,13 @@ async fn touch_writes_at_most_once_per_resolution() {
     assert_eq!(seen(t0() + secs(59)).await, Some(t0()), "within the resolution: no write");
     assert_eq!(seen(t0() + secs(61)).await, Some(t0() + secs(61)));
     let agent = agents::get(&db.pool, m).await.unwrap().unwrap();
-    assert_eq!(agent.next_assessment_at, schedule, "touch leaves the schedule alone");
-
-    let fresh = machine(&db.pool).await;
-    agents::touch(&db.pool, fresh, t0(), resolution).await.unwrap();
-    assert_eq!(agents::get(&db.pool, fresh).await.unwrap().unwrap().last_seen_at, Some(t0()));
+    assert_eq!(agent.next_assessment_at, schedule, "being seen leaves the schedule alone");
+    hotpatch_store::jobs::claim(&db.pool, m, t0() + secs(300), secs(120)).await.unwrap();
+    assert_eq!(
+        agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at,
+        Some(t0() + secs(61)),
+        "a claim not made by the agent does not count"
+    );
 }
 
 #[tokio::test]

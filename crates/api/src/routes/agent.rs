@@ -116,17 +116,9 @@ async fn claim(
     loop {
         let changed = subscription.changed();
         let now = state.clock.now();
-        let claimed = if first {
-            // The agent is seen and its first claim made in one transaction: one commit, not two.
-            first = false;
-            let mut tx = state.pool.begin().await?;
-            agents::touch(&mut *tx, machine_id, now, SEEN_RESOLUTION).await?;
-            let claimed = jobs::claim(&mut *tx, machine_id, now, state.settings.lease_ttl).await?;
-            tx.commit().await?;
-            claimed
-        } else {
-            jobs::claim(&state.pool, machine_id, now, state.settings.lease_ttl).await?
-        };
+        // The first check also records that the agent was seen (same statement, one commit).
+        let seen = std::mem::take(&mut first).then_some(SEEN_RESOLUTION);
+        let claimed = jobs::claim_as_agent(&state.pool, machine_id, now, state.settings.lease_ttl, seen).await?;
         if let Some(job) = claimed {
             tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
             return Ok(Json(job).into_response());
