@@ -137,7 +137,8 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
             })?;
-        let principal = authenticate(state, token).await?;
+        // Boxed so the lookup's (large) future is freed once done, not kept for the whole request.
+        let principal = Box::pin(authenticate(state, token)).await?;
         parts.extensions.insert(principal);
         Ok(principal)
     }

@@ -2,7 +2,12 @@
 //! browsable `/docs`; `api/openapi.json` is its committed copy, checked for drift by a test.
 
 use axum::routing::get;
-use axum::{Json, Router};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Html;
+use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
@@ -51,8 +56,24 @@ pub fn document_json() -> String {
 
 /// `/openapi.json` and `/docs`.
 pub(crate) fn docs_router(spec: Document) -> Router<AppState> {
-    let json = spec.clone();
+    // Rendered once: axum clones a handler for every request it serves, so a handler holding the
+    // spec by value would copy the whole document (about a megabyte) per request, and the spec
+    // would stay in memory as many times as requests are in flight.
+    let json = Bytes::from(spec.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let html: Arc<str> = Arc::from(Scalar::with_url("/docs", spec).to_html());
     Router::new()
-        .route("/openapi.json", get(move || async move { Json(json) }))
-        .merge(Scalar::with_url("/docs", spec))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = json.clone();
+                async move { ([(CONTENT_TYPE, "application/json")], json) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let html = html.clone();
+                async move { Html(html.to_string()) }
+            }),
+        )
 }

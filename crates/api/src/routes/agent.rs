@@ -118,7 +118,10 @@ async fn claim(
         let now = state.clock.now();
         // The first check also records that the agent was seen (same statement, one commit).
         let seen = std::mem::take(&mut first).then_some(SEEN_RESOLUTION);
-        let claimed = jobs::claim_as_agent(&state.pool, machine_id, now, state.settings.lease_ttl, seen).await?;
+        // Boxed: an async fn's future reserves room for its largest await for its whole life, and a
+        // query future is large; a claim waits up to a minute, 10,000 of them at once.
+        let claimed =
+            Box::pin(jobs::claim_as_agent(&state.pool, machine_id, now, state.settings.lease_ttl, seen)).await?;
         if let Some(job) = claimed {
             tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
             return Ok(Json(job).into_response());
