@@ -156,8 +156,25 @@ pub fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     sorted[rank - 1].as_secs_f64() * 1_000.0
 }
 
-fn emit(name: &str, value: f64, unit: &str) {
-    println!("{name} {value:.2} {unit}");
+/// One figure of a run: `name value unit`, the line format of `../shared/limits`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// Stable name, e.g. `queue_http_jobs_per_s`.
+    pub name: &'static str,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'static str,
+}
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:.2} {}", self.name, self.value, self.unit)
+    }
+}
+
+fn figure(name: &'static str, value: f64, unit: &'static str) -> Figure {
+    Figure { name, value, unit }
 }
 
 /// Figures of a [`queue`] run.
@@ -169,6 +186,8 @@ pub struct QueueReport {
     pub claim_p50_ms: f64,
     /// 99th percentile claim latency.
     pub claim_p99_ms: f64,
+    /// Every figure of the run, to print.
+    pub figures: Vec<Figure>,
 }
 
 /// Registers `jobs` machines, queues one assessment each with one request, then lets `agents`
@@ -221,19 +240,18 @@ pub async fn queue(target: &Target, agents: usize, jobs: usize) -> Result<QueueR
     let elapsed = started.elapsed();
     let mut latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(PoisonError::into_inner));
     latencies.sort();
-    let report = QueueReport {
-        jobs_per_second: jobs as f64 / elapsed.as_secs_f64(),
-        claim_p50_ms: quantile_ms(&latencies, 0.50),
-        claim_p99_ms: quantile_ms(&latencies, 0.99),
-    };
+    let (jobs_per_second, p50, p99) =
+        (jobs as f64 / elapsed.as_secs_f64(), quantile_ms(&latencies, 0.50), quantile_ms(&latencies, 0.99));
     let (peak, _) = server_memory(target, &http).await?;
-    emit("queue_http_jobs", jobs as f64, "jobs");
-    emit("queue_http_agents", agents as f64, "agents");
-    emit("queue_http_jobs_per_s", report.jobs_per_second, "jobs/s");
-    emit("queue_http_claim_p50", report.claim_p50_ms, "ms");
-    emit("queue_http_claim_p99", report.claim_p99_ms, "ms");
-    emit("queue_server_peak_rss", peak, "MiB");
-    Ok(report)
+    let figures = vec![
+        figure("queue_http_jobs", jobs as f64, "jobs"),
+        figure("queue_http_agents", agents as f64, "agents"),
+        figure("queue_http_jobs_per_s", jobs_per_second, "jobs/s"),
+        figure("queue_http_claim_p50", p50, "ms"),
+        figure("queue_http_claim_p99", p99, "ms"),
+        figure("queue_server_peak_rss", peak, "MiB"),
+    ];
+    Ok(QueueReport { jobs_per_second, claim_p50_ms: p50, claim_p99_ms: p99, figures })
 }
 
 /// Figures of an [`idle`] run.
@@ -245,6 +263,8 @@ pub struct IdleReport {
     pub wake_p50_ms: f64,
     /// 99th percentile of the same.
     pub wake_p99_ms: f64,
+    /// Every figure of the run, to print.
+    pub figures: Vec<Figure>,
 }
 
 /// Registers `agents` machines whose agents all long-poll (`wait=60`), reads the server's memory
@@ -345,17 +365,16 @@ pub async fn idle(
     let mut woke = std::mem::take(&mut *woke.lock().unwrap_or_else(PoisonError::into_inner));
     woke.sort();
     let (peak, _) = server_memory(target, &http).await?;
-    let report = IdleReport {
-        rss_waiting_mib: rss_waiting,
-        wake_p50_ms: quantile_ms(&woke, 0.50),
-        wake_p99_ms: quantile_ms(&woke, 0.99),
-    };
-    emit("idle_agents", agents as f64, "agents");
-    emit("idle_server_rss_waiting", report.rss_waiting_mib, "MiB");
-    emit("idle_server_peak_rss", peak, "MiB");
-    emit("idle_claim_wake_samples", woke.len() as f64, "claims");
-    emit("idle_claim_wake_p50", report.wake_p50_ms, "ms");
-    emit("idle_claim_wake_p99", report.wake_p99_ms, "ms");
+    let (p50, p99) = (quantile_ms(&woke, 0.50), quantile_ms(&woke, 0.99));
+    let figures = vec![
+        figure("idle_agents", agents as f64, "agents"),
+        figure("idle_server_rss_waiting", rss_waiting, "MiB"),
+        figure("idle_server_peak_rss", peak, "MiB"),
+        figure("idle_claim_wake_samples", woke.len() as f64, "claims"),
+        figure("idle_claim_wake_p50", p50, "ms"),
+        figure("idle_claim_wake_p99", p99, "ms"),
+    ];
+    let report = IdleReport { rss_waiting_mib: rss_waiting, wake_p50_ms: p50, wake_p99_ms: p99, figures };
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }

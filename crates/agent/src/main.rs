@@ -85,19 +85,32 @@ impl TargetArgs {
     }
 }
 
+/// The bench's result lines are its output (scripts read them), so they go to stdout.
+#[allow(clippy::print_stdout)]
+fn print_figures(figures: &[hotpatch_agent::bench::Figure]) {
+    for f in figures {
+        println!("{f}");
+    }
+}
+
 async fn bench(command: BenchCommand) -> ExitCode {
     let result = match command {
         BenchCommand::Queue { target, agents, jobs } => {
-            hotpatch_agent::bench::queue(&target.target(), agents.max(1), jobs.max(1)).await.map(drop)
+            hotpatch_agent::bench::queue(&target.target(), agents.max(1), jobs.max(1))
+                .await
+                .map(|r| r.figures)
         }
         BenchCommand::Idle { target, agents, rounds, sample } => {
             hotpatch_agent::bench::idle(&target.target(), agents.max(1), rounds.max(1), sample.max(1))
                 .await
-                .map(drop)
+                .map(|r| r.figures)
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(figures) => {
+            print_figures(&figures);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!(error = %e, "bench failed");
             ExitCode::FAILURE

@@ -161,8 +161,10 @@ pub struct CredentialCache {
 impl CredentialCache {
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, (tokens::Credential, u64, std::time::Instant)>>
-    {
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<Uuid, (tokens::Credential, u64, std::time::Instant)>,
+    > {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

@@ -12,7 +12,7 @@ use hotpatch_domain::{Classification, OsVersion, ReleaseKind, ReleaseSpec};
 use hotpatch_store::agents::{self, StoredInventory};
 use hotpatch_store::releases::{self, PatchState};
 use hotpatch_store::testing::fresh_db;
-use support::{machine, machines, on_side_connection, secs, t0};
+use support::{machine, machines, secs, t0};
 use uuid::Uuid;
 
 fn release(os: OsVersion, kind: ReleaseKind, month: &str, kb: &str) -> ReleaseSpec {

@@ -231,7 +231,7 @@ async fn canceling_an_operation_ends_its_unfinished_jobs_and_fences_out_their_ho
         .unwrap()
         .unwrap();
 
-    assert_eq!(jobs::cancel_operation(&mut *conn, op, t0() + secs(10)).await.unwrap(), 2);
+    assert_eq!(jobs::cancel_operation(&mut conn, op, t0() + secs(10)).await.unwrap(), 2);
     let view = operations::get(&mut conn, op, 100).await.unwrap();
     assert_eq!((view.status, view.finished_at), (OperationStatus::Canceled, Some(t0() + secs(10))));
     assert_eq!(view.machines, MachineCounts { total: 3, succeeded: 1, failed: 2, pending: 0 });
@@ -244,7 +244,7 @@ async fn canceling_an_operation_ends_its_unfinished_jobs_and_fences_out_their_ho
     assert!(jobs::claim(&mut *conn, waiting, t0() + secs(13), TTL).await.unwrap().is_none());
     let kept = jobs::get(&mut *conn, finished.id, done).await.unwrap().unwrap();
     assert_eq!(kept.state, JobState::Succeeded, "a finished job stays as it ended");
-    assert_eq!(jobs::cancel_operation(&mut *conn, op, t0() + secs(20)).await.unwrap(), 0);
+    assert_eq!(jobs::cancel_operation(&mut conn, op, t0() + secs(20)).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -268,5 +268,8 @@ async fn only_jobs_becoming_claimable_notify_claims_and_results_do_not() {
 }
 
 async fn next_wakeup(listener: &mut PgListener) -> sqlx::postgres::PgNotification {
-    tokio::time::timeout(Duration::from_secs(5), listener.recv()).await.expect("a wake-up within 5 s").unwrap()
+    tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a wake-up within 5 s")
+        .unwrap()
 }

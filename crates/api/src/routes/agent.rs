@@ -121,7 +121,8 @@ async fn claim(
         // Boxed: an async fn's future reserves room for its largest await for its whole life, and a
         // query future is large; a claim waits up to a minute, 10,000 of them at once.
         let claimed =
-            Box::pin(jobs::claim_as_agent(&state.pool, machine_id, now, state.settings.lease_ttl, seen)).await?;
+            Box::pin(jobs::claim_as_agent(&state.pool, machine_id, now, state.settings.lease_ttl, seen))
+                .await?;
         if let Some(job) = claimed {
             tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
             return Ok(Json(job).into_response());
@@ -190,7 +191,8 @@ async fn result(
     }
     let now = state.clock.now();
     let mut conn = state.pool.acquire().await?;
-    let done = jobs::complete(&mut conn, id, agent.machine_id, &body, now).await?.map_err(|f| fenced(f, id))?;
+    let done =
+        jobs::complete(&mut conn, id, agent.machine_id, &body, now).await?.map_err(|f| fenced(f, id))?;
     let (job, recorded) = match done {
         Completion::Recorded(job) => (job, true),
         Completion::AlreadyRecorded(job) => (job, false),
