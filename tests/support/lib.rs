@@ -1,10 +1,10 @@
-//! Support for the end-to-end tests: build and start the real `hotpatchd` binary, read its log,
-//! signal it, and talk HTTP to it.
+//! Support for the end-to-end tests: build and start the real `hotpatchd` and `hotpatch-agent`
+//! binaries, read their logs, signal them, and talk HTTP to the server.
 //!
-//! The binary is `target/<profile>/hotpatchd` next to the test executable, built once per test
-//! process with `cargo build -p hotpatch-server --bin hotpatchd` (cargo makes that a no-op when it
-//! is fresh), so `cargo test --workspace` works on a clean clone. `HOTPATCHD_BIN=<path>` uses a
-//! binary built elsewhere instead.
+//! The binaries are `target/<profile>/{hotpatchd,hotpatch-agent}` next to the test executable,
+//! built together once per test process with one `cargo build` (a no-op when fresh), so
+//! `cargo test --workspace` works on a clean clone. `HOTPATCHD_BIN=<path>` and
+//! `HOTPATCH_AGENT_BIN=<path>` use binaries built elsewhere instead.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -27,7 +27,7 @@ pub fn hotpatchd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("HOTPATCHD_BIN") {
         Some(path) => PathBuf::from(path),
-        None => build_bin("hotpatch-server", "hotpatchd"),
+        None => built_bins().join("hotpatchd"),
     })
 }
 
@@ -36,13 +36,20 @@ pub fn agent_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("HOTPATCH_AGENT_BIN") {
         Some(path) => PathBuf::from(path),
-        None => build_bin("hotpatch-agent", "hotpatch-agent"),
+        None => built_bins().join("hotpatch-agent"),
     })
 }
 
-/// Runs `cargo build` for a binary of the workspace into the target directory this test
-/// executable lives in, with the same profile, and returns its path.
-fn build_bin(package: &str, bin: &str) -> PathBuf {
+/// Builds both binaries once, in one cargo invocation (so their dependencies are compiled once,
+/// with one feature set), and returns the directory they are in.
+fn built_bins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_bins(&[("hotpatch-server", "hotpatchd"), ("hotpatch-agent", "hotpatch-agent")]))
+}
+
+/// Runs `cargo build` for binaries of the workspace into the target directory this test
+/// executable lives in, with the same profile, and returns the directory they are in.
+fn build_bins(bins: &[(&str, &str)]) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     // <target>/[<triple>/]<profile>/deps/<test executable>
     let profile_dir = exe.parent().and_then(Path::parent).expect("the test executable is in <profile>/deps");
@@ -58,10 +65,11 @@ fn build_bin(package: &str, bin: &str) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--manifest-path"])
-        .arg(workspace.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
+    cmd.arg("build").arg("--quiet");
+    for (package, bin) in bins {
+        cmd.args(["-p", package, "--bin", bin]);
+    }
+    cmd.arg("--manifest-path").arg(workspace.join("Cargo.toml")).arg("--target-dir").arg(&target_dir);
     if let Some(triple) = &triple {
         cmd.args(["--target", triple]);
     }
@@ -95,14 +103,12 @@ fn build_bin(package: &str, bin: &str) -> PathBuf {
         }
     }
     let output = cmd.stdin(Stdio::null()).output().expect("running cargo build");
-    assert!(
-        output.status.success(),
-        "cargo build of {bin} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let path = profile_dir.join(bin);
-    assert!(path.is_file(), "cargo built {bin} but {} is missing", path.display());
-    path
+    assert!(output.status.success(), "cargo build failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    for (_, bin) in bins {
+        let path = profile_dir.join(bin);
+        assert!(path.is_file(), "cargo built {bin} but {} is missing", path.display());
+    }
+    profile_dir.to_path_buf()
 }
 
 /// A random secret usable as `HOTPATCH_ADMIN_TOKEN`.
