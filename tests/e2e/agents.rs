@@ -16,6 +16,21 @@ async fn send(_: &Server, token: &str, req: reqwest::RequestBuilder) -> (u16, Va
     (status, body)
 }
 
+/// `hotpatch-agent run` for one machine whose jobs take `job_ms` milliseconds.
+fn agent(base: &str, token: &str, job_ms: &str) -> AgentProcess {
+    AgentProcess::start(&[
+        "run",
+        "--server",
+        base,
+        "--token",
+        token,
+        "--job-duration-ms",
+        job_ms,
+        "--wait",
+        "5",
+    ])
+}
+
 /// Polls the operation with `?wait=30` until it is over; panics after `timeout`.
 async fn wait_for_operation(server: &Server, token: &str, id: &str, timeout: Duration) -> Value {
     let started = std::time::Instant::now();
@@ -116,17 +131,7 @@ async fn a_job_whose_agent_is_killed_is_re_leased_after_expiry_and_finishes_once
     let base = server.url("");
 
     // An agent whose jobs take a minute: it will be killed holding the lease.
-    let slow = AgentProcess::start(&[
-        "run",
-        "--server",
-        &base,
-        "--token",
-        &agent_token,
-        "--job-duration-ms",
-        "60000",
-        "--wait",
-        "5",
-    ]);
+    let slow = agent(&base, &agent_token, "60000");
     let url = server.url(&format!("/v1/machines/{machine}/assess"));
     let (status, op) = send(&server, &token, server.http().post(url)).await;
     assert_eq!(status, 202, "{op}");
@@ -147,17 +152,7 @@ async fn a_job_whose_agent_is_killed_is_re_leased_after_expiry_and_finishes_once
     slow.kill().await;
 
     // A fresh agent for the same machine picks the job up once the dead one's lease expires.
-    let fresh = AgentProcess::start(&[
-        "run",
-        "--server",
-        &base,
-        "--token",
-        &agent_token,
-        "--job-duration-ms",
-        "100",
-        "--wait",
-        "5",
-    ]);
+    let fresh = agent(&base, &agent_token, "100");
     let id = op["id"].as_str().expect("an operation id");
     let done = wait_for_operation(&server, &token, id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "succeeded", "{done}\n{}", fresh.output());

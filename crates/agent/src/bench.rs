@@ -147,6 +147,18 @@ async fn server_memory(target: &Target, http: &reqwest::Client) -> Result<(f64, 
     }
 }
 
+/// The result of a job the bench did instantly.
+fn succeeded(lease_id: Uuid) -> JobResult {
+    JobResult {
+        lease_id,
+        outcome: Outcome::Succeeded,
+        error: None,
+        installed: vec![],
+        rebooted: None,
+        reboot_pending: None,
+    }
+}
+
 /// The `q`-quantile (0–1) of sorted durations, in milliseconds.
 pub fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -219,15 +231,11 @@ pub async fn queue(target: &Target, agents: usize, jobs: usize) -> Result<QueueR
                     let job = job
                         .ok_or_else(|| BenchError::Unexpected(format!("no job for machine {}", agent.id)))?;
                     agent.client.heartbeat(job.id, job.lease.id).await.map_err(failed("heartbeat"))?;
-                    let result = JobResult {
-                        lease_id: job.lease.id,
-                        outcome: Outcome::Succeeded,
-                        error: None,
-                        installed: vec![],
-                        rebooted: None,
-                        reboot_pending: None,
-                    };
-                    agent.client.result(job.id, &result).await.map_err(failed("reporting the result"))?;
+                    agent
+                        .client
+                        .result(job.id, &succeeded(job.lease.id))
+                        .await
+                        .map_err(failed("reporting the result"))?;
                 }
                 latencies.lock().unwrap_or_else(PoisonError::into_inner).extend(mine);
                 Ok::<(), BenchError>(())
@@ -307,15 +315,7 @@ pub async fn idle(
                         {
                             woke.lock().unwrap_or_else(PoisonError::into_inner).push(t.elapsed());
                         }
-                        let result = JobResult {
-                            lease_id: job.lease.id,
-                            outcome: Outcome::Succeeded,
-                            error: None,
-                            installed: vec![],
-                            rebooted: None,
-                            reboot_pending: None,
-                        };
-                        let _ = agent.client.result(job.id, &result).await;
+                        let _ = agent.client.result(job.id, &succeeded(job.lease.id)).await;
                     }
                     Ok(None) => {}
                     Err(e) => {
