@@ -21,24 +21,39 @@ pub mod testing;
 pub use error::StoreError;
 pub use sqlx::PgPool;
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Opens a connection pool to `url`.
 pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    let options = connect_options(url)?;
     let pool = PgPoolOptions::new()
         .max_connections(16)
         // No ping before every checkout: it is a round trip and a query per request on the agent
         // path, and a dead connection fails the request's own query just the same (then dropped).
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// The connection options of `url`. A server on this machine (loopback address or Unix socket)
+/// is reached without TLS unless the URL asks for it with `sslmode`: sqlx's default `prefer`
+/// would encrypt every query on loopback, which protects nothing and costs CPU on every request.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let asks_for_ssl = url.contains("sslmode=") || url.contains("ssl-mode=");
+    let host = options.get_host();
+    let local = host.starts_with('/')
+        || host == "localhost"
+        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    Ok(if local && !asks_for_ssl { options.ssl_mode(PgSslMode::Disable) } else { options })
 }
 
 /// Brings the schema up to date; safe to call from several replicas at once
@@ -52,4 +67,28 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query_scalar!("select 1 as \"one!\"").fetch_one(pool).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SSL mode as text (`PgSslMode` has no `PartialEq`).
+    fn ssl(url: &str) -> String {
+        format!("{:?}", connect_options(url).map(|o| o.get_ssl_mode()).unwrap_or(PgSslMode::Require))
+    }
+
+    #[test]
+    fn a_local_server_is_reached_without_tls_unless_the_url_asks_for_it() {
+        assert_eq!(ssl("postgres://u@127.0.0.1:5432/db"), "Disable");
+        assert_eq!(ssl("postgres://u@localhost/db"), "Disable");
+        assert_eq!(ssl("postgres://u@[::1]:5432/db"), "Disable");
+        assert_eq!(ssl("postgres://u@127.0.0.1/db?sslmode=require"), "Require");
+    }
+
+    #[test]
+    fn a_remote_server_keeps_the_default_of_preferring_tls() {
+        assert_eq!(ssl("postgres://u@db.example:5432/db"), "Prefer");
+        assert_eq!(ssl("postgres://u@10.0.0.5/db"), "Prefer");
+    }
 }
