@@ -177,6 +177,15 @@ impl From<StoreError> for ApiError {
                     errors: vec![],
                 }
             }
+            // Class 40 is "transaction rollback" (deadlock, serialization failure): retrying works.
+            StoreError::Database(sqlx::Error::Database(db))
+                if db.code().is_some_and(|c| c.starts_with("40")) =>
+            {
+                ApiError::Unavailable(format!(
+                    "the database rolled the request back ({}); retry",
+                    db.message()
+                ))
+            }
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ApiError::Unavailable("the database is unavailable; retry later".to_owned())
             }

@@ -231,7 +231,10 @@ pub async fn claim(
 }
 
 /// [`claim`], made by the machine's agent: in the same statement (one round trip, one commit) the
-/// agent's `last_seen_at` becomes `now` when it is older than `seen_resolution`.
+/// agent's `last_seen_at` becomes `now` when it is older than `seen_resolution`. That mark is
+/// skipped when another transaction holds the agent's row (the maintenance tick rescheduling its
+/// assessment, which then waits for this claim's job): waiting there could deadlock, and the next
+/// claim records it anyway.
 pub async fn claim_as_agent(
     db: impl PgExecutor<'_>,
     machine_id: Uuid,
@@ -245,8 +248,11 @@ pub async fn claim_as_agent(
     let row = sqlx::query!(
         "with seen as (
              update machine_agent set last_seen_at = $4, updated_at = $4
-             where $5::timestamptz is not null and machine_id = $1
-               and (last_seen_at is null or last_seen_at < $5))
+             where machine_id = (
+                 select machine_id from machine_agent
+                 where $5::timestamptz is not null and machine_id = $1
+                   and (last_seen_at is null or last_seen_at < $5)
+                 for update skip locked))
          update job set state = 'leased', lease_id = $2, lease_expires_at = $3, attempt = attempt + 1,
                 leased_at = $4, updated_at = $4
          where id = (
