@@ -9,7 +9,6 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::Utc;
 use hotpatch_domain::Role;
 use hotpatch_store::{tokens, PgPool};
 use rand::RngCore as _;
@@ -212,7 +211,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiErr
     if !bool::from(credential.secret_hash.as_slice().ct_eq(&secret_hash)) {
         return Err(invalid());
     }
-    if credential.expires_at.is_some_and(|t| t <= Utc::now()) {
+    if credential.expires_at.is_some_and(|t| t <= state.clock.now()) {
         return Err(ApiError::Unauthorized("the token has expired".to_owned()));
     }
     Ok(Principal { token_id: credential.id, role: credential.role, machine_id: credential.machine_id })

@@ -337,7 +337,7 @@ async fn warnings(
     checked: &Checked,
     labels: &Value,
 ) -> Result<Vec<String>, ApiError> {
-    let now = Utc::now();
+    let now = state.clock.now();
     if checked.timezone.is_some() {
         return Ok(dst_warnings(&checked.schedule, now, 12).into_iter().map(|w| w.message).collect());
     }

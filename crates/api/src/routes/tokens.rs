@@ -115,8 +115,8 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_expiry(expires_at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
-    if expires_at.is_some_and(|t| t <= Utc::now()) {
+fn check_expiry(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), ApiError> {
+    if expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::field("expires_at", "must be in the future"));
     }
     Ok(())
@@ -160,7 +160,7 @@ async fn create_token(
     ApiJson(req): ApiJson<CreateToken>,
 ) -> Result<Response, ApiError> {
     check_name(&req.name)?;
-    check_expiry(req.expires_at)?;
+    check_expiry(req.expires_at, state.clock.now())?;
     if req.role == Role::Agent {
         return Err(ApiError::field(
             "role",
@@ -233,7 +233,7 @@ async fn create_agent_token(
         .or_not_found(|| format!("no machine with id {id}"))?;
     let name = req.name.unwrap_or_else(|| format!("agent {}", machine.spec.name));
     check_name(&name)?;
-    check_expiry(req.expires_at)?;
+    check_expiry(req.expires_at, state.clock.now())?;
     // The machine now has an agent: its periodic assessment starts, the first one soon (spread
     // over five minutes so a fleet enrolled at once is not assessed at once).
     let first =

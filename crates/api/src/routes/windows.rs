@@ -211,7 +211,7 @@ async fn machine_windows(
 ) -> Result<Json<Windows>, ApiError> {
     let (from, count) = query(raw.as_deref())?;
     let m = machine(&state, id).await?;
-    let items = machine_windows_at(&state, &m, from.unwrap_or_else(Utc::now), count).await?;
+    let items = machine_windows_at(&state, &m, from.unwrap_or_else(|| state.clock.now()), count).await?;
     Ok(Json(Windows { items }))
 }
 
@@ -231,7 +231,7 @@ async fn machine_calendar(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let (from, count) = query(raw.as_deref())?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let a = applied(&state, &machine(&state, id).await?).await?;
     let summary = match a.source {
         WindowSource::DefaultOffPeak => "Maintenance window (default off-peak)".to_owned(),
@@ -258,7 +258,7 @@ async fn configuration_calendar(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let (from, count) = query(raw.as_deref())?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let c = maintenance::get(&state.pool, id)
         .await
         .or_not_found(|| format!("no maintenance configuration with id {id}"))?;
