@@ -1,7 +1,8 @@
 //! Pure planning: where each machine stands in the baseline/hotpatch cycle, when its
-//! maintenance windows open in its own time zone, and (later) rollout waves.
+//! maintenance windows open in its own time zone, and availability-first rollout plans.
 //!
 //! No I/O, no async, no clock: `now` is always an argument.
 
 pub mod cycle;
+pub mod rollout;
 pub mod windows;

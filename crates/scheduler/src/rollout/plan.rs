@@ -1,0 +1,294 @@
+//! The plan and its types: waves of batches of machines, each with its window (rules 6–7 of the
+//! module), and the machines left out.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use hotpatch_domain::ReleaseKind;
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use super::batches::{key, RegionGroup};
+use super::input::{decide, Decision, PlanWindow, RolloutMachine, RolloutRelease};
+use super::options::{RolloutError, RolloutOptions};
+use super::waves::{region_waves, GeoPairs};
+use crate::cycle::CycleKind;
+
+/// A rollout plan: what each machine installs, in which batch, in which window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutPlan {
+    /// The release rolled out.
+    pub release_id: Uuid,
+    /// When the first batch may open.
+    pub start: DateTime<Utc>,
+    /// The options the plan was made with.
+    pub options: RolloutOptions,
+    /// The waves, in order.
+    pub waves: Vec<Wave>,
+    /// When the last batch's last window ends; `None` when nothing is planned.
+    pub expected_finish: Option<DateTime<Utc>>,
+    /// The machines left out, by id, with the reason.
+    pub unplanned: Vec<Unplanned>,
+}
+
+/// A wave: regions that may be patched in the same stretch, none geo-paired with another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wave {
+    /// Position of the wave, from 1.
+    pub index: usize,
+    /// Its regions (lower case), in the order their batches go.
+    pub regions: Vec<String>,
+    /// Start of its first batch.
+    pub planned_start: DateTime<Utc>,
+    /// End of its last batch.
+    pub planned_end: DateTime<Utc>,
+    /// Its batches, in order.
+    pub batches: Vec<Batch>,
+}
+
+/// A batch: machines of one region and one zone that may install at the same time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Position of the batch in the whole plan, from 1.
+    pub index: usize,
+    /// The region (lower case).
+    pub region: String,
+    /// The availability zone (lower case), if the machines have one.
+    pub zone: Option<String>,
+    /// The earliest window start of its machines.
+    pub planned_start: DateTime<Utc>,
+    /// The latest window end of its machines: the next batch opens then.
+    pub planned_end: DateTime<Utc>,
+    /// Its machines: set after set by name (each one update domain), then machines outside sets;
+    /// by id within each.
+    pub machines: Vec<PlannedMachine>,
+}
+
+/// What one machine installs and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMachine {
+    /// The machine.
+    pub machine_id: Uuid,
+    /// How it installs: `hotpatch`, `baseline` (a machine off the hotpatch's baseline gets that
+    /// first) or `cumulative_update` (hotpatch off or not eligible).
+    #[serde(deserialize_with = "cycle_kind")]
+    pub install: CycleKind,
+    /// What it installs: the rollout's release, or the baseline it needs first.
+    pub release_id: Uuid,
+    /// Whether it reboots (baselines, cumulative updates, or a reboot already pending).
+    pub reboot: bool,
+    /// Its availability set, as given.
+    pub availability_set: Option<String>,
+    /// Its update domain, when it is in a set.
+    pub update_domain: Option<i32>,
+    /// Start of its planned window.
+    pub window_start: DateTime<Utc>,
+    /// End of its planned window.
+    pub window_end: DateTime<Utc>,
+}
+
+/// A machine left out of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unplanned {
+    /// The machine.
+    pub machine_id: Uuid,
+    /// Why.
+    pub reason: UnplannedReason,
+}
+
+/// Why a machine is left out of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnplannedReason {
+    /// It already installed the release.
+    AlreadyInstalled,
+    /// It runs another OS than the release's.
+    OtherOs,
+    /// Another orchestrator drives its updates; the control plane only assesses it.
+    NotAutomaticByPlatform,
+    /// It has no maintenance window starting at or after its batch opens, within the window
+    /// source's horizon.
+    NoWindow,
+}
+
+/// Reads a [`CycleKind`] from its wire name (the cycle engine's type is serialize-only).
+fn cycle_kind<'de, D: Deserializer<'de>>(d: D) -> Result<CycleKind, D::Error> {
+    const NAMES: &[&str] = &["baseline", "hotpatch", "cumulative_update"];
+    match String::deserialize(d)?.as_str() {
+        "baseline" => Ok(CycleKind::Baseline),
+        "hotpatch" => Ok(CycleKind::Hotpatch),
+        "cumulative_update" => Ok(CycleKind::CumulativeUpdate),
+        other => Err(serde::de::Error::unknown_variant(other, NAMES)),
+    }
+}
+
+/// Plans the rollout of `release` to `machines` from `start`, by the rules of the module.
+///
+/// `region_pairs` lists the geo-pairs (in either order); `windows(machine, from)` answers the
+/// machine's first maintenance window starting at or after `from` (not one in progress: see
+/// [`PlanWindow::first_of_schedule`]), or `None` when it has none within the caller's horizon
+/// (the machine is then `unplanned` with `no_window`). A window that starts before `from` or is
+/// empty is refused with [`RolloutError::InvalidWindow`].
+pub fn plan_rollout(
+    release: &RolloutRelease,
+    machines: &[RolloutMachine],
+    region_pairs: &[(String, String)],
+    options: &RolloutOptions,
+    start: DateTime<Utc>,
+    windows: impl Fn(&RolloutMachine, DateTime<Utc>) -> Option<PlanWindow>,
+) -> Result<RolloutPlan, RolloutError> {
+    options.validate()?;
+    if release.kind == ReleaseKind::Hotpatch && release.baseline_id.is_none() {
+        return Err(RolloutError::HotpatchWithoutBaseline(release.id));
+    }
+    let pairs = GeoPairs::new(region_pairs)?;
+    // Ids sorted next to their index (sorting through the index would jump around memory).
+    let mut ids: Vec<(Uuid, usize)> = machines.iter().enumerate().map(|(i, m)| (m.machine_id, i)).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(RolloutError::DuplicateMachine(w[0].0));
+    }
+
+    let Grouped { installs, all_regions, mut regions, mut unplanned } = group(release, machines);
+    let mut order = Vec::with_capacity(options.region_order.len());
+    for name in &options.region_order {
+        let name = key(name);
+        if !all_regions.contains(&name) {
+            return Err(RolloutError::RegionNotInRollout(name.into_owned()));
+        }
+        // A listed region with nothing to install gives its place to the next one.
+        if regions.contains_key(&name) {
+            order.push(name.into_owned());
+        }
+    }
+    let names: BTreeSet<String> = regions.keys().map(|r| r.to_string()).collect();
+
+    let mut cursor = start;
+    let mut waves: Vec<Wave> = Vec::new();
+    let mut batch_count = 0;
+    for wave_regions in region_waves(&names, &order, &pairs)? {
+        let (mut batches, mut wave_names) = (Vec::new(), Vec::new());
+        for region in wave_regions {
+            let Some(group) = regions.remove(region) else { continue };
+            let before = batches.len();
+            for zone_batch in group.batches(options.max_batch_percent) {
+                let planned =
+                    place(machines, &zone_batch.machines, &installs, cursor, &windows, &mut unplanned)?;
+                let (Some(first), Some(last)) = (
+                    planned.iter().map(|p| p.window_start).min(),
+                    planned.iter().map(|p| p.window_end).max(),
+                ) else {
+                    continue;
+                };
+                batch_count += 1;
+                cursor = last;
+                batches.push(Batch {
+                    index: batch_count,
+                    region: region.to_owned(),
+                    zone: zone_batch.zone.map(Cow::into_owned),
+                    planned_start: first,
+                    planned_end: last,
+                    machines: planned,
+                });
+            }
+            if batches.len() > before {
+                wave_names.push(region.to_owned());
+            }
+        }
+        if let (Some(first), Some(last)) = (batches.first(), batches.last()) {
+            let (planned_start, planned_end) = (first.planned_start, last.planned_end);
+            let index = waves.len() + 1;
+            waves.push(Wave { index, regions: wave_names, planned_start, planned_end, batches });
+        }
+    }
+
+    unplanned.sort_unstable_by_key(|u| u.machine_id);
+    let expected_finish = waves.last().map(|w| w.planned_end);
+    Ok(RolloutPlan {
+        release_id: release.id,
+        start,
+        options: options.clone(),
+        waves,
+        expected_finish,
+        unplanned,
+    })
+}
+
+/// What each machine does, with the machines to install grouped by region.
+struct Grouped<'a> {
+    /// Per input index: how, what and whether it reboots, for the machines that install.
+    installs: Vec<Option<(CycleKind, Uuid, bool)>>,
+    /// Every region of the input (lower case).
+    all_regions: BTreeSet<Cow<'a, str>>,
+    /// The machines that install, by region.
+    regions: BTreeMap<Cow<'a, str>, RegionGroup<'a>>,
+    /// The machines left out so far.
+    unplanned: Vec<Unplanned>,
+}
+
+/// Decides what each machine does and groups those that install. Reads the machines in input
+/// order, so their names are read in memory order.
+fn group<'a>(release: &RolloutRelease, machines: &'a [RolloutMachine]) -> Grouped<'a> {
+    let mut g = Grouped {
+        installs: vec![None; machines.len()],
+        all_regions: BTreeSet::new(),
+        regions: BTreeMap::new(),
+        unplanned: Vec::new(),
+    };
+    for (i, m) in machines.iter().enumerate() {
+        let region = key(&m.region);
+        g.all_regions.insert(region.clone());
+        match decide(release, m) {
+            Decision::Skip(reason) => g.unplanned.push(Unplanned { machine_id: m.machine_id, reason }),
+            Decision::Install { kind, release_id, reboot } => {
+                g.installs[i] = Some((kind, release_id, reboot));
+                let set = m.availability_set.as_deref();
+                let domain = set.and(m.update_domain);
+                let zone = m.availability_zone.as_deref();
+                g.regions.entry(region).or_default().add(m.machine_id, i, zone, set, domain);
+            }
+        }
+    }
+    g
+}
+
+/// The machines of one batch (`indices`) with their first window at or after `from`; those
+/// without one go to `unplanned`.
+fn place(
+    machines: &[RolloutMachine],
+    indices: &[usize],
+    installs: &[Option<(CycleKind, Uuid, bool)>],
+    from: DateTime<Utc>,
+    windows: &impl Fn(&RolloutMachine, DateTime<Utc>) -> Option<PlanWindow>,
+    unplanned: &mut Vec<Unplanned>,
+) -> Result<Vec<PlannedMachine>, RolloutError> {
+    let mut planned = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let m = &machines[i];
+        let Some((install, release_id, reboot)) = installs[i] else { continue };
+        let Some(w) = windows(m, from) else {
+            unplanned.push(Unplanned { machine_id: m.machine_id, reason: UnplannedReason::NoWindow });
+            continue;
+        };
+        if w.start < from || w.end <= w.start {
+            return Err(RolloutError::InvalidWindow {
+                machine_id: m.machine_id,
+                from,
+                start: w.start,
+                end: w.end,
+            });
+        }
+        planned.push(PlannedMachine {
+            machine_id: m.machine_id,
+            install,
+            release_id,
+            reboot,
+            availability_set: m.availability_set.clone(),
+            update_domain: m.availability_set.as_ref().and(m.update_domain),
+            window_start: w.start,
+            window_end: w.end,
+        });
+    }
+    Ok(planned)
+}
