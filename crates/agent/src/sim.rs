@@ -1,8 +1,9 @@
 //! A simulated Windows Server machine: an [`Executor`] whose OS build, installed and available
 //! updates, pending reboot, uptime and health live in memory, drawn from a seed so a run can be
 //! repeated. Hotpatches install without a reboot; baselines reboot (or leave a reboot pending);
-//! rollbacks remove the latest update and reboot. Job and reboot durations are parameters, so a
-//! whole quarter of patching runs in seconds.
+//! rollbacks run their plan (uninstall the latest update, install the baseline, reboot). Job
+//! payloads are the shared [`hotpatch_domain::payload`] types. Job and reboot durations are
+//! parameters, so a whole quarter of patching runs in seconds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use hotpatch_domain::job::{
     AvailableUpdate, ClaimedJob, Health, HealthCheck, HealthStatus, InstalledUpdate, Inventory, JobKind,
 };
+use hotpatch_domain::payload::{InstallPayload, RebootPayload, RebootSetting, RollbackPayload, RollbackStep};
 use hotpatch_domain::{Classification, Kb, OsBuild, OsVersion};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -56,41 +58,6 @@ impl Default for SimConfig {
             clock: Arc::new(Utc::now),
         }
     }
-}
-
-/// `reboot` of an install payload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RebootPolicy {
-    #[default]
-    IfRequired,
-    Never,
-    Always,
-}
-
-/// An install job's payload; every field is optional and unknown fields are ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct InstallPayload {
-    /// What to install; empty means every available update of `classifications`.
-    kbs: Vec<Kb>,
-    reboot: RebootPolicy,
-    /// Whether the update needs a reboot (a baseline); derived from the KBs when absent.
-    requires_reboot: Option<bool>,
-    /// The OS build once the update is in effect.
-    build: Option<OsBuild>,
-    /// Used only when `kbs` is empty; default critical and security.
-    classifications: Vec<Classification>,
-    /// Never installed.
-    kb_exclude: Vec<Kb>,
-}
-
-/// A rollback or reboot job's payload.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct BuildPayload {
-    /// The OS build after the reboot (a rollback's baseline).
-    build: Option<OsBuild>,
 }
 
 fn payload<T: Default + for<'de> Deserialize<'de>>(value: &serde_json::Value) -> Result<T, String> {
@@ -294,7 +261,7 @@ impl SimulatedMachine {
             }),
             JobKind::Install => self.install(&job.payload),
             JobKind::Rollback => self.rollback(&job.payload),
-            JobKind::Reboot => payload::<BuildPayload>(&job.payload).map(|p| {
+            JobKind::Reboot => payload::<RebootPayload>(&job.payload).map(|p| {
                 self.reboot(p.build);
                 JobOutcome { rebooted: true, ..JobOutcome::succeeded(false) }
             }),
@@ -312,26 +279,53 @@ impl SimulatedMachine {
         self.booted_at = (self.config.clock)();
     }
 
-    fn install(&mut self, raw: &serde_json::Value) -> Result<JobOutcome, String> {
-        let p: InstallPayload = payload(raw)?;
-        let kbs: Vec<Kb> = if p.kbs.is_empty() {
-            let wanted = if p.classifications.is_empty() {
-                vec![Classification::Critical, Classification::Security]
-            } else {
-                p.classifications.clone()
-            };
+    /// Whether installing `kb` needs a reboot: as the payload says for all its KBs, else as the
+    /// machine knows the update.
+    fn kb_requires_reboot(&self, p: &InstallPayload, kb: &Kb) -> bool {
+        p.requires_reboot.unwrap_or_else(|| self.known.get(kb).is_some_and(|u| u.requires_reboot))
+    }
+
+    /// The KBs an install payload selects on this machine (see [`InstallPayload`]).
+    fn selected(&self, p: &InstallPayload) -> Vec<Kb> {
+        let mut kbs: Vec<Kb> = if p.kbs.is_empty() {
+            let wanted = p.effective_classifications();
             self.available
                 .iter()
-                .filter(|u| wanted.contains(&u.classification))
+                .filter(|u| wanted.contains(&u.classification) || p.kb_include.contains(&u.kb))
                 .map(|u| u.kb.clone())
                 .collect()
         } else {
             p.kbs.clone()
         };
-        let kbs: Vec<Kb> = kbs.into_iter().filter(|kb| !p.kb_exclude.contains(kb)).collect();
-        let needs_reboot = p
-            .requires_reboot
-            .unwrap_or_else(|| kbs.iter().any(|kb| self.known.get(kb).is_some_and(|u| u.requires_reboot)));
+        kbs.retain(|kb| !p.kb_exclude.contains(kb));
+        if p.exclude_kbs_requiring_reboot {
+            kbs.retain(|kb| !self.kb_requires_reboot(p, kb));
+        }
+        kbs
+    }
+
+    fn install(&mut self, raw: &serde_json::Value) -> Result<JobOutcome, String> {
+        let p: InstallPayload = payload(raw)?;
+        let kbs = self.selected(&p);
+        let needs_reboot = kbs.iter().any(|kb| self.kb_requires_reboot(&p, kb));
+        let reboot = match p.reboot {
+            RebootSetting::Always => true,
+            RebootSetting::Never => false,
+            RebootSetting::IfRequired => needs_reboot || self.reboot_pending,
+        };
+        // The simulated work is the job's duration, plus a reboot when it reboots.
+        if let Some(limit) = p.maximum_duration {
+            let work =
+                self.config.job_duration + if reboot { self.config.reboot_duration } else { Duration::ZERO };
+            if work > limit.as_std() {
+                return Err(format!(
+                    "maximum duration exceeded: installing {} update(s){} takes {}s, the limit is {limit}",
+                    kbs.len(),
+                    if reboot { " and rebooting" } else { "" },
+                    work.as_secs()
+                ));
+            }
+        }
         let today = (self.config.clock)().date_naive();
         for kb in &kbs {
             if self.installed.iter().any(|u| &u.kb == kb) {
@@ -347,17 +341,14 @@ impl SimulatedMachine {
                 installed_by: Some(INSTALLED_BY.to_owned()),
             });
         }
-        let reboot = match p.reboot {
-            RebootPolicy::Always => true,
-            RebootPolicy::Never => false,
-            RebootPolicy::IfRequired => needs_reboot || self.reboot_pending,
-        };
+        // The build is the selected update's: with nothing selected it does not change.
+        let build = if kbs.is_empty() { None } else { p.build };
         if reboot {
-            self.reboot(p.build);
+            self.reboot(build);
         } else if needs_reboot {
             self.reboot_pending = true;
-            self.pending_build = p.build.or(self.pending_build);
-        } else if let Some(b) = p.build {
+            self.pending_build = build.or(self.pending_build);
+        } else if let Some(b) = build {
             self.os_build = b; // a hotpatch raises the build revision in place
         }
         if self.rng.gen_bool(self.config.unhealthy_rate.clamp(0.0, 1.0)) {
@@ -366,15 +357,60 @@ impl SimulatedMachine {
         Ok(JobOutcome { installed: kbs, rebooted: reboot, ..JobOutcome::succeeded(self.reboot_pending) })
     }
 
-    fn rollback(&mut self, raw: &serde_json::Value) -> Result<JobOutcome, String> {
-        let p: BuildPayload = payload(raw)?;
-        let latest = self.installed.pop().ok_or("no installed update to roll back")?;
-        if let Some(u) = self.known.get(&latest.kb) {
-            self.available.push(u.clone());
+    /// Takes `kb` off the machine; the update is offered again.
+    fn uninstall(&mut self, kb: &Kb) {
+        self.installed.retain(|u| &u.kb != kb);
+        if let Some(u) = self.known.get(kb) {
+            if !self.available.iter().any(|a| &a.kb == kb) {
+                self.available.push(u.clone());
+            }
         }
-        self.reboot(p.build);
+    }
+
+    /// Runs a rollback plan step by step: uninstall the latest update, (re)install the
+    /// baseline, reboot into the baseline's build. Each step is idempotent, so a retried
+    /// attempt after a lost lease does not remove a second update. A payload without steps
+    /// (older jobs) removes the latest installed update and reboots.
+    fn rollback(&mut self, raw: &serde_json::Value) -> Result<JobOutcome, String> {
+        let p: RollbackPayload = payload(raw)?;
+        let mut installed = Vec::new();
+        let mut rebooted = false;
+        if p.steps.is_empty() {
+            let latest =
+                self.installed.last().map(|u| u.kb.clone()).ok_or("no installed update to roll back")?;
+            self.uninstall(&latest);
+            self.reboot(p.build);
+            rebooted = true;
+        }
+        for step in &p.steps {
+            match step {
+                RollbackStep::Uninstall { release } => self.uninstall(&release.kb),
+                RollbackStep::Install { release } => {
+                    if !self.installed.iter().any(|u| u.kb == release.kb) {
+                        self.available.retain(|u| u.kb != release.kb);
+                        self.installed.push(InstalledUpdate {
+                            kb: release.kb.clone(),
+                            title: Some(format!(
+                                "{} Cumulative Update for {} ({})",
+                                release.month,
+                                os_name(self.config.os),
+                                release.kb
+                            )),
+                            classification: Some(Classification::Security),
+                            installed_on: (self.config.clock)().date_naive(),
+                            installed_by: Some(INSTALLED_BY.to_owned()),
+                        });
+                    }
+                    installed.push(release.kb.clone());
+                }
+                RollbackStep::Reboot => {
+                    self.reboot(p.build.or(p.installs().map(|r| r.build)));
+                    rebooted = true;
+                }
+            }
+        }
         self.healthy = true;
-        Ok(JobOutcome { rebooted: true, ..JobOutcome::succeeded(false) })
+        Ok(JobOutcome { installed, rebooted, ..JobOutcome::succeeded(self.reboot_pending) })
     }
 }
 

@@ -110,6 +110,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::agent::router())
         .merge(routes::operations::router())
         .merge(routes::history::router())
+        .merge(routes::install::router())
 }
 
 /// The whole API, with its cross-cutting layers.

@@ -1,7 +1,8 @@
 //! Jobs an agent runs, and the wire shapes of the agent protocol (DESIGN §2 "Job queue", §3
 //! "Payloads clients rely on"): the claimed job with its lease, heartbeat, result, inventory
 //! and health. The server (`hotpatch-api`) and the reference agent (`hotpatch-agent`) both use
-//! these types, so the two ends cannot drift apart.
+//! these types, so the two ends cannot drift apart; the payloads of install and rollback jobs
+//! are in [`crate::payload`].
 //!
 //! Also the queue's retry policy, a pure function of the attempt and the instant.
 

@@ -28,6 +28,7 @@ pub mod job;
 pub mod machine;
 pub mod object_only;
 pub mod operation;
+pub mod payload;
 pub mod release;
 pub mod validation;
 

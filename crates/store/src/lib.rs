@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod embedded;
 pub mod error;
+pub mod installs;
 pub mod jobs;
 pub mod leader;
 pub mod machines;
@@ -12,6 +13,7 @@ pub mod maintenance;
 pub mod operations;
 pub mod regions;
 pub mod releases;
+pub mod rollouts;
 pub mod tokens;
 pub mod wakeup;
 

@@ -1,11 +1,16 @@
 //! What a machine has installed (its last assessment) and what was done to it (its jobs):
 //! `GET /v1/machines/{id}/installed-updates` and `GET /v1/machines/{id}/update-history`.
+//!
+//! The history lists every install, rollback and reboot of the period (whoever asked: "install
+//! now", a rollback, a rollout) with its outcome; assessments fill the rest of the page.
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
 use hotpatch_domain::job::{InstalledUpdate, JobKind, JobResult, JobState};
-use hotpatch_store::{agents, jobs, machines};
+use hotpatch_domain::payload::{InstallPayload, RollbackPayload};
+use hotpatch_store::installs::{self, HistoryJob};
+use hotpatch_store::{agents, machines};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -41,31 +46,80 @@ pub struct HistoryEntry {
     pub job_id: Uuid,
     /// What it did.
     pub kind: JobKind,
-    /// Where it is (`queued` and `leased` while not done).
+    /// Its outcome: `succeeded`, `failed` (see `error`) or `canceled`; `queued` and `leased`
+    /// while not done.
     pub state: JobState,
     /// Claims so far.
     pub attempt: i32,
-    /// KBs it installed.
+    /// KBs it installed (for a rollback: the baseline it reinstalled).
     #[schema(value_type = Vec<String>)]
     pub installed: Vec<hotpatch_domain::Kb>,
+    /// KBs a successful rollback uninstalled.
+    #[schema(value_type = Vec<String>)]
+    pub uninstalled: Vec<hotpatch_domain::Kb>,
     /// The machine rebooted.
     pub rebooted: bool,
+    /// A reboot was still pending when it ended (`null`: not reported).
+    pub reboot_pending: Option<bool>,
     /// Why it failed.
     pub error: Option<String>,
-    /// The operation that asked for it.
+    /// The catalog release it installed (rollouts).
+    pub release_id: Option<Uuid>,
+    /// The operation that asked for it ("assess now", "install now", a rollback).
     pub operation_id: Option<Uuid>,
     /// The rollout it belongs to.
     pub rollout_id: Option<Uuid>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
+    /// When its agent took it (its last attempt; `null`: not yet).
+    pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<HistoryJob> for HistoryEntry {
+    fn from(j: HistoryJob) -> Self {
+        // Results and payloads are read leniently: an entry with an unreadable one still lists.
+        let result: Option<JobResult> = j.result.and_then(|r| serde_json::from_value(r).ok());
+        let release_id = match j.kind {
+            JobKind::Install => {
+                serde_json::from_value::<InstallPayload>(j.payload.clone()).ok().and_then(|p| p.release_id)
+            }
+            _ => None,
+        };
+        let uninstalled = match (j.kind, j.state) {
+            (JobKind::Rollback, JobState::Succeeded) => serde_json::from_value::<RollbackPayload>(j.payload)
+                .ok()
+                .and_then(|p| p.uninstalls().map(|r| r.kb.clone()))
+                .into_iter()
+                .collect(),
+            _ => vec![],
+        };
+        HistoryEntry {
+            job_id: j.id,
+            kind: j.kind,
+            state: j.state,
+            attempt: j.attempt,
+            installed: result.as_ref().map(|r| r.installed.clone()).unwrap_or_default(),
+            uninstalled,
+            rebooted: result.as_ref().and_then(|r| r.rebooted).unwrap_or(false),
+            reboot_pending: result.as_ref().and_then(|r| r.reboot_pending),
+            error: j.error,
+            release_id,
+            operation_id: j.operation_id,
+            rollout_id: j.rollout_id,
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        }
+    }
 }
 
 /// A machine's update history, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UpdateHistory {
-    /// Entries of the requested days, newest first (at most 1,000).
+    /// Entries of the requested days, newest first: every install, rollback and reboot, and
+    /// assessments up to 1,000 entries in all.
     pub items: Vec<HistoryEntry>,
 }
 
@@ -113,8 +167,9 @@ fn days_param(raw: Option<&str>) -> Result<i64, ApiError> {
     Ok(days)
 }
 
-/// Every assessment, install, rollback and reboot of the last `days` (default 30), with its
-/// outcome, newest first.
+/// Every install, rollback and reboot of the last `days` (default 30), with its outcome, the
+/// KBs it installed or removed, whether it rebooted, when it ran and the operation or rollout
+/// it belonged to; and the assessments of the period. Newest first.
 #[utoipa::path(get, path = "/v1/machines/{id}/update-history", tag = "machines",
     params(("id" = Uuid, Path, description = "Machine id"),
         ("days" = Option<i64>, Query, description = "How far back, 1–3650 days (default 30)")),
@@ -131,25 +186,10 @@ async fn update_history(
     let days = days_param(raw.as_deref())?;
     known(&state, id).await?;
     let since = state.clock.now() - TimeDelta::days(days);
-    let items = jobs::history(&state.pool, id, since, MAX_HISTORY)
+    let items = installs::history(&state.pool, id, since, MAX_HISTORY)
         .await?
         .into_iter()
-        .map(|j| {
-            let result: Option<JobResult> = j.result.and_then(|r| serde_json::from_value(r).ok());
-            HistoryEntry {
-                job_id: j.id,
-                kind: j.kind,
-                state: j.state,
-                attempt: j.attempt,
-                installed: result.as_ref().map(|r| r.installed.clone()).unwrap_or_default(),
-                rebooted: result.as_ref().and_then(|r| r.rebooted).unwrap_or(false),
-                error: j.error,
-                operation_id: j.operation_id,
-                rollout_id: j.rollout_id,
-                created_at: j.created_at,
-                finished_at: j.finished_at,
-            }
-        })
+        .map(HistoryEntry::from)
         .collect();
     Ok(Json(UpdateHistory { items }))
 }

@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod health;
 pub mod history;
 pub mod import;
+pub mod install;
 pub mod machines;
 pub mod maintenance;
 pub mod operations;
