@@ -173,39 +173,47 @@ impl CredentialCache {
         (*g == generation && at.elapsed() < CREDENTIAL_TTL).then(|| credential.clone())
     }
 
-    fn put(&self, credential: tokens::Credential, generation: u64) {
+    fn put(&self, key: Uuid, credential: tokens::Credential, generation: u64) {
         let mut entries = self.lock();
         if entries.len() >= CREDENTIAL_CACHE_MAX {
             entries.clear();
         }
-        entries.insert(credential.id, (credential, generation, std::time::Instant::now()));
+        entries.insert(key, (credential, generation, std::time::Instant::now()));
     }
 }
 
-/// The credential of token `id`: from the cache while notifications flow, else the database.
-async fn credential(state: &AppState, id: Uuid) -> Result<Option<tokens::Credential>, ApiError> {
+/// The cache key of the bootstrap admin token (`HOTPATCH_ADMIN_TOKEN`), which is not an `hp_`
+/// token and so carries no id of its own; no minted token has the nil id.
+const BOOTSTRAP_KEY: Uuid = Uuid::nil();
+
+/// The credential of token `id` (`None`: the bootstrap admin token): from the cache while
+/// notifications flow, else the database.
+async fn credential(state: &AppState, id: Option<Uuid>) -> Result<Option<tokens::Credential>, ApiError> {
     let listening = state.wakeups.is_listening();
     // Read the generation before the database: a revocation committed after this read bumps it,
     // so the entry stored below is never used under a newer generation.
     let generation = state.wakeups.token_generation();
+    let key = id.unwrap_or(BOOTSTRAP_KEY);
     if listening {
-        if let Some(c) = state.credentials.get(id, generation) {
+        if let Some(c) = state.credentials.get(key, generation) {
             return Ok(Some(c));
         }
     }
-    let found = tokens::credential(&state.pool, id).await?;
+    let found = match id {
+        Some(id) => tokens::credential(&state.pool, id).await?,
+        None => tokens::bootstrap_credential(&state.pool).await?,
+    };
     if let (true, Some(c)) = (listening, &found) {
-        state.credentials.put(c.clone(), generation);
+        state.credentials.put(key, c.clone(), generation);
     }
     Ok(found)
 }
 
 async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let invalid = || ApiError::Unauthorized("the token is not valid".to_owned());
-    let pool: &PgPool = &state.pool;
     let (credential, secret_hash) = match parse(token) {
-        Some((id, secret)) => (credential(state, id).await?, sha256(&secret)),
-        None => (tokens::bootstrap_credential(pool).await?, sha256(token.as_bytes())),
+        Some((id, secret)) => (credential(state, Some(id)).await?, sha256(&secret)),
+        None => (credential(state, None).await?, sha256(token.as_bytes())),
     };
     let credential = credential.ok_or_else(invalid)?;
     if !bool::from(credential.secret_hash.as_slice().ct_eq(&secret_hash)) {
@@ -267,7 +275,11 @@ impl FromRequestParts<AppState> for Agent {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let p = Principal::from_request_parts(parts, state).await?;
         match (p.role, p.machine_id) {
-            (Role::Agent, Some(machine_id)) => Ok(Agent { token_id: p.token_id, machine_id }),
+            (Role::Agent, Some(machine_id)) => {
+                // Every authenticated request of an agent is a sign of life (written in batches).
+                state.presence.saw(machine_id, state.clock.now());
+                Ok(Agent { token_id: p.token_id, machine_id })
+            }
             _ => Err(ApiError::Forbidden("this endpoint is for agent tokens only".to_owned())),
         }
     }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod presence;
 pub mod routes;
 
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub clock: clock::Clock,
     /// Recently verified tokens (see `auth`).
     pub credentials: std::sync::Arc<auth::CredentialCache>,
+    /// Agents seen since the last batch write of `last_seen_at` (see `presence`).
+    pub presence: std::sync::Arc<presence::Presence>,
 }
 
 /// Server settings the rules read (from `hotpatchd`'s flags and environment).
@@ -90,6 +93,7 @@ impl AppState {
             wakeups: hotpatch_store::wakeup::Wakeups::new(),
             clock: clock::Clock::system(),
             credentials: Default::default(),
+            presence: Default::default(),
         }
     }
 }

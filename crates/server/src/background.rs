@@ -1,6 +1,7 @@
 //! The background loops of `hotpatchd`: the LISTEN connection that wakes long-polls, and the
 //! queue's maintenance tick (reap expired leases, wake jobs whose backoff passed, enqueue due
-//! periodic assessments) under one advisory lock, so N replicas are safe.
+//! periodic assessments) under one advisory lock, so N replicas are safe; and the batched write of
+//! agents' last-seen marks (each replica its own).
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use tracing::Instrument as _;
 
 /// How often the maintenance tick runs.
 const TICK: Duration = Duration::from_secs(1);
+/// How often agents' liveness marks are written (see `hotpatch_api::presence`).
+const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
 /// Rows one tick handles per kind of work (it loops while batches come back full).
 const BATCH: i64 = 1_000;
 
@@ -32,7 +35,29 @@ pub fn spawn(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<(
         let (state, token) = (state.clone(), shutdown.clone());
         tokio::spawn(maintenance(state, token).instrument(tracing::info_span!("queue_maintenance")))
     };
-    vec![listen, tick]
+    let presence = {
+        let (state, token) = (state.clone(), shutdown.clone());
+        tokio::spawn(presence(state, token).instrument(tracing::info_span!("agent_presence")))
+    };
+    vec![listen, tick, presence]
+}
+
+/// Writes this replica's agent liveness marks once a second, and once more at shutdown.
+async fn presence(state: AppState, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(PRESENCE_FLUSH);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            _ = interval.tick() => false,
+        };
+        if let Err(e) = state.presence.flush(&state.pool).await {
+            tracing::warn!(error = %e, "writing agents' last-seen marks failed; retrying");
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 async fn maintenance(state: AppState, shutdown: CancellationToken) {

@@ -78,6 +78,12 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_ASSESSMENT_INTERVAL_SECS", default_value_t = 86_400,
           value_parser = clap::value_parser!(u32).range(60..=604_800))]
     pub assessment_interval_secs: u32,
+
+    /// Connections to PostgreSQL this replica keeps at most (2–200). More is not faster on a small
+    /// database server: each busy connection is a backend process competing for its cores.
+    #[arg(long, env = "HOTPATCH_DB_POOL_SIZE", default_value_t = hotpatch_store::DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u32).range(2..=200))]
+    pub db_pool_size: u32,
 }
 
 fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {

@@ -123,7 +123,7 @@ impl Application {
                 (pg.url(), Some(pg))
             }
         };
-        match prepare_database(&url, config.admin_token(), &data_dir).await {
+        match prepare_database(&url, config.db_pool_size, config.admin_token(), &data_dir).await {
             Ok(pool) => {
                 let state = hotpatch_api::AppState::with_settings(pool.clone(), config.settings());
                 let router = hotpatch_api::router(state.clone());
@@ -201,10 +201,11 @@ impl Application {
 /// Connects, migrates, and makes sure an admin can log in.
 async fn prepare_database(
     url: &str,
+    pool_size: u32,
     env_token: Option<&str>,
     data_dir: &std::path::Path,
 ) -> Result<PgPool, StartupError> {
-    let pool = match hotpatch_store::connect(url).await {
+    let pool = match hotpatch_store::connect_with(url, pool_size).await {
         Ok(pool) => pool,
         Err(source) => {
             let source = explain_timeout(url, source).await;

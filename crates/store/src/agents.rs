@@ -54,6 +54,39 @@ pub async fn ensure(
     Ok(())
 }
 
+/// Records when agents were last seen, for a batch of `(machine, instant)` marks (a replica
+/// collects its agents' claims and writes them together: one statement per batch instead of a
+/// row write per request). A mark never moves `last_seen_at` back. Rows another transaction
+/// holds (the maintenance tick rescheduling an assessment) are skipped rather than waited for,
+/// which could deadlock; their ids are returned so the caller keeps them for its next batch.
+pub async fn mark_seen(
+    db: impl PgExecutor<'_>,
+    seen: &[(Uuid, DateTime<Utc>)],
+) -> Result<Vec<Uuid>, StoreError> {
+    let (ids, ats): (Vec<Uuid>, Vec<DateTime<Utc>>) = seen.iter().copied().unzip();
+    let skipped = sqlx::query_scalar!(
+        r#"with mark as (
+               select * from unnest($1::uuid[], $2::timestamptz[]) as m (machine_id, seen_at)),
+           held as (
+               select a.machine_id from machine_agent a join mark using (machine_id)
+               order by a.machine_id
+               for update of a skip locked),
+           marked as (
+               update machine_agent a set last_seen_at = mark.seen_at, updated_at = mark.seen_at
+               from mark join held using (machine_id)
+               where a.machine_id = mark.machine_id
+                 and (a.last_seen_at is null or a.last_seen_at < mark.seen_at))
+           select mark.machine_id as "machine_id!" from mark
+           where mark.machine_id not in (select machine_id from held)
+             and exists (select 1 from machine_agent a where a.machine_id = mark.machine_id)"#,
+        &ids,
+        &ats,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(skipped)
+}
+
 /// The machine's agent state; `None` when it never had an agent.
 pub async fn get(db: impl PgExecutor<'_>, machine_id: Uuid) -> Result<Option<AgentState>, StoreError> {
     let row = sqlx::query!(

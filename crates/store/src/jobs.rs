@@ -221,39 +221,19 @@ pub async fn enqueue_assessments(
 
 /// Claims the machine's next claimable job under a new lease of `ttl`, in one statement; `None`
 /// when nothing is claimable. Concurrent claimers never get the same job (`skip locked`).
+///
+/// The agent's `last_seen_at` is not written here: replicas batch those marks
+/// ([`crate::agents::mark_seen`]), so a claim costs one row write, not two.
 pub async fn claim(
     db: impl PgExecutor<'_>,
     machine_id: Uuid,
     now: DateTime<Utc>,
     ttl: TimeDelta,
 ) -> Result<Option<ClaimedJob>, StoreError> {
-    claim_as_agent(db, machine_id, now, ttl, None).await
-}
-
-/// [`claim`], made by the machine's agent: in the same statement (one round trip, one commit) the
-/// agent's `last_seen_at` becomes `now` when it is older than `seen_resolution`. That mark is
-/// skipped when another transaction holds the agent's row (the maintenance tick rescheduling its
-/// assessment, which then waits for this claim's job): waiting there could deadlock, and the next
-/// claim records it anyway.
-pub async fn claim_as_agent(
-    db: impl PgExecutor<'_>,
-    machine_id: Uuid,
-    now: DateTime<Utc>,
-    ttl: TimeDelta,
-    seen_resolution: Option<TimeDelta>,
-) -> Result<Option<ClaimedJob>, StoreError> {
     let lease_id = Uuid::new_v4();
     let expires_at = now + ttl;
-    let seen_before = seen_resolution.map(|r| now - r);
     let row = sqlx::query!(
-        "with seen as (
-             update machine_agent set last_seen_at = $4, updated_at = $4
-             where machine_id = (
-                 select machine_id from machine_agent
-                 where $5::timestamptz is not null and machine_id = $1
-                   and (last_seen_at is null or last_seen_at < $5)
-                 for update skip locked))
-         update job set state = 'leased', lease_id = $2, lease_expires_at = $3, attempt = attempt + 1,
+        "update job set state = 'leased', lease_id = $2, lease_expires_at = $3, attempt = attempt + 1,
                 leased_at = $4, updated_at = $4
          where id = (
              select id from job
@@ -266,7 +246,6 @@ pub async fn claim_as_agent(
         lease_id,
         expires_at,
         now,
-        seen_before,
     )
     .fetch_optional(db)
     .await?;

@@ -31,11 +31,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-/// Opens a connection pool to `url`.
+/// Connections of a pool opened by [`connect`].
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// Opens a connection pool of [`DEFAULT_POOL_SIZE`] connections to `url`.
 pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    connect_with(url, DEFAULT_POOL_SIZE).await
+}
+
+/// Opens a connection pool of at most `max_connections` connections to `url`.
+pub async fn connect_with(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let options = connect_options(url)?;
     let pool = PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(max_connections)
         // No ping before every checkout: it is a round trip and a query per request on the agent
         // path, and a dead connection fails the request's own query just the same (then dropped).
         .test_before_acquire(false)

@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use hotpatch_domain::job::{AvailableUpdate, Health, HealthCheck, HealthStatus, InstalledUpdate, Inventory};
 use hotpatch_domain::{Classification, OsVersion, ReleaseKind, ReleaseSpec};
 use hotpatch_store::agents::{self, StoredInventory};
@@ -104,29 +104,54 @@ async fn an_inventory_is_stored_and_its_catalog_releases_set_the_installed_state
 }
 
 #[tokio::test]
-async fn an_agents_claim_records_it_as_seen_at_most_once_per_resolution() {
+async fn seen_marks_are_written_as_a_batch_and_never_move_last_seen_back() {
     let db = fresh_db().await;
-    let m = machine(&db.pool).await;
-    let resolution = secs(60);
+    let (a, b) = (machine(&db.pool).await, machine(&db.pool).await);
     let schedule = t0() + TimeDelta::hours(6);
-    agents::ensure(&db.pool, m, schedule).await.unwrap();
-    assert_eq!(agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at, None);
-    let seen = async |at: DateTime<Utc>| {
-        hotpatch_store::jobs::claim_as_agent(&db.pool, m, at, secs(120), Some(resolution)).await.unwrap();
-        agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at
-    };
-    assert_eq!(seen(t0()).await, Some(t0()));
-    assert_eq!(seen(t0() + secs(30)).await, Some(t0()), "within the resolution: no write");
-    assert_eq!(seen(t0() + secs(59)).await, Some(t0()), "within the resolution: no write");
-    assert_eq!(seen(t0() + secs(61)).await, Some(t0() + secs(61)));
-    let agent = agents::get(&db.pool, m).await.unwrap().unwrap();
+    for m in [a, b] {
+        agents::ensure(&db.pool, m, schedule).await.unwrap();
+    }
+    let seen = async |m| agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at;
+    let skipped = agents::mark_seen(&db.pool, &[(a, t0() + secs(30)), (b, t0())]).await.unwrap();
+    assert_eq!(skipped, Vec::<Uuid>::new());
+    assert_eq!((seen(a).await, seen(b).await), (Some(t0() + secs(30)), Some(t0())));
+    agents::mark_seen(&db.pool, &[(a, t0()), (b, t0() + secs(5))]).await.unwrap();
+    assert_eq!(seen(a).await, Some(t0() + secs(30)), "an older mark (another replica's, late) loses");
+    assert_eq!(seen(b).await, Some(t0() + secs(5)));
+    let agent = agents::get(&db.pool, a).await.unwrap().unwrap();
     assert_eq!(agent.next_assessment_at, schedule, "being seen leaves the schedule alone");
-    hotpatch_store::jobs::claim(&db.pool, m, t0() + secs(300), secs(120)).await.unwrap();
+    let unknown = Uuid::now_v7();
     assert_eq!(
-        agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at,
-        Some(t0() + secs(61)),
-        "a claim not made by the agent does not count"
+        agents::mark_seen(&db.pool, &[(unknown, t0())]).await.unwrap(),
+        Vec::<Uuid>::new(),
+        "a machine without an agent (deleted since) is dropped, not kept for later"
     );
+}
+
+#[tokio::test]
+async fn a_seen_mark_on_a_row_another_transaction_holds_is_skipped_and_returned() {
+    let db = fresh_db().await;
+    let (a, b) = (machine(&db.pool).await, machine(&db.pool).await);
+    for m in [a, b] {
+        agents::ensure(&db.pool, m, t0()).await.unwrap();
+    }
+    let mut holder = db.pool.begin().await.unwrap();
+    sqlx::query("select 1 from machine_agent where machine_id = $1 for update")
+        .bind(a)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let skipped = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        agents::mark_seen(&db.pool, &[(a, t0()), (b, t0())]),
+    )
+    .await
+    .expect("the mark does not wait for the lock")
+    .unwrap();
+    assert_eq!(skipped, vec![a]);
+    holder.rollback().await.unwrap();
+    let seen = async |m| agents::get(&db.pool, m).await.unwrap().unwrap().last_seen_at;
+    assert_eq!((seen(a).await, seen(b).await), (None, Some(t0())));
 }
 
 #[tokio::test]

@@ -34,10 +34,6 @@ pub const MAX_WAIT_SECS: u64 = 60;
 /// least every minute, and everyone is woken when the LISTEN connection drops, so this only
 /// covers a notification lost while the connection looked healthy.
 const POLL_FALLBACK: Duration = Duration::from_secs(30);
-/// `last_seen_at` is written at most this often per agent (agents are seen at every claim; a
-/// working agent claims again as soon as its job is done).
-const SEEN_RESOLUTION: TimeDelta = TimeDelta::seconds(15);
-
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,17 +108,12 @@ async fn claim(
     let machine_id = agent.machine_id;
     // Subscribe before the first check: a job enqueued between the check and the wait still wakes us.
     let subscription = state.wakeups.subscribe(Key::Machine(machine_id));
-    let mut first = true;
     loop {
         let changed = subscription.changed();
         let now = state.clock.now();
-        // The first check also records that the agent was seen (same statement, one commit).
-        let seen = std::mem::take(&mut first).then_some(SEEN_RESOLUTION);
         // Boxed: an async fn's future reserves room for its largest await for its whole life, and a
         // query future is large; a claim waits up to a minute, 10,000 of them at once.
-        let claimed =
-            Box::pin(jobs::claim_as_agent(&state.pool, machine_id, now, state.settings.lease_ttl, seen))
-                .await?;
+        let claimed = Box::pin(jobs::claim(&state.pool, machine_id, now, state.settings.lease_ttl)).await?;
         if let Some(job) = claimed {
             tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
             return Ok(Json(job).into_response());

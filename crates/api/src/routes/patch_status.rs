@@ -286,9 +286,10 @@ async fn get_patch_status(
         reboot_pending: cycle.reboot_pending,
         last_assessment_at: inventory.as_ref().map(|i| i.assessed_at),
         next_window: machine_windows_at(&state, &m, now, 1).await?.into_iter().next(),
-        agent: agent.as_ref().map(|a| AgentView {
-            last_seen_at: a.last_seen_at,
-            connected: a.last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN),
+        agent: agent.as_ref().map(|a| {
+            // A mark this replica has not written yet is newer than the stored one.
+            let last_seen_at = a.last_seen_at.max(state.presence.pending(m.id));
+            AgentView { last_seen_at, connected: last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN) }
         }),
         health: agent.and_then(|a| {
             a.health.map(|h| HealthView {
