@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! The background loops of `hotpatchd`: the LISTEN connection that wakes long-polls, and the
 //! queue's maintenance tick (reap expired leases, wake jobs whose backoff passed, enqueue due
 //! periodic assessments) under one advisory lock, so N replicas are safe; and the batched write of
-//! agents' last-seen marks (each replica its own).
+//! agents' last-seen marks (each replica its own); and the rollout dispatcher (one replica).
 
 use std::time::Duration;
 
@@ -39,7 +39,26 @@ pub fn spawn(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<(
         let (state, token) = (state.clone(), shutdown.clone());
         tokio::spawn(presence(state, token).instrument(tracing::info_span!("agent_presence")))
     };
-    vec![listen, tick, presence]
+    let rollouts = {
+        let (state, token) = (state.clone(), shutdown.clone());
+        tokio::spawn(dispatch(state, token).instrument(tracing::info_span!("rollout_dispatch")))
+    };
+    vec![listen, tick, presence, rollouts]
+}
+
+/// Advances rollouts once a second (one replica does the work; see `hotpatch_api::dispatch`).
+async fn dispatch(state: AppState, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        if let Err(e) = hotpatch_api::dispatch::tick(&state).await {
+            tracing::warn!(error = %e, "rollout dispatch failed; retrying next tick");
+        }
+    }
 }
 
 /// Writes this replica's agent liveness marks once a second, and once more at shutdown.

@@ -12,6 +12,8 @@ use crate::error::StoreError;
 pub enum Singleton {
     /// The queue's maintenance: reaping expired leases, waking due jobs, periodic assessments.
     QueueMaintenance = 0x686f_7470_0000_0001,
+    /// The rollout dispatcher: advancing rollouts and enqueueing their installs.
+    RolloutDispatch = 0x686f_7470_0000_0002,
 }
 
 /// Takes the lock for the rest of the caller's transaction; `false` when another replica holds it.
