@@ -26,7 +26,6 @@ use hotpatch_store::machines::{self, Machine};
 use hotpatch_store::operations::{self, Created, NewOperation};
 use hotpatch_store::{releases, StoreError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +35,7 @@ use uuid::Uuid;
 use crate::auth::{Operator, Principal};
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiPath, OptionalJson};
+use crate::routes::operations::{idempotency_key, request_hash};
 use crate::AppState;
 
 /// Priority of an install or rollback someone asked for: ahead of every assessment of the machine.
@@ -128,29 +128,6 @@ pub struct RollbackOperation {
     /// The steps the agent runs (uninstall the latest release, install the baseline, reboot)
     /// and the OS build after the reboot: the rollback job's payload.
     pub plan: RollbackPayload,
-}
-
-/// The `Idempotency-Key` header, if any: 1–255 visible ASCII characters (as "assess now").
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| ApiError::bad_param("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?;
-    Ok(Some(key.to_owned()))
-}
-
-/// What an idempotency key is checked against: the method, the path and the request as
-/// understood (defaults filled in, so `{}` and the same defaults spelled out are one request).
-fn request_hash(path: &str, request: &serde_json::Value) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"POST ");
-    h.update(path.as_bytes());
-    h.update(b"\n");
-    h.update(request.to_string().as_bytes());
-    h.finalize().into()
 }
 
 fn accepted(body: impl Serialize, id: Uuid) -> Result<Response, ApiError> {

@@ -40,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The `Idempotency-Key` header, if any: 1–255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let key = v
         .to_str()
@@ -52,8 +52,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// What the key is checked against: the method, the path and the body as parsed (so key order and
-/// whitespace do not make two identical requests differ).
-fn request_hash(path: &str, body: &serde_json::Value) -> [u8; 32] {
+/// whitespace do not make two identical requests differ; callers that fill in defaults first make
+/// `{}` and the defaults spelled out one request).
+pub(crate) fn request_hash(path: &str, body: &serde_json::Value) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"POST ");
     h.update(path.as_bytes());
