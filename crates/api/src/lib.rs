@@ -116,6 +116,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::operations::router())
         .merge(routes::history::router())
         .merge(routes::install::router())
+        .merge(routes::rollouts::router())
 }
 
 /// The whole API, with its cross-cutting layers.

@@ -200,6 +200,18 @@ async fn an_install_not_claimed_in_its_window_is_canceled_and_moved_to_the_next_
     let mine = rollouts::machine_rollout(&f.state.pool, machine.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(mine.window_start, w1() + TimeDelta::days(1), "the next daily window");
     assert_eq!(mine.attempts, 2);
+    let status = f.app.get(&format!("/v1/machines/{machine}/patch-status"), ADMIN).await.ok(200).clone();
+    assert_eq!(status["rollout"]["id"], f.rollout.to_string(), "{status}");
+    assert_eq!(
+        (&status["rollout"]["state"], &status["rollout"]["install_state"]),
+        (&json!("running"), &json!("pending"))
+    );
+    assert_eq!(
+        instant(&status["rollout"]["window_start"]),
+        mine.window_start,
+        "patch status shows the planned window"
+    );
+    assert_eq!(status["rollout"]["windows_tried"], 2);
     f.state.clock.set(mine.window_start);
     assert_eq!(f.tick().await.enqueued, 1, "retried in the next window");
     assert_install_of_the_rollout(&f.app.claim(&agent).await, f.rollout);

@@ -27,6 +27,7 @@ mod control;
 mod create;
 mod dispatch;
 mod pairs;
+mod select;
 mod view;
 
 use std::fmt;
@@ -48,6 +49,7 @@ pub use dispatch::{
     DueInstall, MissedWindow, Synced,
 };
 pub use pairs::{region_pairs, remove_region_pair, set_region_pair};
+pub use select::{configuration_bodies, planner_inputs, PlannerInput};
 pub use view::{
     get, list, machine_rollout, BatchProgress, InstallCounts, MachineRollout, RolloutView, WaveProgress,
 };

@@ -12,5 +12,6 @@ pub mod operations;
 pub mod patch_status;
 pub mod regions;
 pub mod releases;
+pub mod rollouts;
 pub mod tokens;
 pub mod windows;

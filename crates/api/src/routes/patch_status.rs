@@ -14,6 +14,7 @@ use hotpatch_scheduler::cycle::{cycle_status, CycleKind, MachineState};
 use hotpatch_store::agents;
 use hotpatch_store::machines::{self, Machine};
 use hotpatch_store::releases::{self, PatchState};
+use hotpatch_store::rollouts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -119,8 +120,31 @@ pub struct PatchStatusView {
     pub agent: Option<AgentView>,
     /// Its last health report (`null`: none yet).
     pub health: Option<HealthView>,
+    /// The rollout it is in (running, paused or halted) and its window there (`null`: none).
+    pub rollout: Option<MachineRolloutView>,
     /// When the machine or its installed state last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A machine's place in a rollout.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MachineRolloutView {
+    /// The rollout.
+    pub id: Uuid,
+    /// The rollout's state: `running`, `paused` or `halted`.
+    #[schema(example = "running")]
+    pub state: String,
+    /// The machine's install in it: `pending`, `queued`, `succeeded`, `failed` or `canceled`.
+    #[schema(example = "pending")]
+    pub install_state: String,
+    /// Its batch (from 1).
+    pub batch: i32,
+    /// The window it installs in: the planned one, or the next after a missed one.
+    pub window_start: DateTime<Utc>,
+    /// End of that window.
+    pub window_end: DateTime<Utc>,
+    /// Windows given so far (the planned one is 1).
+    pub windows_tried: i32,
 }
 
 /// A machine's agent as the portal shows it.
@@ -238,6 +262,15 @@ async fn get_patch_status(
     let installed = releases::patch_state(&state.pool, id).await?;
     let inventory = agents::inventory(&state.pool, id).await?;
     let agent = agents::get(&state.pool, id).await?;
+    let rollout = rollouts::machine_rollout(&state.pool, id).await?.map(|r| MachineRolloutView {
+        id: r.rollout_id,
+        state: r.rollout_state.to_string(),
+        install_state: r.state.to_string(),
+        batch: r.batch_index,
+        window_start: r.window_start,
+        window_end: r.window_end,
+        windows_tried: r.attempts,
+    });
     let catalog = releases::catalog_of(&state.pool, m.spec.os).await?;
     let hotpatch = takes_hotpatches(&m);
     let machine_state = MachineState {
@@ -298,6 +331,7 @@ async fn get_patch_status(
                 reported_at: a.health_reported_at,
             })
         }),
+        rollout,
         updated_at: [Some(m.updated_at), installed.updated_at, inventory.as_ref().map(|i| i.assessed_at)]
             .into_iter()
             .flatten()

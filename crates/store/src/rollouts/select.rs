@@ -1,0 +1,124 @@
+//! What the rollout planner reads from the database, in bulk: the selected machines with their
+//! recorded patch state and the maintenance configuration that applies to each (one query), and
+//! every maintenance configuration's body (one query).
+
+use hotpatch_domain::machine::Timezone;
+use hotpatch_domain::operation::Selector;
+use hotpatch_domain::{Enrollment, OsVersion, PatchOrchestration, Platform};
+use serde_json::{json, Value};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// One selected machine as the planner needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannerInput {
+    /// Identifier.
+    pub id: Uuid,
+    /// Its OS.
+    pub os: OsVersion,
+    /// Who drives its updates.
+    pub orchestration: PatchOrchestration,
+    /// Its platform.
+    pub platform: Platform,
+    /// Arc preview enrollment.
+    pub enrollment: Option<Enrollment>,
+    /// Hotpatch switched on by the operator.
+    pub hotpatch_enabled: bool,
+    /// Allowed by the eligibility rules.
+    pub eligible: bool,
+    /// Region.
+    pub region: String,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Availability set.
+    pub availability_set: Option<String>,
+    /// Update domain.
+    pub update_domain: Option<i32>,
+    /// Its own time zone.
+    pub timezone: Timezone,
+    /// Its recorded baseline.
+    pub current_baseline: Option<Uuid>,
+    /// The latest release it installed.
+    pub latest_installed: Option<Uuid>,
+    /// A reboot is pending.
+    pub reboot_pending: bool,
+    /// The maintenance configuration that applies to it (the rule of
+    /// [`crate::maintenance::for_machine`]), `None` for its default off-peak window.
+    pub configuration_id: Option<Uuid>,
+}
+
+fn parse<T: std::str::FromStr>(column: &str, v: &str) -> Result<T, StoreError> {
+    v.parse().map_err(|_| StoreError::Decode(format!("machine.{column} holds unknown value '{v}'")))
+}
+
+/// The machines `selector` names (in id order, at most `limit`), with their patch state and the
+/// configuration that applies to each: a configuration naming the machine beats one matching
+/// its labels, which beats one matching its region; among equals the oldest wins.
+pub async fn planner_inputs(
+    db: impl PgExecutor<'_>,
+    selector: &Selector,
+    limit: i64,
+) -> Result<Vec<PlannerInput>, StoreError> {
+    let labels = selector.labels.as_ref().filter(|l| !l.is_empty()).map(|l| json!(l));
+    let rows = sqlx::query!(
+        r#"select m.id, m.os, m.patch_orchestration, m.platform, m.enrollment, m.hotpatch_enabled,
+                  m.eligible, m.region, m.availability_zone, m.availability_set, m.update_domain,
+                  m.timezone, s.current_baseline_id as "current_baseline_id?",
+                  s.latest_installed_id as "latest_installed_id?",
+                  coalesce(s.reboot_pending, false) as "reboot_pending!",
+                  c.id as "configuration_id?"
+           from machine m
+           left join machine_patch_state s on s.machine_id = m.id
+           left join lateral (
+               select mc.id from maintenance_configuration mc
+               where m.id = any(mc.scope_machine_ids)
+                  or (mc.scope_labels <> '{}'::jsonb and m.labels @> mc.scope_labels)
+                  or m.region = any(mc.scope_regions)
+               order by case when m.id = any(mc.scope_machine_ids) then 1
+                             when mc.scope_labels <> '{}'::jsonb and m.labels @> mc.scope_labels then 2
+                             else 3 end,
+                        mc.created_at, mc.id
+               limit 1) c on true
+           where ($1::uuid[] is null or m.id = any($1))
+             and ($2::jsonb is null or m.labels @> $2)
+             and ($3::text[] is null or m.region = any($3))
+           order by m.id limit $4"#,
+        selector.machine_ids.as_deref(),
+        labels,
+        selector.regions.as_deref(),
+        limit,
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(PlannerInput {
+                id: r.id,
+                os: parse("os", &r.os)?,
+                orchestration: parse("patch_orchestration", &r.patch_orchestration)?,
+                platform: parse("platform", &r.platform)?,
+                enrollment: r.enrollment.as_deref().map(|e| parse("enrollment", e)).transpose()?,
+                hotpatch_enabled: r.hotpatch_enabled,
+                eligible: r.eligible,
+                region: r.region,
+                availability_zone: r.availability_zone,
+                availability_set: r.availability_set,
+                update_domain: r.update_domain,
+                timezone: parse("timezone", &r.timezone)?,
+                current_baseline: r.current_baseline_id,
+                latest_installed: r.latest_installed_id,
+                reboot_pending: r.reboot_pending,
+                configuration_id: r.configuration_id,
+            })
+        })
+        .collect()
+}
+
+/// Every maintenance configuration's id and stored body.
+pub async fn configuration_bodies(db: impl PgExecutor<'_>) -> Result<Vec<(Uuid, Value)>, StoreError> {
+    let rows =
+        sqlx::query!("select id, body from maintenance_configuration order by id").fetch_all(db).await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.body)).collect())
+}
