@@ -38,8 +38,8 @@ pub use eligibility::{
     SUPPORTED_IMAGES,
 };
 pub use machine::{
-    Edition, Enrollment, HotpatchStatus, Image, ImageKind, MachinePatch, MachineSpec, OrchestrationMode,
-    OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,
+    takes_hotpatches, Edition, Enrollment, HotpatchStatus, Image, ImageKind, MachinePatch, MachineSpec,
+    OrchestrationMode, OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,
 };
 pub use object_only::ObjectOnly;
 pub use release::{Classification, Kb, Month, Release, ReleaseKind, ReleaseSpec, UpdateSpec};

@@ -230,6 +230,17 @@ impl Enrollment {
     }
 }
 
+/// Whether a machine takes hotpatches: hotpatch turned on, the machine eligible, and, on Azure
+/// Arc (a preview there), its enrollment enabled.
+pub fn takes_hotpatches(
+    enabled: bool,
+    eligible: bool,
+    platform: Platform,
+    enrollment: Option<Enrollment>,
+) -> bool {
+    enabled && eligible && (platform != Platform::ArcConnected || enrollment == Some(Enrollment::Enabled))
+}
+
 /// A machine's hotpatch status as portals and filters see it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,

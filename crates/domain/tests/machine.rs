@@ -500,3 +500,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_machine_takes_hotpatches_when_on_and_eligible_and_on_arc_only_once_enrolled() {
+    use hotpatch_domain::{takes_hotpatches, Enrollment, Platform};
+    assert!(takes_hotpatches(true, true, Platform::AzureVm, None));
+    assert!(!takes_hotpatches(false, true, Platform::AzureVm, None), "turned off");
+    assert!(!takes_hotpatches(true, false, Platform::AzureVm, None), "not eligible");
+    assert!(!takes_hotpatches(true, true, Platform::ArcConnected, Some(Enrollment::Pending)), "Arc: preview");
+    assert!(takes_hotpatches(true, true, Platform::ArcConnected, Some(Enrollment::Enabled)));
+}

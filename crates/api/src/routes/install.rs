@@ -18,7 +18,7 @@ use hotpatch_domain::operation::{Operation, OperationKind};
 use hotpatch_domain::payload::{
     InstallPayload, IsoDuration, PlanRelease, RebootSetting, RollbackPayload, RollbackStep,
 };
-use hotpatch_domain::{Classification, Enrollment, FieldError, Kb, Platform, Release};
+use hotpatch_domain::{Classification, FieldError, Kb, Release};
 use hotpatch_scheduler::cycle::{rollback_plan, MachineState, RollbackStep as PlanStep};
 use hotpatch_store::installs::{self, JobRef};
 use hotpatch_store::jobs::NewJob;
@@ -231,9 +231,12 @@ pub fn check(req: &InstallRequest) -> Result<InstallPayload, ApiError> {
 /// Whether the machine takes hotpatches: requested, eligible and, on Arc (a preview enabled per
 /// machine), confirmed by the machine.
 fn takes_hotpatches(m: &Machine) -> bool {
-    m.spec.hotpatch_enabled
-        && m.eligibility.eligible
-        && (m.spec.platform != Platform::ArcConnected || m.enrollment == Some(Enrollment::Enabled))
+    hotpatch_domain::takes_hotpatches(
+        m.spec.hotpatch_enabled,
+        m.eligibility.eligible,
+        m.spec.platform,
+        m.enrollment,
+    )
 }
 
 /// What an install now will do to the machine, in words.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hotpatch_domain::job::{AvailableUpdate, HealthCheck, HealthStatus};
-use hotpatch_domain::{Enrollment, HotpatchStatus, Month, Platform, Release, ReleaseKind};
+use hotpatch_domain::{HotpatchStatus, Month, Release, ReleaseKind};
 use hotpatch_scheduler::cycle::{cycle_status, CycleKind, MachineState};
 use hotpatch_store::agents;
 use hotpatch_store::machines::{self, Machine};
@@ -212,9 +212,12 @@ fn find(catalog: &[Release], id: Option<Uuid>) -> Option<ReleaseRef> {
 /// Whether the machine takes hotpatches: requested, eligible and, on Arc (a preview enabled per
 /// machine), confirmed by the machine.
 fn takes_hotpatches(m: &Machine) -> bool {
-    m.spec.hotpatch_enabled
-        && m.eligibility.eligible
-        && (m.spec.platform != Platform::ArcConnected || m.enrollment == Some(Enrollment::Enabled))
+    hotpatch_domain::takes_hotpatches(
+        m.spec.hotpatch_enabled,
+        m.eligibility.eligible,
+        m.spec.platform,
+        m.enrollment,
+    )
 }
 
 fn at_param(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {

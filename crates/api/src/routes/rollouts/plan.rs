@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use hotpatch_domain::operation::Selector;
-use hotpatch_domain::{Enrollment, Platform};
 use hotpatch_scheduler::cycle::MachineState;
 use hotpatch_scheduler::rollout::{
     plan_rollout, PlanWindow, RolloutError, RolloutMachine, RolloutOptions, RolloutPlan, RolloutRelease,
@@ -115,9 +114,7 @@ fn check_selector(s: &Selector) -> Result<(), ApiError> {
 /// Whether the machine takes hotpatches (the rule of the patch status: switched on, eligible,
 /// and for Arc enrolled in the preview).
 fn takes_hotpatches(m: &PlannerInput) -> bool {
-    m.hotpatch_enabled
-        && m.eligible
-        && (m.platform != Platform::ArcConnected || m.enrollment == Some(Enrollment::Enabled))
+    hotpatch_domain::takes_hotpatches(m.hotpatch_enabled, m.eligible, m.platform, m.enrollment)
 }
 
 /// Plans the rollout of `release_id` to the machines of `selector` from `start`: three bulk reads
