@@ -48,20 +48,21 @@ pub struct JobRef {
     pub created_at: DateTime<Utc>,
 }
 
-/// The machine's install, rollback or reboot that is queued or running, if any (at most one:
-/// `job_one_active_disruptive`).
-pub async fn active_disruptive(
-    db: impl PgExecutor<'_>,
-    machine_id: Uuid,
-) -> Result<Option<JobRef>, StoreError> {
-    let row = sqlx::query!(
-        "select id, kind, state, payload, operation_id, rollout_id, created_at from job
-         where machine_id = $1 and kind in ('install', 'rollback', 'reboot') and state in ('queued', 'leased')",
-        machine_id,
-    )
-    .fetch_optional(db)
-    .await?;
-    row.map(|r| {
+/// A `job` row as [`JobRef`] reads it.
+struct JobRefRow {
+    id: Uuid,
+    kind: String,
+    state: String,
+    payload: serde_json::Value,
+    operation_id: Option<Uuid>,
+    rollout_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<JobRefRow> for JobRef {
+    type Error = StoreError;
+
+    fn try_from(r: JobRefRow) -> Result<Self, StoreError> {
         Ok(JobRef {
             id: r.id,
             kind: parse(&r.kind)?,
@@ -71,8 +72,24 @@ pub async fn active_disruptive(
             rollout_id: r.rollout_id,
             created_at: r.created_at,
         })
-    })
-    .transpose()
+    }
+}
+
+/// The machine's install, rollback or reboot that is queued or running, if any (at most one:
+/// `job_one_active_disruptive`).
+pub async fn active_disruptive(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+) -> Result<Option<JobRef>, StoreError> {
+    let row = sqlx::query_as!(
+        JobRefRow,
+        "select id, kind, state, payload, operation_id, rollout_id, created_at from job
+         where machine_id = $1 and kind in ('install', 'rollback', 'reboot') and state in ('queued', 'leased')",
+        machine_id,
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(JobRef::try_from).transpose()
 }
 
 /// The job of a one-machine operation on `machine_id` (the first linked, when several).
@@ -81,7 +98,8 @@ pub async fn operation_job(
     operation_id: Uuid,
     machine_id: Uuid,
 ) -> Result<Option<JobRef>, StoreError> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        JobRefRow,
         "select j.id, j.kind, j.state, j.payload, j.operation_id, j.rollout_id, j.created_at
          from operation_job oj join job j on j.id = oj.job_id
          where oj.operation_id = $1 and oj.machine_id = $2",
@@ -90,18 +108,7 @@ pub async fn operation_job(
     )
     .fetch_optional(db)
     .await?;
-    row.map(|r| {
-        Ok(JobRef {
-            id: r.id,
-            kind: parse(&r.kind)?,
-            state: parse(&r.state)?,
-            payload: r.payload,
-            operation_id: r.operation_id,
-            rollout_id: r.rollout_id,
-            created_at: r.created_at,
-        })
-    })
-    .transpose()
+    row.map(JobRef::try_from).transpose()
 }
 
 /// One job of a machine's update history.
