@@ -2,9 +2,11 @@
 
 mod admin_token;
 mod agents;
+mod cli;
 mod database_url;
 mod embedded;
 mod fresh_db;
+mod rollouts;
 
 use hotpatch_e2e::Server;
 use serde_json::{json, Value};

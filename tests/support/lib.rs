@@ -44,7 +44,13 @@ pub fn agent_bin() -> &'static Path {
 /// with one feature set), and returns the directory they are in.
 fn built_bins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build_bins(&[("hotpatch-server", "hotpatchd"), ("hotpatch-agent", "hotpatch-agent")]))
+    DIR.get_or_init(|| {
+        build_bins(&[
+            ("hotpatch-server", "hotpatchd"),
+            ("hotpatch-agent", "hotpatch-agent"),
+            ("hotpatch-cli", "hotpatchctl"),
+        ])
+    })
 }
 
 /// Runs `cargo build` for binaries of the workspace into the target directory this test
@@ -429,6 +435,15 @@ impl Drop for AgentProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// The `hotpatchctl` binary, built on first use (`HOTPATCHCTL_BIN=<path>` overrides).
+pub fn ctl_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("HOTPATCHCTL_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => built_bins().join("hotpatchctl"),
+    })
 }
 
 #[cfg(test)]

@@ -267,6 +267,8 @@ impl<E: Executor> Agent<E> {
         };
         if job.kind == JobKind::Assess && outcome.outcome == Outcome::Succeeded {
             outcome = self.send_inventory(outcome, cancel).await?;
+        } else if job.kind.is_disruptive() {
+            self.refresh_inventory(&mut outcome, cancel).await?;
         }
         let result = outcome.to_result(lease.id);
         match self.report(cancel, "result", || self.client.result(job.id, &result)).await {
@@ -341,6 +343,35 @@ impl<E: Executor> Agent<E> {
             Ok(()) => Ok(outcome),
             Err(ClientError::Unauthorized(d)) => Err(AgentError::Unauthorized(d)),
             Err(e) => Ok(JobOutcome::failed(format!("the inventory was not accepted: {e}"), pending)),
+        }
+    }
+
+    /// After an install, rollback or reboot (done or failed half-way) the machine's recorded
+    /// patch state is stale: it follows from the inventory, so the agent sends one before the
+    /// result a rollout waits for. The job's own outcome stands either way; a lost inventory
+    /// only waits for the next assessment.
+    async fn refresh_inventory(
+        &mut self,
+        outcome: &mut JobOutcome,
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
+        let inventory = match outcome.inventory.take() {
+            Some(i) => i,
+            None => match self.executor.inventory().await {
+                Ok(i) => i,
+                Err(e) => {
+                    warn!(error = %e, "could not read the inventory after the job");
+                    return Ok(());
+                }
+            },
+        };
+        match self.report(cancel, "inventory", || self.client.inventory(&inventory)).await {
+            Ok(()) => Ok(()),
+            Err(ClientError::Unauthorized(d)) => Err(AgentError::Unauthorized(d)),
+            Err(e) => {
+                warn!(error = %e, "inventory after the job not delivered");
+                Ok(())
+            }
         }
     }
 

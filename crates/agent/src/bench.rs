@@ -381,6 +381,132 @@ pub async fn idle(
     Ok(report)
 }
 
+/// One phase of a [`status`] run: requests answered, per second, and their latency.
+struct Phase {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    not_modified: usize,
+    total: usize,
+}
+
+/// `connections` workers poll `GET /v1/machines/{id}/patch-status` for random `ids` for
+/// `seconds`; with `tags`, each request sends the machine's last ETag in `If-None-Match`. Every
+/// ETag seen is kept in `seen`.
+async fn poll_status(
+    target: &Target,
+    http: &reqwest::Client,
+    ids: &[Uuid],
+    tags: Option<&std::collections::HashMap<Uuid, String>>,
+    seen: &Mutex<std::collections::HashMap<Uuid, String>>,
+    connections: usize,
+    seconds: u64,
+) -> Result<Phase, BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let not_modified = AtomicUsize::new(0);
+    let workers = (0..connections).map(|_| async {
+        let mut latencies = Vec::new();
+        while Instant::now() < deadline {
+            let id = *ids
+                .choose(&mut rand::thread_rng())
+                .ok_or_else(|| BenchError::Unexpected("no machines".to_owned()))?;
+            let mut req = http
+                .get(format!("{}/v1/machines/{id}/patch-status", target.server))
+                .bearer_auth(&target.token);
+            if let Some(tag) = tags.and_then(|t| t.get(&id)) {
+                req = req.header("if-none-match", tag);
+            }
+            let started = Instant::now();
+            let res = req.send().await.map_err(|e| failed("reading patch status")(e.into()))?;
+            let status = res.status().as_u16();
+            let etag = res.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let _ = res.bytes().await.map_err(|e| failed("reading patch status")(e.into()))?;
+            latencies.push(started.elapsed());
+            match (status, etag) {
+                (304, _) => {
+                    not_modified.fetch_add(1, Ordering::Relaxed);
+                }
+                (200, Some(etag)) => {
+                    seen.lock().unwrap_or_else(PoisonError::into_inner).insert(id, etag);
+                }
+                (s, _) => return Err(BenchError::Unexpected(format!("patch status of {id} answered {s}"))),
+            }
+        }
+        Ok::<_, BenchError>(latencies)
+    });
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for r in futures::future::join_all(workers).await {
+        all.extend(r?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    Ok(Phase {
+        per_second: all.len() as f64 / elapsed,
+        p50_ms: quantile_ms(&all, 0.50),
+        p99_ms: quantile_ms(&all, 0.99),
+        not_modified: not_modified.load(Ordering::Relaxed),
+        total: all.len(),
+    })
+}
+
+/// Every machine id of the fleet, a page of 1,000 at a time.
+async fn fleet_ids(target: &Target, http: &reqwest::Client) -> Result<Vec<Uuid>, BenchError> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/machines?limit=1000", target.server);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .bearer_auth(&target.token)
+            .send()
+            .await
+            .map_err(|e| failed("listing machines")(e.into()))?
+            .json()
+            .await
+            .map_err(|e| failed("listing machines")(e.into()))?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        ids.extend(items.iter().filter_map(|m| m["id"].as_str()?.parse::<Uuid>().ok()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// Patch status polled by a portal: `connections` clients ask for random machines of the fleet
+/// for `seconds` (full answers), then again for `seconds` sending the ETags they got
+/// (`If-None-Match`, answered 304 while nothing changed). Figures: req/s, p50 and p99 of each
+/// phase, and the share of 304s in the second.
+pub async fn status(target: &Target, connections: usize, seconds: u64) -> Result<Vec<Figure>, BenchError> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| failed("building the HTTP client")(e.into()))?;
+    let ids = fleet_ids(target, &http).await?;
+    eprintln!("bench: {} machines", ids.len());
+    let seen = Mutex::new(std::collections::HashMap::new());
+    // Warm-up (connections, the catalog cache), then the measured phases.
+    poll_status(target, &http, &ids, None, &seen, connections, 2).await?;
+    let full = poll_status(target, &http, &ids, None, &seen, connections, seconds).await?;
+    let tags = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
+    let known: Vec<Uuid> = tags.keys().copied().collect();
+    let cached = poll_status(target, &http, &known, Some(&tags), &seen, connections, seconds).await?;
+    Ok(vec![
+        figure("status_full_rps", full.per_second, "req/s"),
+        figure("status_full_p50", full.p50_ms, "ms"),
+        figure("status_full_p99", full.p99_ms, "ms"),
+        figure("status_304_rps", cached.per_second, "req/s"),
+        figure("status_304_p50", cached.p50_ms, "ms"),
+        figure("status_304_p99", cached.p99_ms, "ms"),
+        figure("status_304_share", cached.not_modified as f64 / cached.total.max(1) as f64, "ratio"),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use hotpatch_domain::job::{ClaimedJob, Health, Heartbeat, Inventory, JobResult, Lease};
-use hotpatch_domain::{MachineSpec, OsVersion};
+use chrono::{DateTime, Utc};
+use hotpatch_domain::job::{ClaimedJob, Health, Heartbeat, InstalledUpdate, Inventory, JobResult, Lease};
+use hotpatch_domain::{MachineSpec, OsBuild, OsVersion};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -257,6 +258,22 @@ struct CreatedToken {
     token: String,
 }
 
+/// A machine as its last assessment left it on the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedState {
+    /// OS build.
+    pub os_build: OsBuild,
+    /// Installed updates, as reported.
+    pub installed: Vec<InstalledUpdate>,
+}
+
+#[derive(Deserialize)]
+struct RecordedUpdates {
+    items: Vec<InstalledUpdate>,
+    assessed_at: Option<DateTime<Utc>>,
+    os_build: Option<OsBuild>,
+}
+
 /// Operator calls the simulator makes to register and adopt its machines.
 #[derive(Debug, Clone)]
 pub struct FleetClient {
@@ -299,6 +316,18 @@ impl FleetClient {
     pub async fn regions(&self) -> Result<Vec<RegionRef>, ClientError> {
         let page: Items<RegionRef> = json(send(self.endpoint.get("/v1/regions?limit=1000")).await?).await?;
         Ok(page.items)
+    }
+
+    /// What the server recorded of a machine at its last assessment: its OS build and installed
+    /// updates; `None` when it was never assessed.
+    pub async fn recorded_state(&self, machine: Uuid) -> Result<Option<RecordedState>, ClientError> {
+        let recorded: RecordedUpdates =
+            json(send(self.endpoint.get(&format!("/v1/machines/{machine}/installed-updates"))).await?)
+                .await?;
+        Ok(match (recorded.assessed_at, recorded.os_build) {
+            (Some(_), Some(os_build)) => Some(RecordedState { os_build, installed: recorded.items }),
+            _ => None,
+        })
     }
 
     /// Mints an agent token for a machine (`POST /v1/machines/{id}/agent-token`).

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::agent::{Agent, AgentConfig, AgentError, Stats};
-use crate::client::{http_client, AgentClient, ClientError, FleetClient, MachineRef};
+use crate::client::{http_client, AgentClient, ClientError, FleetClient, MachineRef, RecordedState};
 use crate::sim::{Clock, SimConfig, SimulatedMachine};
 
 /// The label key every simulated machine carries; its value is the prefix.
@@ -119,9 +119,15 @@ pub fn raise_open_files_limit() -> Option<u64> {
     }
 }
 
+/// Machines per simulated availability set.
+pub const SET_SIZE: usize = 10;
+/// Update domains of a simulated availability set.
+pub const UPDATE_DOMAINS: usize = 5;
+
 /// The spec of simulated machine `index`: an eligible Azure VM with hotpatch on. Regions cycle
 /// fastest, then availability zones 1–3, then the OS (Windows Server 2025 only where `ws2025`
-/// says it is offered), so every region gets every zone and both OSes.
+/// says it is offered), so every region gets every zone and both OSes; every fourth machine of
+/// a region is in an availability set instead of a zone.
 pub fn machine_spec(
     prefix: &str,
     index: usize,
@@ -135,6 +141,9 @@ pub fn machine_spec(
     } else {
         OsVersion::WindowsServer2022
     };
+    // Every fourth machine of a region is in an availability set (sets and zones exclude each
+    // other in Azure): sets of SET_SIZE machines over UPDATE_DOMAINS update domains.
+    let in_set = per_region % 4 == 3;
     let skus = supported_skus(os);
     let sku = skus.get((index / 7) % skus.len().max(1)).copied().unwrap_or_default();
     MachineSpec {
@@ -150,11 +159,11 @@ pub fn machine_spec(
         edition: None,
         os_build: None,
         vbs_enabled: None,
+        availability_zone: (!in_set).then(|| ((per_region % 3) + 1).to_string()),
+        availability_set: in_set.then(|| format!("{prefix}-{region}-as{}", per_region / (4 * SET_SIZE))),
+        update_domain: in_set.then_some(((per_region / 4) % UPDATE_DOMAINS) as i32),
+        fault_domain: in_set.then_some(((per_region / 4) % 3) as i32),
         region,
-        availability_zone: Some(((per_region % 3) + 1).to_string()),
-        availability_set: None,
-        update_domain: None,
-        fault_domain: None,
         scale_set: None,
         timezone: Timezone(TIMEZONES[index % TIMEZONES.len()]),
         hotpatch_enabled: true,
@@ -171,6 +180,13 @@ pub fn machine_name(prefix: &str, index: usize) -> String {
 /// The seed of machine `index`'s simulation.
 pub fn machine_seed(seed: u64, index: usize) -> u64 {
     seed ^ (index as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Whether a machine was registered by an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Adopted {
+    Yes,
+    No,
 }
 
 /// Calls `f` again on retryable errors, a few times.
@@ -214,14 +230,23 @@ impl Fleet {
         let http = http_client().map_err(client_error("building the HTTP client"))?;
         let api = FleetClient::new(http.clone(), &config.server, &config.operator_token);
         let machines = register(&api, &config).await?;
-        let tokens: Vec<String> = futures::stream::iter(machines.iter())
-            .map(|(_, m, _)| {
+        // An adopted machine takes up what the server recorded of it, so a restarted simulator
+        // does not forget the updates its machines installed.
+        let setup: Vec<(String, Option<RecordedState>)> = futures::stream::iter(machines.iter())
+            .map(|(_, m, adopted)| {
                 let api = &api;
                 let name = format!("sim agent {}", m.name);
                 async move {
-                    retrying(|| api.agent_token(m.id, &name))
+                    let token = retrying(|| api.agent_token(m.id, &name))
                         .await
-                        .map_err(client_error(format!("minting the agent token of {}", m.name)))
+                        .map_err(client_error(format!("minting the agent token of {}", m.name)))?;
+                    let recorded = match adopted {
+                        Adopted::Yes => retrying(|| api.recorded_state(m.id))
+                            .await
+                            .map_err(client_error(format!("reading the recorded state of {}", m.name)))?,
+                        Adopted::No => None,
+                    };
+                    Ok::<_, FleetError>((token, recorded))
                 }
             })
             .buffered(config.token_concurrency.max(1))
@@ -231,7 +256,8 @@ impl Fleet {
         let clock: Clock = Arc::new(Utc::now);
         let mut tasks = JoinSet::new();
         let n = machines.len() as u32;
-        for (i, ((index, machine, os), token)) in machines.into_iter().zip(tokens).enumerate() {
+        for (i, ((index, machine, _), (token, recorded))) in machines.into_iter().zip(setup).enumerate() {
+            let os = machine.os.unwrap_or(OsVersion::WindowsServer2022);
             let sim = SimConfig {
                 os,
                 seed: machine_seed(config.seed, index),
@@ -243,7 +269,11 @@ impl Fleet {
                 ..config.agent.clone()
             };
             let client = AgentClient::new(http.clone(), &config.server, &token);
-            let agent = Agent::new(client, SimulatedMachine::new(sim), agent_config, stats.clone());
+            let mut simulated = SimulatedMachine::new(sim);
+            if let Some(r) = recorded {
+                simulated.restore(r.os_build, r.installed);
+            }
+            let agent = Agent::new(client, simulated, agent_config, stats.clone());
             let span = info_span!("agent", machine = %machine.name, machine_id = %machine.id);
             tasks.spawn(agent.run(cancel.clone()).instrument(span));
         }
@@ -287,11 +317,11 @@ impl Fleet {
 }
 
 /// Adopts the machines already labelled `sim=<prefix>` and imports the missing ones; returns
-/// every machine with its index and OS, in index order.
+/// every machine with its index (its OS filled in) and whether it was adopted, in index order.
 async fn register(
     api: &FleetClient,
     config: &FleetConfig,
-) -> Result<Vec<(usize, MachineRef, OsVersion)>, FleetError> {
+) -> Result<Vec<(usize, MachineRef, Adopted)>, FleetError> {
     let existing: HashMap<String, MachineRef> = retrying(|| api.machines_with_label(LABEL, &config.prefix))
         .await
         .map_err(client_error("listing existing simulated machines"))?
@@ -312,7 +342,9 @@ async fn register(
     for index in 0..config.machines {
         let spec = machine_spec(&config.prefix, index, &config.regions, &ws2025);
         match existing.get(&spec.name) {
-            Some(m) => machines.push((index, m.clone(), m.os.unwrap_or(spec.os))),
+            Some(m) => {
+                machines.push((index, MachineRef { os: m.os.or(Some(spec.os)), ..m.clone() }, Adopted::Yes))
+            }
             None => missing.push((index, spec)),
         }
     }
@@ -334,7 +366,7 @@ async fn register(
             )));
         }
         for ((index, spec), m) in chunk.iter().zip(imported) {
-            machines.push((*index, MachineRef { os: Some(spec.os), ..m }, spec.os));
+            machines.push((*index, MachineRef { os: Some(spec.os), ..m }, Adopted::No));
         }
     }
     machines.sort_by_key(|(index, _, _)| *index);

@@ -188,6 +188,15 @@ impl SimulatedMachine {
         }
     }
 
+    /// Takes up the state a machine's last run left (the server's record of its last
+    /// assessment): its build and installed updates replace the drawn ones, and what it has
+    /// installed is no longer offered. A restarted simulator so continues where it stopped.
+    pub fn restore(&mut self, os_build: OsBuild, installed: Vec<InstalledUpdate>) {
+        self.os_build = os_build;
+        self.available.retain(|a| !installed.iter().any(|i| i.kb == a.kb));
+        self.installed = installed;
+    }
+
     /// The current OS build.
     pub fn os_build(&self) -> OsBuild {
         self.os_build

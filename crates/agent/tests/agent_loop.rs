@@ -75,14 +75,15 @@ async fn an_assessment_sends_the_inventory_then_the_result_under_its_lease() {
 }
 
 #[tokio::test]
-async fn an_install_heartbeats_while_it_runs_then_sends_the_result_and_the_health() {
+async fn an_install_heartbeats_while_it_runs_then_sends_the_inventory_the_result_and_the_health() {
     let mock = Mock::default();
     let job = mock.push_job(JobKind::Install, Value::Null, TimeDelta::milliseconds(900));
     let run = start(mock, Duration::from_millis(800)).await;
     run.mock.wait_for("health").await;
     let whats: Vec<_> = run.mock.whats().into_iter().filter(|w| *w != "claim").collect();
-    assert!(whats.len() >= 3 && whats[..whats.len() - 2].iter().all(|w| *w == "heartbeat"), "{whats:?}");
-    assert_eq!(&whats[whats.len() - 2..], ["result", "health"]);
+    assert!(whats.len() >= 4 && whats[..whats.len() - 3].iter().all(|w| *w == "heartbeat"), "{whats:?}");
+    // The inventory goes first: the machine's recorded state has moved when the rollout sees the result.
+    assert_eq!(&whats[whats.len() - 3..], ["inventory", "result", "health"]);
     let beat = run.mock.calls().into_iter().find(|c| c.what == "heartbeat").unwrap();
     assert_eq!(beat.body, json!({"lease_id": job.lease.id}));
     let result = result_of(&run.mock);

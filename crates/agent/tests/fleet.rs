@@ -41,6 +41,8 @@ async fn the_simulator_adopts_labelled_machines_imports_the_rest_and_runs_an_age
     let specs: Vec<MachineSpec> = serde_json::from_value(imports[0].body.clone()).unwrap();
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["load-00002", "load-00003", "load-00004"]);
+    let recorded = mock.calls().into_iter().filter(|c| c.what == "recorded").count();
+    assert_eq!(recorded, 2, "only adopted machines take up their recorded state");
     assert!(specs.iter().all(|s| s.labels.get(LABEL).map(String::as_str) == Some("load")));
 
     for _ in 0..100 {
@@ -75,7 +77,19 @@ fn simulated_machines_are_eligible_and_spread_over_regions_zones_time_zones_and_
     assert_eq!(specs[7].name, "sim-00007");
     let combos: HashSet<(&str, Option<&str>)> =
         specs.iter().map(|s| (s.region.as_str(), s.availability_zone.as_deref())).collect();
-    assert_eq!(combos.len(), 9, "every region gets zones 1 to 3");
+    assert_eq!(combos.len(), 12, "every region gets zones 1 to 3, and machines without one");
+    for s in &specs {
+        assert_eq!(
+            s.availability_zone.is_none(),
+            s.availability_set.is_some(),
+            "{}: a zone or a set",
+            s.name
+        );
+        assert_eq!(s.availability_set.is_some(), s.update_domain.is_some(), "{}", s.name);
+    }
+    let sets: HashSet<(&str, i32)> =
+        specs.iter().filter_map(|s| Some((s.availability_set.as_deref()?, s.update_domain?))).collect();
+    assert_eq!(sets.len(), 3 * 5, "one set per region, over five update domains");
     let oses: HashSet<(&str, OsVersion)> = specs.iter().map(|s| (s.region.as_str(), s.os)).collect();
     assert!(oses.contains(&("uksouth", OsVersion::WindowsServer2025)));
     assert!(oses.contains(&("uksouth", OsVersion::WindowsServer2022)));

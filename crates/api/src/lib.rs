@@ -50,6 +50,8 @@ pub struct AppState {
     pub credentials: std::sync::Arc<auth::CredentialCache>,
     /// Agents seen since the last batch write of `last_seen_at` (see `presence`).
     pub presence: std::sync::Arc<presence::Presence>,
+    /// What every patch status reads and rarely changes (see `routes::patch_status`).
+    pub status_cache: std::sync::Arc<routes::patch_status::StatusCache>,
 }
 
 /// Server settings the rules read (from `hotpatchd`'s flags and environment).
@@ -65,6 +67,10 @@ pub struct Settings {
     pub lease_ttl: chrono::TimeDelta,
     /// How often every machine is assessed (jittered per machine by ±10%).
     pub assessment_interval: chrono::TimeDelta,
+    /// Publishing a current release starts its rollout to `automatic_by_platform` machines.
+    pub automatic_rollouts: bool,
+    /// `PUT /v1/admin/clock` may move the service clock (tests and demos only).
+    pub clock_control: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +81,8 @@ impl Default for Settings {
             off_peak_duration: chrono::TimeDelta::hours(4),
             lease_ttl: chrono::TimeDelta::seconds(120),
             assessment_interval: chrono::TimeDelta::hours(24),
+            automatic_rollouts: true,
+            clock_control: false,
         }
     }
 }
@@ -95,6 +103,7 @@ impl AppState {
             clock: clock::Clock::system(),
             credentials: Default::default(),
             presence: Default::default(),
+            status_cache: Default::default(),
         }
     }
 }
@@ -110,6 +119,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::releases::router())
         .merge(routes::calendar::router())
         .merge(routes::patch_status::router())
+        .merge(routes::fleet::router())
         .merge(routes::maintenance::router())
         .merge(routes::windows::router())
         .merge(routes::agent::router())
@@ -117,6 +127,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::history::router())
         .merge(routes::install::router())
         .merge(routes::rollouts::router())
+        .merge(routes::admin::router())
 }
 
 /// The whole API, with its cross-cutting layers.

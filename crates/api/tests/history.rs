@@ -40,7 +40,10 @@ async fn installed_updates_are_empty_with_no_assessment_until_the_agent_reports_
     let machine = app.machine_id(azure_2022("web-1")).await;
     let path = format!("/v1/machines/{machine}/installed-updates");
     let reader = app.token("reader").await;
-    assert_eq!(app.get(&path, &reader).await.ok(200), &json!({"items": [], "assessed_at": null}));
+    assert_eq!(
+        app.get(&path, &reader).await.ok(200),
+        &json!({"items": [], "assessed_at": null, "os_build": null})
+    );
 
     let agent = app.agent_token(&machine).await;
     assert_eq!(app.post("/v1/agent/inventory", &agent, inventory()).await.status, 204);
@@ -52,6 +55,7 @@ async fn installed_updates_are_empty_with_no_assessment_until_the_agent_reports_
     );
     let assessed = instant(&body["assessed_at"]);
     assert!((Utc::now() - assessed).abs() < chrono::TimeDelta::minutes(1), "{body}");
+    assert_eq!(body["os_build"], inventory()["os_build"], "the build it reported with them");
 
     // The next assessment replaces the list.
     let mut next = inventory();
@@ -75,7 +79,7 @@ async fn installed_updates_are_per_machine() {
     let agent_a = app.agent_token(&a).await;
     assert_eq!(app.post("/v1/agent/inventory", &agent_a, inventory()).await.status, 204);
     let r = app.get(&format!("/v1/machines/{b}/installed-updates"), ADMIN).await;
-    assert_eq!(r.ok(200), &json!({"items": [], "assessed_at": null}));
+    assert_eq!(r.ok(200), &json!({"items": [], "assessed_at": null, "os_build": null}));
 }
 
 #[tokio::test]

@@ -260,3 +260,99 @@ async fn a_preview_of_a_hundred_thousand_machines_is_timed() {
     assert_eq!(r.ok(200)["counts"]["planned"], 100_000);
     eprintln!("preview of 100,000 machines: {elapsed:?} without machine lists");
 }
+
+// Automatic rollouts: publishing a current release starts one.
+
+/// An app on a manual clock a day after January 2025's patch Tuesday, with `automatic` rollouts
+/// on or off, and five machines in westeurope: four automatic_by_platform, one patched by Update
+/// Manager.
+async fn automatic_fleet(automatic: bool) -> TestApp {
+    let at = chrono::DateTime::parse_from_rfc3339("2025-01-15T12:00:00Z").unwrap().to_utc();
+    let (app, _) = TestApp::with_state(|s| {
+        s.clock = hotpatch_api::clock::Clock::manual(at);
+        s.settings = std::sync::Arc::new(hotpatch_api::Settings {
+            automatic_rollouts: automatic,
+            ..hotpatch_api::Settings::default()
+        });
+    })
+    .await;
+    let mut machines: Vec<Value> = (0..4).map(|i| azure_2022(&format!("auto-{i}"))).collect();
+    machines.push(with(azure_2022("manual-0"), json!({"patch_orchestration": "update_manager"})));
+    app.post("/v1/machines/import", ADMIN, Value::Array(machines)).await.ok(201);
+    app
+}
+
+#[tokio::test]
+async fn publishing_a_current_release_starts_its_automatic_rollout_to_automatic_by_platform_machines() {
+    let app = automatic_fleet(true).await;
+    let published = app
+        .post("/v1/releases", ADMIN, ws2022("baseline", true, "2025-01", "KB5000001"))
+        .await
+        .ok(201)
+        .clone();
+    let id = published["automatic_rollout_id"].as_str().expect("an automatic rollout").to_owned();
+    let rollout = app.get(&format!("/v1/rollouts/{id}"), ADMIN).await.ok(200).clone();
+    assert_eq!(rollout["automatic"], true, "{rollout}");
+    assert_eq!(rollout["created_by"], Value::Null, "{rollout}");
+    assert_eq!(rollout["release_id"], published["id"], "{rollout}");
+    assert_eq!(rollout["state"], "running", "{rollout}");
+    assert_eq!(rollout["machine_count"], 4, "not the Update Manager machine: {rollout}");
+    // The release as listed later does not carry it.
+    let listed =
+        app.get(&format!("/v1/releases/{}", published["id"].as_str().unwrap()), ADMIN).await.ok(200).clone();
+    assert!(listed.get("automatic_rollout_id").is_none(), "{listed}");
+}
+
+#[tokio::test]
+async fn a_newer_release_replaces_the_unfinished_automatic_rollout_of_the_older_one() {
+    let app = automatic_fleet(true).await;
+    let jan = app
+        .post("/v1/releases", ADMIN, ws2022("baseline", true, "2025-01", "KB5000001"))
+        .await
+        .ok(201)
+        .clone();
+    let jan_rollout = jan["automatic_rollout_id"].as_str().unwrap().to_owned();
+    let mut feb = ws2022("hotpatch", true, "2025-02", "KB5000002");
+    feb["released_at"] = json!("2025-01-15T13:00:00Z");
+    let feb = app.post("/v1/releases", ADMIN, feb).await.ok(201).clone();
+    let feb_rollout = feb["automatic_rollout_id"].as_str().expect("a rollout of February's").to_owned();
+    assert_ne!(feb_rollout, jan_rollout);
+    let old = app.get(&format!("/v1/rollouts/{jan_rollout}"), ADMIN).await.ok(200).clone();
+    assert_eq!(old["state"], "canceled", "{old}");
+    // The machines never got January's baseline: February's rollout brings it first.
+    let new = app.get(&format!("/v1/rollouts/{feb_rollout}"), ADMIN).await.ok(200).clone();
+    assert_eq!(new["state"], "running", "{new}");
+    assert_eq!(new["machine_count"], 4, "{new}");
+}
+
+#[tokio::test]
+async fn no_automatic_rollout_when_switched_off_for_an_old_release_or_a_back_filled_month() {
+    // Switched off.
+    let app = automatic_fleet(false).await;
+    let r = app
+        .post("/v1/releases", ADMIN, ws2022("baseline", true, "2025-01", "KB5000001"))
+        .await
+        .ok(201)
+        .clone();
+    assert!(r.get("automatic_rollout_id").is_none(), "{r}");
+    assert_eq!(rollout_rows(&app).await, 0);
+
+    // On, but the release is past its 30 days (an imported catalog), or older than the newest
+    // of its OS (a back-filled month).
+    let app = automatic_fleet(true).await;
+    let r = app
+        .post("/v1/releases", ADMIN, ws2022("baseline", true, "2024-10", "KB5000010"))
+        .await
+        .ok(201)
+        .clone();
+    assert!(r.get("automatic_rollout_id").is_none(), "three months old: {r}");
+    let mut jan = ws2022("baseline", true, "2025-01", "KB5000001");
+    jan["released_at"] = json!("2025-01-15T11:00:00Z");
+    app.post("/v1/releases", ADMIN, jan).await.ok(201);
+    assert_eq!(rollout_rows(&app).await, 1, "January's, the newest");
+    let mut dec = ws2022("hotpatch", true, "2024-12", "KB5000012");
+    dec["released_at"] = json!("2025-01-01T18:00:00Z");
+    let r = app.post("/v1/releases", ADMIN, dec).await.ok(201).clone();
+    assert!(r.get("automatic_rollout_id").is_none(), "December after January: {r}");
+    assert_eq!(rollout_rows(&app).await, 1);
+}

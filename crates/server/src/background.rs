@@ -22,8 +22,15 @@ const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
 /// Rows one tick handles per kind of work (it loops while batches come back full).
 const BATCH: i64 = 1_000;
 
+/// How often the loops that can be tuned run.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Between rollout dispatcher passes.
+    pub dispatch: Duration,
+}
+
 /// Starts the loops; they stop when `shutdown` is cancelled.
-pub fn spawn(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+pub fn spawn(state: &AppState, shutdown: &CancellationToken, intervals: &Intervals) -> Vec<JoinHandle<()>> {
     let listen = {
         let (hub, pool, token) = (state.wakeups.clone(), state.pool.clone(), shutdown.clone());
         tokio::spawn(
@@ -40,15 +47,15 @@ pub fn spawn(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<(
         tokio::spawn(presence(state, token).instrument(tracing::info_span!("agent_presence")))
     };
     let rollouts = {
-        let (state, token) = (state.clone(), shutdown.clone());
-        tokio::spawn(dispatch(state, token).instrument(tracing::info_span!("rollout_dispatch")))
+        let (state, token, every) = (state.clone(), shutdown.clone(), intervals.dispatch);
+        tokio::spawn(dispatch(state, token, every).instrument(tracing::info_span!("rollout_dispatch")))
     };
     vec![listen, tick, presence, rollouts]
 }
 
-/// Advances rollouts once a second (one replica does the work; see `hotpatch_api::dispatch`).
-async fn dispatch(state: AppState, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(TICK);
+/// Advances rollouts every `every` (one replica does the work; see `hotpatch_api::dispatch`).
+async fn dispatch(state: AppState, shutdown: CancellationToken, every: Duration) {
+    let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

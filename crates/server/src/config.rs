@@ -84,6 +84,21 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_DB_POOL_SIZE", default_value_t = hotpatch_store::DEFAULT_POOL_SIZE,
           value_parser = clap::value_parser!(u32).range(2..=200))]
     pub db_pool_size: u32,
+
+    /// Publishing a current release (within its 30-day deadline) starts its rollout to every
+    /// `automatic_by_platform` machine; `false` leaves rollouts to operators.
+    #[arg(long, env = "HOTPATCH_AUTOMATIC_ROLLOUTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub automatic_rollouts: bool,
+
+    /// Lets an admin move the service clock (`PUT /v1/admin/clock`): for end-to-end tests and
+    /// demos that bring maintenance windows in seconds. Never in production.
+    #[arg(long, env = "HOTPATCH_CLOCK_CONTROL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub clock_control: bool,
+
+    /// Milliseconds between passes of the rollout dispatcher (100–60000).
+    #[arg(long, env = "HOTPATCH_DISPATCH_INTERVAL_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub dispatch_interval_ms: u64,
 }
 
 fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {
@@ -132,6 +147,8 @@ impl Config {
             off_peak_duration: TimeDelta::minutes(i64::from(self.off_peak_minutes)),
             lease_ttl: TimeDelta::seconds(i64::from(self.lease_secs)),
             assessment_interval: TimeDelta::seconds(i64::from(self.assessment_interval_secs)),
+            automatic_rollouts: self.automatic_rollouts,
+            clock_control: self.clock_control,
         }
     }
 

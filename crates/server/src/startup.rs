@@ -87,6 +87,7 @@ pub struct Application {
     pool: PgPool,
     embedded: Option<EmbeddedPostgres>,
     shutdown: CancellationToken,
+    loops: crate::background::Intervals,
 }
 
 impl std::fmt::Debug for Application {
@@ -135,6 +136,9 @@ impl Application {
                     pool,
                     embedded,
                     shutdown: CancellationToken::new(),
+                    loops: crate::background::Intervals {
+                        dispatch: Duration::from_millis(config.dispatch_interval_ms),
+                    },
                 })
             }
             Err(e) => {
@@ -161,9 +165,9 @@ impl Application {
     /// Serves until SIGINT, SIGTERM or the shutdown token; then lets open requests finish (up to
     /// a deadline), closes the pool and stops the embedded PostgreSQL.
     pub async fn run(self) -> Result<(), StartupError> {
-        let Application { listener, addr, router, state, pool, embedded, shutdown } = self;
+        let Application { listener, addr, router, state, pool, embedded, shutdown, loops } = self;
         shutdown::cancel_on_signals(shutdown.clone()).map_err(StartupError::Signals)?;
-        let loops = crate::background::spawn(&state, &shutdown);
+        let loops = crate::background::spawn(&state, &shutdown, &loops);
         // Tests and scripts read this line to learn the port: keep its form.
         tracing::info!(%addr, "listening on {addr}");
 

@@ -14,6 +14,7 @@ pub mod operations;
 pub mod regions;
 pub mod releases;
 pub mod rollouts;
+pub mod status;
 pub mod tokens;
 pub mod wakeup;
 

@@ -41,7 +41,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 
-pub use control::{cancel, pause, resume, Canceled, Transition};
+pub use control::{automatic_in_flight, cancel, pause, resume, Canceled, Transition};
 pub use create::{create, NewRollout};
 pub use dispatch::{
     cancel_queued_job, due_installs, evaluate_batches, lock_rollouts, mark_failed, mark_queued,

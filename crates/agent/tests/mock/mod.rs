@@ -187,6 +187,11 @@ async fn agent_token(
         .into_response()
 }
 
+async fn installed_updates(State(m): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<Uuid>) -> Response {
+    m.record("recorded", &headers, json!(id));
+    Json(json!({"items": [], "assessed_at": null, "os_build": null})).into_response()
+}
+
 /// Serves the mock on a free loopback port; returns its base URL.
 pub async fn serve(mock: Arc<Mock>) -> String {
     let app = Router::new()
@@ -198,6 +203,7 @@ pub async fn serve(mock: Arc<Mock>) -> String {
         .route("/v1/machines", get(list_machines))
         .route("/v1/machines/import", post(import))
         .route("/v1/machines/{id}/agent-token", post(agent_token))
+        .route("/v1/machines/{id}/installed-updates", get(installed_updates))
         .route("/v1/regions", get(regions))
         .with_state(mock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

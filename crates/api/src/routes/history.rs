@@ -37,6 +37,9 @@ pub struct InstalledUpdates {
     pub items: Vec<InstalledUpdate>,
     /// When the machine was assessed (`null`: never; then `items` is empty).
     pub assessed_at: Option<DateTime<Utc>>,
+    /// The OS build it reported then.
+    #[schema(example = "20348.2227")]
+    pub os_build: Option<String>,
 }
 
 /// One thing done to a machine: an assessment, install, rollback or reboot.
@@ -128,7 +131,7 @@ async fn known(state: &AppState, id: Uuid) -> Result<(), ApiError> {
 }
 
 /// The updates installed on a machine: KB, title, classification, install date and installer,
-/// from its last assessment.
+/// from its last assessment (with the OS build it reported).
 #[utoipa::path(get, path = "/v1/machines/{id}/installed-updates", tag = "machines",
     params(("id" = Uuid, Path, description = "Machine id")),
     responses((status = 200, description = "Installed updates", body = InstalledUpdates),
@@ -142,8 +145,12 @@ async fn installed_updates(
     known(&state, id).await?;
     let inventory = agents::inventory(&state.pool, id).await?;
     Ok(Json(match inventory {
-        Some(i) => InstalledUpdates { items: i.installed_updates, assessed_at: Some(i.assessed_at) },
-        None => InstalledUpdates { items: vec![], assessed_at: None },
+        Some(i) => InstalledUpdates {
+            items: i.installed_updates,
+            assessed_at: Some(i.assessed_at),
+            os_build: i.os_build,
+        },
+        None => InstalledUpdates { items: vec![], assessed_at: None, os_build: None },
     }))
 }
 

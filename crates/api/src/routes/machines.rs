@@ -4,7 +4,7 @@
 //! the verdict, so lists filter on it and reads never re-evaluate.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use hotpatch_domain::{
 use hotpatch_store::machines::{self, Machine, MachineFilter, MachineWrite};
 use hotpatch_store::regions;
 use serde::Serialize;
+use sha2::Digest as _;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,6 +26,7 @@ use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
+use crate::routes::patch_status::{self, IfNoneMatch, PatchStatusView};
 use crate::AppState;
 
 /// A registered machine.
@@ -60,6 +62,17 @@ impl From<Machine> for MachineView {
             updated_at: m.updated_at,
         }
     }
+}
+
+/// A machine of a list, with its patch status when `?include=patch_status` asked for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MachineListItem {
+    /// The machine.
+    #[serde(flatten)]
+    pub machine: MachineView,
+    /// Its patch status (as `GET /v1/machines/{id}/patch-status` answers), with `include=patch_status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_status: Option<PatchStatusView>,
 }
 
 /// The routes of this module.
@@ -181,28 +194,84 @@ fn list_filter(raw: Option<&str>) -> Result<MachineFilter, ApiError> {
     Ok(filter)
 }
 
+/// Reads `?include=`: only `patch_status` is known.
+fn include_status(raw: Option<&str>) -> Result<bool, ApiError> {
+    let mut include = false;
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if k == "include" {
+            for part in v.split(',') {
+                match part {
+                    "patch_status" => include = true,
+                    other => {
+                        return Err(ApiError::bad_param(
+                            "include",
+                            format!("'{}' is not one of patch_status", other.escape_debug()),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(include)
+}
+
 /// List machines, filtered by `region`, `os`, `label=key:value` (repeatable; all must
-/// match) and `hotpatch_status`, a page at a time.
+/// match) and `hotpatch_status`, a page at a time; `include=patch_status` adds each machine's
+/// patch status. The page carries a strong `ETag` of its content; `If-None-Match` with it
+/// (or `*`; weak forms compare weakly) answers 304.
 #[utoipa::path(get, path = "/v1/machines", tag = "machines",
     params(
         ("region" = Option<String>, Query, description = "Exact region"),
         ("os" = Option<OsVersion>, Query, description = "OS release"),
         ("label" = Option<String>, Query, description = "key:value, repeatable"),
         ("hotpatch_status" = Option<HotpatchStatus>, Query, description = "Hotpatch status"),
+        ("include" = Option<String>, Query, description = "`patch_status`: each machine's patch status too"),
         ("limit" = Option<i64>, Query, description = "Page size, 1–1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, description = "A page of machines", body = Page<MachineView>),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag of an earlier page; `*` matches any")),
+    responses((status = 200, description = "A page of machines", body = Page<MachineListItem>,
+            headers(("ETag" = String, description = "Strong entity tag of the page"))),
+        (status = 304, description = "Unchanged since the ETag given in If-None-Match"),
         (status = 400, description = "Bad filter or paging value", body = Problem)),
     security(("bearer" = [])))]
 async fn list_machines(
     State(state): State<AppState>,
     _: Reader,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Page<MachineView>>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let filter = list_filter(raw.as_deref())?;
-    let paging = PageParams::from_query(raw.as_deref(), &["region", "os", "hotpatch_status", "label"])?;
+    let paging =
+        PageParams::from_query(raw.as_deref(), &["region", "os", "hotpatch_status", "label", "include"])?;
+    let include = include_status(raw.as_deref())?;
     let rows = machines::list(&state.pool, &filter, paging.after, paging.limit + 1).await?;
-    Ok(Json(page(rows, paging.limit, |m| m.id, MachineView::from)))
+    let mut statuses = if include {
+        let ids: Vec<Uuid> = rows.iter().take(paging.limit as usize).map(|m| m.id).collect();
+        patch_status::statuses(&state, &ids, state.clock.now()).await?
+    } else {
+        Default::default()
+    };
+    let machines = page(rows, paging.limit, |m| m.id, MachineView::from);
+    let page = Page {
+        items: machines
+            .items
+            .into_iter()
+            .map(|machine| {
+                let patch_status = statuses.remove(&machine.id).map(|(view, _)| view);
+                MachineListItem { machine, patch_status }
+            })
+            .collect(),
+        next_cursor: machines.next_cursor,
+    };
+    // The page's tag is a digest of its content: exact by construction, and a page is computed
+    // in two queries whatever the answer.
+    let body = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let digest = sha2::Sha256::digest(&body);
+    let etag = format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
+    if IfNoneMatch::of(&headers).matches(&etag) {
+        return patch_status::not_modified(&etag);
+    }
+    patch_status::json_with_etag(&etag, body)
 }
 
 /// One machine.

@@ -1,7 +1,9 @@
 //! One module per resource, each exposing `router()`.
 
+pub mod admin;
 pub mod agent;
 pub mod calendar;
+pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod import;

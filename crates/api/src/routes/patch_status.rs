@@ -3,18 +3,24 @@
 //! health), and the temporary operator endpoint
 //! `PUT /v1/machines/{id}/installed-state` that records what a machine runs until agents report it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use hotpatch_domain::job::{AvailableUpdate, HealthCheck, HealthStatus};
-use hotpatch_domain::{HotpatchStatus, Month, Release, ReleaseKind};
-use hotpatch_scheduler::cycle::{cycle_status, CycleKind, MachineState};
-use hotpatch_store::agents;
-use hotpatch_store::machines::{self, Machine};
+use hotpatch_domain::{
+    Enrollment, HotpatchStatus, Month, OsVersion, Platform, Release, ReleaseKind, Timezone,
+};
+use hotpatch_scheduler::cycle::{cycle_status, CycleKind, CycleStatus, MachineState};
+use hotpatch_store::machines;
+use hotpatch_store::maintenance::ScopeMatch;
 use hotpatch_store::releases::{self, PatchState};
-use hotpatch_store::rollouts;
+use hotpatch_store::status::{self, StatusInputs, StatusVersion};
+use hotpatch_store::PgPool;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -26,7 +32,7 @@ use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::releases::ReleaseRef;
-use crate::routes::windows::{machine_windows_at, WindowView};
+use crate::routes::windows::{applied_from, windows_of, WindowView};
 use crate::AppState;
 
 /// The machine's hotpatch switch, eligibility and resulting status.
@@ -209,17 +215,6 @@ fn find(catalog: &[Release], id: Option<Uuid>) -> Option<ReleaseRef> {
     id.and_then(|id| catalog.iter().find(|r| r.id == id)).map(ReleaseRef::from)
 }
 
-/// Whether the machine takes hotpatches: requested, eligible and, on Arc (a preview enabled per
-/// machine), confirmed by the machine.
-fn takes_hotpatches(m: &Machine) -> bool {
-    hotpatch_domain::takes_hotpatches(
-        m.spec.hotpatch_enabled,
-        m.eligibility.eligible,
-        m.spec.platform,
-        m.enrollment,
-    )
-}
-
 fn at_param(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let mut at = None;
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -240,15 +235,327 @@ fn at_param(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     Ok(at)
 }
 
+/// What every status of this replica reads and rarely changes: the release catalog, kept with
+/// the version it was read at (`status_epoch.catalog_version`), and the fingerprint of the
+/// settings the answers depend on. Every request still reads the current version from
+/// PostgreSQL, so a change made through any replica is seen at once.
+#[derive(Default)]
+pub struct StatusCache {
+    catalog: RwLock<Option<(i64, Arc<Vec<Release>>)>>,
+    settings: OnceLock<[u8; 32]>,
+}
+
+impl StatusCache {
+    /// The catalog at `version` or newer, with the version it was read at (one query, only
+    /// when the cached copy is older).
+    async fn catalog(&self, pool: &PgPool, version: i64) -> Result<(i64, Arc<Vec<Release>>), ApiError> {
+        if let Some((v, c)) = self.catalog.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if *v >= version {
+                return Ok((*v, c.clone()));
+            }
+        }
+        self.catalog_now(pool).await
+    }
+
+    /// The catalog as it is now (one query), kept for the statuses that follow.
+    pub(crate) async fn catalog_now(&self, pool: &PgPool) -> Result<(i64, Arc<Vec<Release>>), ApiError> {
+        let (v, c) = status::catalog(pool).await?;
+        let c = Arc::new(c);
+        let mut slot = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|(old, _)| *old < v) {
+            *slot = Some((v, c.clone()));
+        }
+        Ok((v, c))
+    }
+
+    fn settings(&self, settings: &crate::Settings) -> [u8; 32] {
+        *self.settings.get_or_init(|| {
+            Sha256::new()
+                .chain_update(env!("CARGO_PKG_VERSION"))
+                .chain_update(format!("{settings:?}"))
+                .finalize()
+                .into()
+        })
+    }
+}
+
+/// A status's entity tag: `"<digest>.<valid_until>"`. The digest covers the version of every
+/// stored input (see `hotpatch_store::status`), the agent's effective last-seen mark, the
+/// settings, `?at=` when given, and `valid_until`: the first instant at which the clock alone
+/// changes the answer (the next month, a release coming out, the next window ending, the agent
+/// turning disconnected). Carrying that instant in the tag lets a conditional request be
+/// answered from the versions alone: same versions, same instant, not yet reached → unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StatusTag {
+    digest: String,
+    valid_until: DateTime<Utc>,
+}
+
+impl StatusTag {
+    fn new(
+        settings: &[u8; 32],
+        version: &StatusVersion,
+        at: Option<DateTime<Utc>>,
+        valid_until: DateTime<Utc>,
+    ) -> StatusTag {
+        let digest = Sha256::new()
+            .chain_update(settings)
+            .chain_update(format!("{version:?}|{at:?}|{}", valid_until.timestamp_micros()))
+            .finalize();
+        let digest = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        StatusTag { digest, valid_until }
+    }
+
+    fn header(&self) -> String {
+        format!("\"{}.{:x}\"", self.digest, self.valid_until.timestamp_micros())
+    }
+
+    /// Parses one of our tags (without quotes or `W/`).
+    fn parse(s: &str) -> Option<StatusTag> {
+        let (digest, until) = s.split_once('.')?;
+        let until = DateTime::from_timestamp_micros(i64::from_str_radix(until, 16).ok()?)?;
+        (digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| StatusTag { digest: digest.to_owned(), valid_until: until })
+    }
+}
+
+/// The entity tags of `If-None-Match`: `*`, or opaque tags (weak ones compared weakly, as
+/// RFC 9110 has it for `If-None-Match`), quotes removed.
+pub(crate) struct IfNoneMatch {
+    /// `*` was given.
+    pub(crate) any: bool,
+    /// The tags, without `W/` and quotes.
+    pub(crate) tags: Vec<String>,
+}
+
+impl IfNoneMatch {
+    pub(crate) fn of(headers: &HeaderMap) -> IfNoneMatch {
+        let mut any = false;
+        let mut tags = vec![];
+        for part in headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+        {
+            let t = part.trim();
+            if t == "*" {
+                any = true;
+            } else {
+                let t = t.strip_prefix("W/").unwrap_or(t);
+                if let Some(t) = t.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                    tags.push(t.to_owned());
+                }
+            }
+        }
+        IfNoneMatch { any, tags }
+    }
+
+    /// Whether a representation with this tag (as sent in `ETag`, quoted) matches.
+    pub(crate) fn matches(&self, etag: &str) -> bool {
+        self.any || self.tags.iter().any(|t| etag.trim_matches('"') == t)
+    }
+}
+
+pub(crate) fn not_modified(etag: &str) -> Result<Response, ApiError> {
+    let v = HeaderValue::from_str(etag).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, v)]).into_response())
+}
+
+pub(crate) fn json_with_etag(etag: &str, body: Vec<u8>) -> Result<Response, ApiError> {
+    let v = HeaderValue::from_str(etag).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        [(header::ETAG, v), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
+}
+
+fn parse<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, ApiError> {
+    v.parse().map_err(|_| ApiError::Internal(format!("stored {what} '{v}' is not valid")))
+}
+
+/// The first instant of the UTC month after `now`'s.
+fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    let m = Month::of(now);
+    let (y, mo) = if m.month() == 12 { (m.year() + 1, 1) } else { (m.year(), m.month() + 1) };
+    NaiveDate::from_ymd_opt(y, mo, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether the machine takes hotpatches: requested, eligible and, on Arc (a preview enabled per
+/// machine), confirmed by the machine.
+fn takes_hotpatches(
+    enabled: bool,
+    eligible: bool,
+    platform: Platform,
+    enrollment: Option<Enrollment>,
+) -> bool {
+    hotpatch_domain::takes_hotpatches(enabled, eligible, platform, enrollment)
+}
+
+/// The hotpatch status the portal shows: the switch and the rules, and `needs_baseline` when a
+/// machine that takes hotpatches is not on the current baseline.
+fn hotpatch_status(eligible: bool, enabled: bool, takes: bool, cycle: &CycleStatus) -> HotpatchStatus {
+    match HotpatchStatus::from_flags(eligible, enabled) {
+        HotpatchStatus::Enabled if takes && cycle.needs_baseline => HotpatchStatus::NeedsBaseline,
+        s => s,
+    }
+}
+
+/// A machine's status at `now` from its inputs and the catalog (read at `catalog_version`),
+/// with its entity tag. `at` is the `?at=` of the request, if any.
+pub(crate) fn status_of(
+    state: &AppState,
+    i: StatusInputs,
+    catalog: &[Release],
+    catalog_version: i64,
+    now: DateTime<Utc>,
+    at: Option<DateTime<Utc>>,
+) -> Result<(PatchStatusView, String), ApiError> {
+    let os: OsVersion = parse("machine.os", &i.os)?;
+    let platform: Platform = parse("machine.platform", &i.platform)?;
+    let enrollment: Option<Enrollment> =
+        i.enrollment.as_deref().map(|e| parse("machine.enrollment", e)).transpose()?;
+    let zone: Timezone = parse("machine.timezone", &i.timezone)?;
+    let takes = takes_hotpatches(i.hotpatch_enabled, i.eligible, platform, enrollment);
+    let machine_state = MachineState {
+        hotpatch: takes,
+        current_baseline: i.current_baseline_id,
+        latest_installed: i.latest_installed_id,
+        reboot_pending: i.reboot_pending,
+    };
+    let cycle = cycle_status(os, &machine_state, catalog, &state.settings.calendar, now);
+    let find = |id: Option<Uuid>| id.and_then(|id| catalog.iter().find(|r| r.id == id)).map(ReleaseRef::from);
+    let next_release = cycle.next_release.and_then(|n| {
+        Some(NextReleaseView {
+            kind: n.kind.into(),
+            reboot_required: n.reboot_required,
+            release: find(Some(n.release_id))?,
+        })
+    });
+    let configuration = i.configuration.map(|c| {
+        let how = match c.rank {
+            1 => ScopeMatch::MachineId,
+            2 => ScopeMatch::Label,
+            _ => ScopeMatch::Region,
+        };
+        (c.id, c.body, how)
+    });
+    let next_window =
+        windows_of(&applied_from(&state.settings, &zone, configuration)?, now, 1).into_iter().next();
+    // A mark this replica has not written yet is newer than the stored one.
+    let mut version = i.version;
+    let agent = version.agent.as_mut().map(|a| {
+        let last_seen_at = a.last_seen_at.max(state.presence.pending(i.id));
+        a.last_seen_at = last_seen_at;
+        AgentView { last_seen_at, connected: last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN) }
+    });
+    version.catalog_version = catalog_version;
+    // The first instant at which the clock alone changes the answer.
+    let valid_until = [
+        Some(next_month(now)),
+        catalog
+            .iter()
+            .filter(|r| r.spec.os == os && r.spec.released_at > now)
+            .map(|r| r.spec.released_at)
+            .min(),
+        next_window.as_ref().map(|w| w.end),
+        agent.as_ref().filter(|a| a.connected).and_then(|a| a.last_seen_at).map(|t| t + CONNECTED_WITHIN),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let tag = StatusTag::new(&state.status_cache.settings(&state.settings), &version, at, valid_until);
+    let rollout = version.rollout.as_ref().map(|r| MachineRolloutView {
+        id: r.rollout_id,
+        state: r.rollout_state.to_string(),
+        install_state: r.state.to_string(),
+        batch: r.batch_index,
+        window_start: r.window_start,
+        window_end: r.window_end,
+        windows_tried: r.attempts,
+    });
+    let health = match (i.health, version.agent.as_ref()) {
+        (Some(h), Some(a)) => {
+            Some(HealthView { status: h.status, checks: h.checks, reported_at: a.health_reported_at })
+        }
+        _ => None,
+    };
+    let (recommended_updates, update_compliance): (Vec<AvailableUpdate>, Vec<AvailableUpdate>) =
+        i.available_updates.into_iter().partition(|u| u.is_recommended());
+    let view = PatchStatusView {
+        machine_id: i.id,
+        hotpatch: HotpatchView {
+            enabled: i.hotpatch_enabled,
+            eligible: i.eligible,
+            preview: i.preview,
+            status: hotpatch_status(i.eligible, i.hotpatch_enabled, takes, &cycle),
+        },
+        // The agent's report is newer than what the operator registered.
+        os_build: i.assessed_os_build.or(i.registered_os_build),
+        current_baseline: find(i.current_baseline_id),
+        latest_installed: find(i.latest_installed_id),
+        cycle: CycleView {
+            month: cycle.month,
+            kind: cycle.kind.into(),
+            next_release,
+            reboot_required: cycle.reboot_required,
+            needs_baseline: cycle.needs_baseline,
+        },
+        recommended_updates,
+        update_compliance,
+        reboot_pending: cycle.reboot_pending,
+        last_assessment_at: i.assessed_at,
+        next_window,
+        agent,
+        health,
+        rollout,
+        updated_at: [Some(i.updated_at), i.patch_state_updated_at, i.assessed_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(i.updated_at),
+    };
+    Ok((view, tag.header()))
+}
+
+/// The statuses of `ids` at `now` (machines that do not exist are left out): one query, and
+/// one more only when the release catalog changed since this replica last read it.
+pub(crate) async fn statuses(
+    state: &AppState,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, (PatchStatusView, String)>, ApiError> {
+    let inputs = status::inputs(&state.pool, ids).await?;
+    let Some(seen) = inputs.iter().map(|i| i.version.catalog_version).max() else {
+        return Ok(HashMap::new());
+    };
+    let (version, catalog) = state.status_cache.catalog(&state.pool, seen).await?;
+    inputs.into_iter().map(|i| Ok((i.id, status_of(state, i, &catalog, version, now, None)?))).collect()
+}
+
 /// The portal view of one machine: hotpatch status, current baseline, latest installed release,
-/// cycle position with the next release and whether it needs a reboot, reboot pending. `?at=`
-/// (RFC 3339, default now) shows the status at another instant. Answers carry an `ETag`;
-/// `If-None-Match` with it answers 304.
+/// cycle position with the next release and whether it needs a reboot, reboot pending, its last
+/// assessment (recommended updates, update compliance), next window, agent, health and rollout.
+/// `?at=` (RFC 3339, default now) shows the status at another instant.
+///
+/// Answers carry a strong `ETag` that changes exactly when the answer does (also when only the
+/// clock changes it: a new month, a release coming out, the next window ending, the agent turning
+/// disconnected). `If-None-Match` with it (or `*`; weak forms compare weakly) answers 304 from a
+/// version check of the stored inputs, without computing the answer.
 #[utoipa::path(get, path = "/v1/machines/{id}/patch-status", tag = "machines",
     params(("id" = Uuid, Path, description = "Machine id"),
-        ("at" = Option<DateTime<Utc>>, Query, description = "Instant to evaluate at (default now)")),
-    responses((status = 200, description = "The patch status", body = PatchStatusView),
-        (status = 304, description = "Unchanged since the ETag given in If-None-Match"),
+        ("at" = Option<DateTime<Utc>>, Query, description = "Instant to evaluate at (default now)"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag of an earlier answer; `*` matches any")),
+    responses((status = 200, description = "The patch status", body = PatchStatusView,
+            headers(("ETag" = String, description = "Strong entity tag of the answer"))),
+        (status = 304, description = "Unchanged since the ETag given in If-None-Match",
+            headers(("ETag" = String, description = "The matching entity tag"))),
         (status = 400, description = "Bad `at`", body = Problem),
         (status = 404, description = "No such machine", body = Problem)),
     security(("bearer" = [])))]
@@ -260,106 +567,37 @@ async fn get_patch_status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // The request's edge is where the clock is read; the rules take `now` as an argument.
-    let now = at_param(raw.as_deref())?.unwrap_or_else(|| state.clock.now());
-    let m = machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))?;
-    let installed = releases::patch_state(&state.pool, id).await?;
-    let inventory = agents::inventory(&state.pool, id).await?;
-    let agent = agents::get(&state.pool, id).await?;
-    let rollout = rollouts::machine_rollout(&state.pool, id).await?.map(|r| MachineRolloutView {
-        id: r.rollout_id,
-        state: r.rollout_state.to_string(),
-        install_state: r.state.to_string(),
-        batch: r.batch_index,
-        window_start: r.window_start,
-        window_end: r.window_end,
-        windows_tried: r.attempts,
-    });
-    let catalog = releases::catalog_of(&state.pool, m.spec.os).await?;
-    let hotpatch = takes_hotpatches(&m);
-    let machine_state = MachineState {
-        hotpatch,
-        current_baseline: installed.current_baseline,
-        latest_installed: installed.latest_installed,
-        reboot_pending: installed.reboot_pending,
-    };
-    let cycle = cycle_status(m.spec.os, &machine_state, &catalog, &state.settings.calendar, now);
-    let status = match HotpatchStatus::from_flags(m.eligibility.eligible, m.spec.hotpatch_enabled) {
-        HotpatchStatus::Enabled if hotpatch && cycle.needs_baseline => HotpatchStatus::NeedsBaseline,
-        s => s,
-    };
-    let next_release = cycle.next_release.and_then(|n| {
-        Some(NextReleaseView {
-            kind: n.kind.into(),
-            reboot_required: n.reboot_required,
-            release: find(&catalog, Some(n.release_id))?,
-        })
-    });
-    let available = inventory.as_ref().map(|i| i.available_updates.as_slice()).unwrap_or_default();
-    let view = PatchStatusView {
-        machine_id: id,
-        hotpatch: HotpatchView {
-            enabled: m.spec.hotpatch_enabled,
-            eligible: m.eligibility.eligible,
-            preview: m.eligibility.preview,
-            status,
-        },
-        // The agent's report is newer than what the operator registered.
-        os_build: inventory
-            .as_ref()
-            .and_then(|i| i.os_build.clone())
-            .or_else(|| m.spec.os_build.map(|b| b.to_string())),
-        current_baseline: find(&catalog, installed.current_baseline),
-        latest_installed: find(&catalog, installed.latest_installed),
-        cycle: CycleView {
-            month: cycle.month,
-            kind: cycle.kind.into(),
-            next_release,
-            reboot_required: cycle.reboot_required,
-            needs_baseline: cycle.needs_baseline,
-        },
-        recommended_updates: available.iter().filter(|u| u.is_recommended()).cloned().collect(),
-        update_compliance: available.iter().filter(|u| !u.is_recommended()).cloned().collect(),
-        reboot_pending: cycle.reboot_pending,
-        last_assessment_at: inventory.as_ref().map(|i| i.assessed_at),
-        next_window: machine_windows_at(&state, &m, now, 1).await?.into_iter().next(),
-        agent: agent.as_ref().map(|a| {
-            // A mark this replica has not written yet is newer than the stored one.
-            let last_seen_at = a.last_seen_at.max(state.presence.pending(m.id));
-            AgentView { last_seen_at, connected: last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN) }
-        }),
-        health: agent.and_then(|a| {
-            a.health.map(|h| HealthView {
-                status: h.status,
-                checks: h.checks,
-                reported_at: a.health_reported_at,
-            })
-        }),
-        rollout,
-        updated_at: [Some(m.updated_at), installed.updated_at, inventory.as_ref().map(|i| i.assessed_at)]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(m.updated_at),
-    };
-    let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let digest = Sha256::digest(&body);
-    let etag = format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
-    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let matches = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*");
-    if matches {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    let at = at_param(raw.as_deref())?;
+    let now = at.unwrap_or_else(|| state.clock.now());
+    let conditional = IfNoneMatch::of(&headers);
+    // Tags still valid at `now` are checked against the stored versions alone.
+    let live: Vec<StatusTag> =
+        conditional.tags.iter().filter_map(|t| StatusTag::parse(t)).filter(|t| now < t.valid_until).collect();
+    if !live.is_empty() && !conditional.any {
+        let mut version = status::version(&state.pool, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no machine with id {id}")))?;
+        if let Some(a) = version.agent.as_mut() {
+            a.last_seen_at = a.last_seen_at.max(state.presence.pending(id));
+        }
+        let settings = state.status_cache.settings(&state.settings);
+        for t in &live {
+            if StatusTag::new(&settings, &version, at, t.valid_until) == *t {
+                return not_modified(&t.header());
+            }
+        }
     }
-    Ok((
-        StatusCode::OK,
-        [(header::ETAG, etag_value), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body,
-    )
-        .into_response())
+    let inputs = status::inputs(&state.pool, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("no machine with id {id}")))?;
+    let (version, catalog) = state.status_cache.catalog(&state.pool, inputs.version.catalog_version).await?;
+    let (view, etag) = status_of(&state, inputs, &catalog, version, now, at)?;
+    if conditional.matches(&etag) {
+        return not_modified(&etag);
+    }
+    let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    json_with_etag(&etag, body)
 }
 
 /// Temporary, until agents report inventory: record what a machine runs (its current baseline,

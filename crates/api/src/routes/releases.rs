@@ -27,6 +27,7 @@ use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
+use crate::routes::rollouts;
 use crate::AppState;
 
 /// A release in the catalog.
@@ -45,6 +46,9 @@ pub struct ReleaseView {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The rollout its publication started (only in the answer to `POST /v1/releases`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automatic_rollout_id: Option<Uuid>,
 }
 
 impl From<StoredRelease> for ReleaseView {
@@ -56,6 +60,7 @@ impl From<StoredRelease> for ReleaseView {
             superseded_by: s.release.superseded_by,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            automatic_rollout_id: None,
         }
     }
 }
@@ -179,7 +184,9 @@ fn constraint_refused(e: StoreError) -> ApiError {
 /// Publish a release. Rules: planned baselines only in baseline months; hotpatches only in the
 /// two months after a published baseline of the same OS; an unplanned baseline in a hotpatch
 /// month supersedes that month's hotpatch (kept, marked `superseded_by`); one active release
-/// per OS and month; KB unique. A violation's `detail` names the rule.
+/// per OS and month; KB unique. A violation's `detail` names the rule. Publishing a current
+/// release starts its automatic rollout to `automatic_by_platform` machines
+/// (`automatic_rollout_id`; `HOTPATCH_AUTOMATIC_ROLLOUTS=false` turns that off).
 #[utoipa::path(post, path = "/v1/releases", tag = "releases", request_body = ReleaseSpec,
     responses(
         (status = 201, description = "Published", body = ReleaseView),
@@ -196,11 +203,13 @@ async fn publish_release(
     let catalog = releases::catalog(&mut *tx).await?;
     let publication = check_publish(&catalog, &spec, &state.settings.calendar).map_err(refused)?;
     let r = releases::insert(&mut tx, &spec, publication.supersedes).await.map_err(constraint_refused)?;
+    let rollout = rollouts::start_automatic(&state, &mut tx, &r.release, &catalog, state.clock.now()).await?;
     tx.commit().await?;
     tracing::info!(release_id = %r.release.id, kb = %r.release.spec.kb, month = %r.release.spec.month,
         kind = <&'static str>::from(r.release.spec.kind), supersedes = ?publication.supersedes, "release published");
     let location = format!("/v1/releases/{}", r.release.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ReleaseView::from(r))).into_response())
+    let view = ReleaseView { automatic_rollout_id: rollout, ..ReleaseView::from(r) };
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
 }
 
 fn parse_os(v: &str) -> Result<OsVersion, ApiError> {

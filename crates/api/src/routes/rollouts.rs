@@ -14,10 +14,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use hotpatch_domain::operation::Selector;
-use hotpatch_store::rollouts::{self, NewRollout, RolloutState, Transition};
+use hotpatch_domain::Release;
+use hotpatch_scheduler::rollout::RolloutOptions;
+use hotpatch_store::rollouts::{self, NewRollout, RolloutState, RolloutView, Transition};
 use serde::Deserialize;
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -150,28 +153,84 @@ async fn create_rollout(
         ));
     }
     let id = Uuid::now_v7();
-    let rollout = rollouts::create(
-        &mut tx,
-        &NewRollout {
-            id,
-            selector: &selector_json,
-            automatic: false,
-            created_by: Some(principal.token_id),
-            deadline: planned.deadline,
-            plan: &planned.plan,
-        },
-        now,
-    )
-    .await?;
-    let view = rollouts::get(&mut tx, rollout.id, now)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("rollout {id} vanished after create")))?;
+    let view = insert(&mut tx, id, &planned, &selector_json, Some(principal.token_id), now).await?;
     tx.commit().await?;
+    let rollout = &view.rollout;
     tracing::info!(rollout_id = %id, release_id = %req.release_id, machines = rollout.machine_count, "rollout started");
     let location = HeaderValue::from_str(&format!("/v1/rollouts/{id}"))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(RolloutDetail::new(&view, now)))
         .into_response())
+}
+
+/// Writes a planned rollout and reads it back (in the caller's transaction). `created_by` `None`
+/// is an automatic rollout.
+async fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    planned: &plan::Planned,
+    selector: &serde_json::Value,
+    created_by: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<RolloutView, ApiError> {
+    let new = NewRollout {
+        id,
+        selector,
+        automatic: created_by.is_none(),
+        created_by,
+        deadline: planned.deadline,
+        plan: &planned.plan,
+    };
+    rollouts::create(&mut *conn, &new, now).await?;
+    rollouts::get(&mut *conn, id, now)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("rollout {id} vanished after create")))
+}
+
+/// Publishing `release` starts its rollout to every `automatic_by_platform` machine (DESIGN §1),
+/// in the publishing transaction, so a published release never misses its rollout. Only a
+/// current release does: the newest of its OS and within its 30-day deadline (importing an old
+/// catalog starts nothing). The OS's unfinished automatic rollouts of older releases are
+/// canceled: the planner gives their machines what they still need of the new one (a machine on
+/// an old baseline gets the baseline first). `None` when no machine installs it.
+pub(crate) async fn start_automatic(
+    state: &AppState,
+    conn: &mut PgConnection,
+    release: &Release,
+    catalog: &[Release],
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, ApiError> {
+    let newer = catalog.iter().any(|r| r.spec.os == release.spec.os && r.spec.month > release.spec.month);
+    if !state.settings.automatic_rollouts
+        || newer
+        || release.spec.released_at + TimeDelta::days(plan::DEADLINE_DAYS) <= now
+    {
+        return Ok(None);
+    }
+    for old in rollouts::automatic_in_flight(&mut *conn, release.spec.os, release.id).await? {
+        if let Transition::Done(c) = rollouts::cancel(&mut *conn, old, now).await? {
+            tracing::info!(rollout_id = %old, release_id = %release.id, jobs_canceled = c.jobs_canceled,
+                "automatic rollout replaced by the newer release's");
+        }
+    }
+    let selector = Selector::default();
+    let planned =
+        match plan::plan(state, &mut *conn, release.id, &selector, RolloutOptions::default(), now).await {
+            Ok(p) => p,
+            // An empty fleet: nothing to roll out to.
+            Err(ApiError::Unprocessable { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+    if planned.plan.waves.iter().all(|w| w.batches.is_empty()) {
+        tracing::info!(release_id = %release.id, selected = planned.selected, "no machine installs the release automatically");
+        return Ok(None);
+    }
+    let selector = serde_json::to_value(&selector).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let id = Uuid::now_v7();
+    let view = insert(conn, id, &planned, &selector, None, now).await?;
+    tracing::info!(rollout_id = %id, release_id = %release.id, machines = view.rollout.machine_count,
+        "automatic rollout started");
+    Ok(Some(id))
 }
 
 /// Rollouts, newest first; `?state=` filters.

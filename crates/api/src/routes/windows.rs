@@ -118,7 +118,7 @@ fn query(raw: Option<&str>) -> Result<(Option<DateTime<Utc>>, usize), ApiError> 
 }
 
 /// The schedule that applies to a machine and where it comes from.
-struct Applied {
+pub(crate) struct Applied {
     schedule: Schedule,
     source: WindowSource,
     configuration_id: Option<Uuid>,
@@ -131,23 +131,28 @@ async fn machine(state: &AppState, id: Uuid) -> Result<Machine, ApiError> {
 }
 
 async fn applied(state: &AppState, machine: &Machine) -> Result<Applied, ApiError> {
-    let id = machine.id;
     let labels = serde_json::to_value(&machine.spec.labels).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let own_zone = machine.spec.timezone.0;
-    let Some((c, how)) = maintenance::for_machine(&state.pool, id, &labels, &machine.spec.region).await?
-    else {
+    let found = maintenance::for_machine(&state.pool, machine.id, &labels, &machine.spec.region).await?;
+    applied_from(&state.settings, &machine.spec.timezone, found.map(|(c, how)| (c.id, c.body, how)))
+}
+
+/// The schedule of a machine in zone `own_zone` under the configuration that applies to it
+/// (its id, body and how it matched), or its default off-peak window when none does.
+pub(crate) fn applied_from(
+    settings: &crate::Settings,
+    own_zone: &hotpatch_domain::Timezone,
+    configuration: Option<(Uuid, serde_json::Value, ScopeMatch)>,
+) -> Result<Applied, ApiError> {
+    let own_zone = own_zone.0;
+    let Some((id, body, how)) = configuration else {
         return Ok(Applied {
-            schedule: Schedule::daily_off_peak(
-                own_zone,
-                state.settings.off_peak_start,
-                state.settings.off_peak_duration,
-            ),
+            schedule: Schedule::daily_off_peak(own_zone, settings.off_peak_start, settings.off_peak_duration),
             source: WindowSource::DefaultOffPeak,
             configuration_id: None,
             matched_by: None,
         });
     };
-    let checked = stored_schedule(c.id, c.body)?;
+    let checked = stored_schedule(id, body)?;
     let schedule = match checked.timezone {
         Some(_) => checked.schedule,
         None => checked.schedule.with_timezone(own_zone),
@@ -160,9 +165,25 @@ async fn applied(state: &AppState, machine: &Machine) -> Result<Applied, ApiErro
     Ok(Applied {
         schedule,
         source: WindowSource::MaintenanceConfiguration,
-        configuration_id: Some(c.id),
+        configuration_id: Some(id),
         matched_by: Some(matched_by),
     })
+}
+
+/// The windows of an applied schedule that have not ended at `from`, at most `count`.
+pub(crate) fn windows_of(a: &Applied, from: DateTime<Utc>, count: usize) -> Vec<WindowView> {
+    let view = |w: Window| WindowView {
+        start: w.start,
+        end: w.end,
+        start_local: w.start_local,
+        end_local: w.end_local,
+        timezone: w.timezone.name().to_owned(),
+        source: a.source,
+        maintenance_configuration_id: a.configuration_id,
+        matched_by: a.matched_by,
+        notes: w.notes,
+    };
+    next_windows(&a.schedule, from, count.min(MAX_COUNT)).into_iter().map(view).collect()
 }
 
 fn stored_schedule(id: Uuid, body: serde_json::Value) -> Result<Checked, ApiError> {
@@ -179,19 +200,7 @@ pub async fn machine_windows_at(
     from: DateTime<Utc>,
     count: usize,
 ) -> Result<Vec<WindowView>, ApiError> {
-    let a = applied(state, machine).await?;
-    let view = |w: Window| WindowView {
-        start: w.start,
-        end: w.end,
-        start_local: w.start_local,
-        end_local: w.end_local,
-        timezone: w.timezone.name().to_owned(),
-        source: a.source,
-        maintenance_configuration_id: a.configuration_id,
-        matched_by: a.matched_by,
-        notes: w.notes,
-    };
-    Ok(next_windows(&a.schedule, from, count.min(MAX_COUNT)).into_iter().map(view).collect())
+    Ok(windows_of(&applied(state, machine).await?, from, count))
 }
 
 /// The machine's next maintenance windows.

@@ -29,6 +29,27 @@ pub struct Canceled {
     pub jobs_canceled: u64,
 }
 
+/// The unfinished (running, paused or halted) automatic rollouts of releases of `os` other than
+/// `except`: a newer release's automatic rollout replaces them.
+pub async fn automatic_in_flight(
+    db: impl sqlx::PgExecutor<'_>,
+    os: hotpatch_domain::OsVersion,
+    except: Uuid,
+) -> Result<Vec<Uuid>, StoreError> {
+    let os: &'static str = os.into();
+    let ids = sqlx::query_scalar!(
+        "select r.id from rollout r join release rel on rel.id = r.release_id
+         where r.automatic and r.state in ('running', 'paused', 'halted')
+           and rel.os = $1 and r.release_id <> $2
+         order by r.id",
+        os,
+        except,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(ids)
+}
+
 /// Moves the rollout from one of `from` to `to` (clearing the halted reason, setting the finish
 /// time when `to` is final); the rollout after the change, or why not.
 async fn transition(

@@ -71,6 +71,9 @@ pub struct BatchProgress {
     pub finished_at: Option<DateTime<Utc>>,
     /// Its machines.
     pub machines: InstallCounts,
+    /// When the next install of its waiting machines can start: the earliest start of their
+    /// windows, or the end of the window of one that already tried in it (it goes on in the next).
+    pub next_install_at: Option<DateTime<Utc>>,
 }
 
 /// One wave: its batches and their sum.
@@ -108,6 +111,9 @@ pub struct RolloutView {
     /// When it is past its deadline and not finished: the machines that have not installed
     /// (pending, queued or failed).
     pub overdue_machines: Option<i64>,
+    /// When the next install can start, over the open batches (see
+    /// [`BatchProgress::next_install_at`]); `None` when none waits, e.g. between batches.
+    pub next_install_at: Option<DateTime<Utc>>,
 }
 
 /// The rollout with its progress at `now` (which decides whether it is overdue); `None` when
@@ -140,7 +146,9 @@ pub async fn get(
                       count(*) filter (where state = 'failed') as failed,
                       count(*) filter (where state = 'canceled') as canceled,
                       count(*) filter (where healthy) as healthy,
-                      count(*) filter (where not healthy) as unhealthy
+                      count(*) filter (where not healthy) as unhealthy,
+                      min(case when job_id is null then window_start else window_end end)
+                          filter (where state = 'pending') as next_install_at
                from rollout_machine where rollout_id = $1
                group by batch_index)
            select b.batch_index, b.wave, b.region, b.zone, b.state, b.planned_start, b.planned_end,
@@ -148,7 +156,8 @@ pub async fn get(
                   coalesce(c.total, 0) as "total!", coalesce(c.pending, 0) as "pending!",
                   coalesce(c.queued, 0) as "queued!", coalesce(c.succeeded, 0) as "succeeded!",
                   coalesce(c.failed, 0) as "failed!", coalesce(c.canceled, 0) as "canceled!",
-                  coalesce(c.healthy, 0) as "healthy!", coalesce(c.unhealthy, 0) as "unhealthy!"
+                  coalesce(c.healthy, 0) as "healthy!", coalesce(c.unhealthy, 0) as "unhealthy!",
+                  c.next_install_at
            from rollout_batch b left join counts c on c.batch_index = b.batch_index
            where b.rollout_id = $1
            order by b.batch_index"#,
@@ -180,6 +189,7 @@ pub async fn get(
                 healthy: r.healthy,
                 unhealthy: r.unhealthy,
             },
+            next_install_at: r.next_install_at,
         };
         machines.add(&batch.machines);
         // Batches are numbered across the plan wave after wave, so a wave's batches are adjacent.
@@ -198,7 +208,13 @@ pub async fn get(
         }
     }
     let overdue_machines = rollout.is_overdue(now).then(|| machines.unfinished());
-    Ok(Some(RolloutView { rollout, machines, waves, overdue_machines }))
+    let next_install_at = waves
+        .iter()
+        .flat_map(|w| &w.batches)
+        .filter(|b| b.state == BatchState::Open)
+        .filter_map(|b| b.next_install_at)
+        .min();
+    Ok(Some(RolloutView { rollout, machines, waves, overdue_machines, next_install_at }))
 }
 
 /// A page of rollouts, newest first: those created before the rollout `before` (the cursor), at

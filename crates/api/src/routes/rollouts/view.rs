@@ -128,6 +128,9 @@ pub struct BatchProgressView {
     pub finished_at: Option<DateTime<Utc>>,
     /// Its machines by state.
     pub counts: CountsView,
+    /// When the next install of its waiting machines can start: the earliest start of their
+    /// windows, or the end of the window of one that already tried in it (it goes on in the next).
+    pub next_install_at: Option<DateTime<Utc>>,
 }
 
 impl From<&BatchProgress> for BatchProgressView {
@@ -143,6 +146,7 @@ impl From<&BatchProgress> for BatchProgressView {
             opened_at: b.opened_at,
             finished_at: b.finished_at,
             counts: (&b.machines).into(),
+            next_install_at: b.next_install_at,
         }
     }
 }
@@ -185,6 +189,9 @@ pub struct RolloutDetail {
     pub waves: Vec<WaveProgressView>,
     /// When overdue: the machines that have not installed.
     pub overdue_machines: Option<i64>,
+    /// When the next install can start, over the open batches (`null` when none waits, e.g.
+    /// between batches).
+    pub next_install_at: Option<DateTime<Utc>>,
 }
 
 impl RolloutDetail {
@@ -200,6 +207,7 @@ impl RolloutDetail {
             batches_by_state: by_state,
             waves: v.waves.iter().map(Into::into).collect(),
             overdue_machines: v.overdue_machines,
+            next_install_at: v.next_install_at,
         }
     }
 }

@@ -1,0 +1,431 @@
+//! `hotpatchctl assess | install | rollback | operation`: start an operation and, with `--wait`,
+//! follow it (`GET /v1/operations/{id}?wait=30`) until it is over. The exit code is the verdict:
+//! 0 only when it succeeded on every machine; otherwise one line on stderr says why.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use hotpatch_domain::job::JobState;
+use hotpatch_domain::operation::{Operation, OperationStatus};
+use hotpatch_domain::payload::RebootSetting;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{idempotency_key, SelectorArgs};
+use crate::client::{Client, Query};
+use crate::error::{one_line, CliError};
+use crate::output::{display, text, Out};
+
+/// The longest long-poll `GET /v1/operations/{id}?wait=` the server grants.
+const LONG_POLL: Duration = Duration::from_secs(30);
+/// Consecutive failed polls (server briefly unreachable or 5xx) tolerated while waiting.
+const POLL_FAILURES: u32 = 5;
+
+/// Waiting for an operation.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Wait until it is over; exit 0 only when it succeeded on every machine.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds (exit 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub timeout: u64,
+}
+
+/// Arguments of `assess`.
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    /// Machine ids. One machine is assessed through `POST /v1/machines/{id}/assess`; several,
+    /// or ids with labels or regions, through a selector (`POST /v1/assessments`).
+    #[arg(value_name = "MACHINE_ID")]
+    pub machines: Vec<Uuid>,
+    /// Which machines.
+    #[command(flatten)]
+    pub selector: SelectorArgs,
+    /// Assess the whole fleet (required when no machine, label or region is named).
+    #[arg(long, conflicts_with_all = ["machines", "labels", "regions"])]
+    pub fleet: bool,
+    /// `Idempotency-Key` of the request, e.g. the CI run id: a retried job gets the same
+    /// operation back. A fresh one is made by default.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Waiting for the operation.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Arguments of `install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Machine id.
+    pub id: Uuid,
+    /// Classifications to install (repeatable or comma-separated; default critical,security).
+    #[arg(long = "classification", value_delimiter = ',')]
+    pub classifications: Vec<String>,
+    /// KBs to install as well, whatever their classification.
+    #[arg(long, value_delimiter = ',')]
+    pub kb_include: Vec<String>,
+    /// KBs never to install.
+    #[arg(long, value_delimiter = ',')]
+    pub kb_exclude: Vec<String>,
+    /// Leave out every update that needs a reboot.
+    #[arg(long)]
+    pub exclude_kbs_requiring_reboot: bool,
+    /// The job's time limit, ISO 8601 (PT30M–PT6H; default PT2H).
+    #[arg(long)]
+    pub maximum_duration: Option<String>,
+    /// Whether the machine may reboot: if_required (default), never or always.
+    #[arg(long)]
+    pub reboot: Option<RebootSetting>,
+    /// `Idempotency-Key` of the request (a fresh one by default).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Waiting for the operation.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Arguments of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Machine id.
+    pub id: Uuid,
+    /// `Idempotency-Key` of the request (a fresh one by default).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Waiting for the operation.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Arguments of `operation`.
+#[derive(Debug, Args)]
+pub struct OperationArgs {
+    /// Operation id.
+    pub id: Uuid,
+    /// Waiting for the operation.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Runs `assess`.
+pub async fn assess(args: AssessArgs, client: &Client, out: &mut Out) -> Result<(), CliError> {
+    if args.machines.is_empty() && args.selector.is_empty() && !args.fleet {
+        return Err(CliError::Input(
+            "name what to assess: machine ids, --label, --region, or --fleet for every machine".to_owned(),
+        ));
+    }
+    let key = idempotency_key(args.idempotency_key.as_deref());
+    let op = match args.machines.as_slice() {
+        [id] if args.selector.is_empty() => {
+            client.post_idempotent(&format!("/v1/machines/{id}/assess"), None, &key).await?
+        }
+        ids => {
+            let selector = serde_json::to_value(args.selector.selector(ids))
+                .map_err(|e| CliError::Input(format!("selector: {e}")))?;
+            client.post_idempotent("/v1/assessments", Some(&selector), &key).await?
+        }
+    };
+    finish(op, &args.wait, client, out).await
+}
+
+/// The body of `POST /v1/machines/{id}/install`: only what was given.
+fn install_body(args: &InstallArgs) -> Value {
+    let mut body = Map::new();
+    let list = |v: &[String]| Value::from(v.to_vec());
+    if !args.classifications.is_empty() {
+        body.insert("classifications".into(), list(&args.classifications));
+    }
+    if !args.kb_include.is_empty() {
+        body.insert("kb_include".into(), list(&args.kb_include));
+    }
+    if !args.kb_exclude.is_empty() {
+        body.insert("kb_exclude".into(), list(&args.kb_exclude));
+    }
+    if args.exclude_kbs_requiring_reboot {
+        body.insert("exclude_kbs_requiring_reboot".into(), Value::Bool(true));
+    }
+    if let Some(d) = &args.maximum_duration {
+        body.insert("maximum_duration".into(), Value::from(d.as_str()));
+    }
+    if let Some(r) = args.reboot {
+        body.insert("reboot".into(), Value::from(<&'static str>::from(r)));
+    }
+    Value::Object(body)
+}
+
+/// Runs `install`.
+pub async fn install(args: InstallArgs, client: &Client, out: &mut Out) -> Result<(), CliError> {
+    let key = idempotency_key(args.idempotency_key.as_deref());
+    let body = install_body(&args);
+    let op = client.post_idempotent(&format!("/v1/machines/{}/install", args.id), Some(&body), &key).await?;
+    finish(op, &args.wait, client, out).await
+}
+
+/// Runs `rollback`.
+pub async fn rollback(args: RollbackArgs, client: &Client, out: &mut Out) -> Result<(), CliError> {
+    let key = idempotency_key(args.idempotency_key.as_deref());
+    let op = client.post_idempotent(&format!("/v1/machines/{}/rollback", args.id), None, &key).await?;
+    finish(op, &args.wait, client, out).await
+}
+
+/// Runs `operation`.
+pub async fn follow(args: OperationArgs, client: &Client, out: &mut Out) -> Result<(), CliError> {
+    let op = client.get(&format!("/v1/operations/{}", args.id), &Query::new()).await?;
+    finish(op, &args.wait, client, out).await
+}
+
+/// Prints the warnings of a started operation, follows it when asked, prints it, and turns an
+/// unsuccessful end into the error that sets the exit code.
+async fn finish(started: Value, wait: &WaitArgs, client: &Client, out: &mut Out) -> Result<(), CliError> {
+    for w in started.get("warnings").and_then(Value::as_array).into_iter().flatten() {
+        out.note(&format!("warning: {}", one_line(&display(w))));
+    }
+    if !wait.wait {
+        print(out, &started)?;
+        return Ok(());
+    }
+    let done = wait_until_over(started.clone(), Duration::from_secs(wait.timeout), client, out).await?;
+    // A rollback's plan is only in the answer that started it; keep it in what is printed.
+    let mut shown = done.clone();
+    if let (Some(plan), Value::Object(map)) = (started.get("plan"), &mut shown) {
+        map.entry("plan").or_insert_with(|| plan.clone());
+    }
+    print(out, &shown)?;
+    verdict(&done, client).await
+}
+
+/// Follows the operation until it is over or `timeout` passes (an error then).
+async fn wait_until_over(
+    mut op: Value,
+    timeout: Duration,
+    client: &Client,
+    out: &Out,
+) -> Result<Value, CliError> {
+    let started = Instant::now();
+    let progress = Progress::new();
+    let mut failures = 0;
+    loop {
+        let parsed = parse(&op)?;
+        progress.show(&parsed);
+        if parsed.status.is_final() {
+            progress.done();
+            return Ok(op);
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            progress.done();
+            return Err(CliError::Unsuccessful(format!(
+                "{} operation {} is still {} after {}s ({} of {} machines pending)",
+                kind(&parsed),
+                parsed.id,
+                status(parsed.status),
+                timeout.as_secs(),
+                parsed.machines.pending,
+                parsed.machines.total,
+            )));
+        }
+        let wait = LONG_POLL.min(timeout - elapsed).max(Duration::from_secs(1));
+        let query: Query = vec![("wait", wait.as_secs().to_string())];
+        match client.long_poll(&format!("/v1/operations/{}", parsed.id), &query, wait).await {
+            Ok(next) => {
+                op = next;
+                failures = 0;
+            }
+            Err(e) if e.is_transient() && failures + 1 < POLL_FAILURES => {
+                failures += 1;
+                out.note(&format!("warning: polling the operation failed ({e}); trying again"));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                progress.done();
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Ok when the operation succeeded; otherwise the one-line reason.
+async fn verdict(op: &Value, client: &Client) -> Result<(), CliError> {
+    let parsed = parse(op)?;
+    let what = format!("{} operation {}", kind(&parsed), parsed.id);
+    let m = parsed.machines;
+    match parsed.status {
+        OperationStatus::Succeeded => Ok(()),
+        OperationStatus::Failed => {
+            let first = parsed.results.iter().find(|r| r.state == JobState::Failed);
+            let cause = match first {
+                Some(r) => format!(
+                    "; first: {}: {}",
+                    machine_name(client, r.machine_id).await,
+                    one_line(r.error.as_deref().unwrap_or("no reason given"))
+                ),
+                None => String::new(),
+            };
+            Err(CliError::Unsuccessful(format!(
+                "{what} failed on {} of {} machines{cause}",
+                m.failed, m.total
+            )))
+        }
+        OperationStatus::Canceled => Err(CliError::Unsuccessful(format!(
+            "{what} was canceled: {} of {} machines did not finish",
+            m.failed, m.total
+        ))),
+        other => Err(CliError::Unsuccessful(format!("{what} is still {}", status(other)))),
+    }
+}
+
+/// `name (id)` of a machine, or its id alone when the name cannot be read.
+async fn machine_name(client: &Client, id: Uuid) -> String {
+    match client.get(&format!("/v1/machines/{id}"), &Query::new()).await {
+        Ok(m) => match m.get("name").and_then(Value::as_str) {
+            Some(name) => format!("{name} ({id})"),
+            None => id.to_string(),
+        },
+        Err(_) => id.to_string(),
+    }
+}
+
+fn parse(op: &Value) -> Result<Operation, CliError> {
+    Operation::deserialize(op).map_err(|e| CliError::Decode {
+        url: "/v1/operations".to_owned(),
+        reason: format!("not an operation: {e}"),
+    })
+}
+
+fn kind(op: &Operation) -> &'static str {
+    op.kind.into()
+}
+
+fn status(s: OperationStatus) -> &'static str {
+    s.into()
+}
+
+/// An operation in table form: its fields, the failed machines, a rollback's plan.
+fn print(out: &mut Out, op: &Value) -> Result<(), CliError> {
+    if out.is_json() {
+        return out.json(op);
+    }
+    let machines = format!(
+        "{} total, {} succeeded, {} failed, {} pending",
+        text(op, "/machines/total"),
+        text(op, "/machines/succeeded"),
+        text(op, "/machines/failed"),
+        text(op, "/machines/pending"),
+    );
+    out.fields(&[
+        ("operation", text(op, "/id")),
+        ("kind", text(op, "/kind")),
+        ("status", text(op, "/status")),
+        ("machines", machines),
+        ("created", text(op, "/created_at")),
+        ("finished", text(op, "/finished_at")),
+    ])?;
+    if let Some(steps) = op.pointer("/plan/steps").and_then(Value::as_array) {
+        out.line("plan:")?;
+        for (i, step) in steps.iter().enumerate() {
+            let release = match step.get("release") {
+                Some(r) => format!(" {} {} {}", text(r, "/kind"), text(r, "/kb"), text(r, "/month")),
+                None => String::new(),
+            };
+            out.line(&format!("  {}. {}{release}", i + 1, text(step, "/action")))?;
+        }
+    }
+    let failed: Vec<Vec<String>> = op
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| matches!(r.get("state").and_then(Value::as_str), Some("failed" | "canceled")))
+        .map(|r| vec![text(r, "/machine_id"), text(r, "/state"), one_line(&text(r, "/error"))])
+        .collect();
+    if !failed.is_empty() {
+        out.table(&["machine", "state", "error"], &failed)?;
+    }
+    Ok(())
+}
+
+/// A progress line on stderr, updated in place, shown only when stderr is a terminal (so a
+/// pipeline's log keeps the one-line verdict).
+struct Progress {
+    tty: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress { tty: std::io::stderr().is_terminal() }
+    }
+
+    fn show(&self, op: &Operation) {
+        if self.tty {
+            let m = op.machines;
+            eprint!(
+                "\r\x1b[2K{} {}: {} — {}/{} succeeded, {} failed, {} pending",
+                kind(op),
+                op.id,
+                status(op.status),
+                m.succeeded,
+                m.total,
+                m.failed,
+                m.pending
+            );
+        }
+    }
+
+    fn done(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_install_body_carries_only_the_options_given() {
+        let args = InstallArgs {
+            id: Uuid::nil(),
+            classifications: vec![],
+            kb_include: vec![],
+            kb_exclude: vec!["KB5040003".into()],
+            exclude_kbs_requiring_reboot: true,
+            maximum_duration: None,
+            reboot: Some(RebootSetting::IfRequired),
+            idempotency_key: None,
+            wait: WaitArgs { wait: false, timeout: 1 },
+        };
+        assert_eq!(
+            install_body(&args),
+            json!({"kb_exclude": ["KB5040003"], "exclude_kbs_requiring_reboot": true, "reboot": "if_required"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_operation_is_one_line_naming_the_first_failure() {
+        // The machine's name cannot be read (nothing listens there): the id stands in.
+        let client = Client::new("http://127.0.0.1:9", "t").unwrap();
+        let machine = Uuid::nil();
+        let op = json!({
+            "id": "00000000-0000-0000-0000-000000000001", "kind": "assess", "status": "failed",
+            "machines": {"total": 3, "succeeded": 2, "failed": 1, "pending": 0},
+            "results": [{"machine_id": machine, "job_id": machine, "state": "failed",
+                         "error": "simulated assess failure\n(0x80070643)"}],
+            "results_truncated": false, "created_at": "2026-01-01T00:00:00Z", "finished_at": null
+        });
+        let e = verdict(&op, &client).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "assess operation 00000000-0000-0000-0000-000000000001 failed on 1 of 3 machines; \
+                 first: {machine}: simulated assess failure (0x80070643)"
+            )
+        );
+        assert_eq!(e.exit_code(), std::process::ExitCode::from(1));
+    }
+}
