@@ -28,25 +28,12 @@ bin="$root/target/release"
 ulimit -n "$(ulimit -Hn)"
 
 # ---- hotpatchd on a fresh database
-db=hotpatch_bench_status
-psql "$pgurl/postgres" -qc "drop database if exists $db" -c "create database $db" >/dev/null
-token="bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-DATABASE_URL="$pgurl/$db" HOTPATCH_ADMIN_TOKEN="$token" HOTPATCH_LISTEN=127.0.0.1:0 HOTPATCH_LOG=warn,hotpatch_server=info \
-  "$bin/hotpatchd" >"$tmp/server.log" 2>&1 &
-server_pid=$!
-url=""
-for _ in $(seq 1 200); do
-  url=$(grep -o 'listening on [0-9.:]*' "$tmp/server.log" | head -1 | sed 's/listening on /http:\/\//') || true
-  [[ -n $url ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n $url ]] || { echo "hotpatchd did not start" >&2; exit 1; }
+source "$here/lib.sh"
+start_server hotpatch_bench_status
 auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
 
 # ---- the sample catalog, then the fleet (half hotpatch on, three regions, four zones)
-jq -c '.releases[]' "$root/deploy/catalog/sample.json" | while read -r r; do
-  curl -sf "${auth[@]}" "$url/v1/releases" -d "$r" -o /dev/null; done
+publish_sample_catalog
 started=$(date +%s.%N)
 for ((chunk = 0; chunk < machines; chunk += 10000)); do
   python3 - "$chunk" "$(( machines - chunk < 10000 ? machines - chunk : 10000 ))" >"$tmp/chunk.json" <<'PY'

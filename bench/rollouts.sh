@@ -24,25 +24,11 @@ done
 cargo build --release -q -p hotpatch-server --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 
-db=hotpatch_bench_rollouts
-psql "$pgurl/postgres" -qc "drop database if exists $db" -c "create database $db" >/dev/null
-token="bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-DATABASE_URL="$pgurl/$db" HOTPATCH_ADMIN_TOKEN="$token" HOTPATCH_LISTEN=127.0.0.1:0 \
-  HOTPATCH_AUTOMATIC_ROLLOUTS=false HOTPATCH_LOG=warn,hotpatch_server=info \
-  "$bin/hotpatchd" >"$tmp/server.log" 2>&1 &
-server_pid=$!
-url=""
-for _ in $(seq 1 200); do
-  url=$(grep -o 'listening on [0-9.:]*' "$tmp/server.log" | head -1 | sed 's/listening on /http:\/\//') || true
-  [[ -n $url ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n $url ]] || { echo "hotpatchd did not start" >&2; exit 1; }
+source "$here/lib.sh"
+HOTPATCH_AUTOMATIC_ROLLOUTS=false start_server hotpatch_bench_rollouts
 auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
 
-jq -c '.releases[]' "$root/deploy/catalog/sample.json" | while read -r r; do
-  curl -sf "${auth[@]}" "$url/v1/releases" -d "$r" -o /dev/null; done
+publish_sample_catalog
 release=$(curl -sf "${auth[@]}" "$url/v1/releases?os=windows_server_2022&limit=1000" \
   | jq -r '[.items[] | select(.superseded_by == null)] | sort_by(.month) | last | .id')
 started=$(date +%s.%N)

@@ -110,11 +110,7 @@ fn query(raw: Option<&str>) -> Result<(GroupBy, Option<DateTime<Utc>>), ApiError
                     },
                 }
             }
-            "at" => {
-                at = Some(DateTime::parse_from_rfc3339(&v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-                    ApiError::bad_param("at", format!("'{}' is not an RFC 3339 instant", v.escape_debug()))
-                })?)
-            }
+            "at" => at = Some(super::patch_status::parse_at(&v)?),
             k => {
                 return Err(ApiError::bad_param(
                     &k.escape_debug().to_string(),

@@ -215,15 +215,18 @@ fn find(catalog: &[Release], id: Option<Uuid>) -> Option<ReleaseRef> {
     id.and_then(|id| catalog.iter().find(|r| r.id == id)).map(ReleaseRef::from)
 }
 
+/// The value of an `at` parameter: an RFC 3339 instant.
+pub(crate) fn parse_at(v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::bad_param("at", format!("'{}' is not an RFC 3339 instant", v.escape_debug())))
+}
+
 fn at_param(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let mut at = None;
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
-            "at" => {
-                at = Some(DateTime::parse_from_rfc3339(&v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-                    ApiError::bad_param("at", format!("'{}' is not an RFC 3339 instant", v.escape_debug()))
-                })?)
-            }
+            "at" => at = Some(parse_at(&v)?),
             k => {
                 return Err(ApiError::bad_param(
                     &k.escape_debug().to_string(),

@@ -1,0 +1,29 @@
+# Shared by the benchmark scripts (sourced): they set $pgurl, $bin and $tmp first, and kill
+# $server_pid on exit.
+
+# start_server DB: a fresh database and a release hotpatchd on it; sets $url, $token, $server_pid.
+# Settings come from the caller's environment, e.g. `HOTPATCH_AUTOMATIC_ROLLOUTS=false start_server db`.
+start_server() {
+  local db=$1
+  psql "$pgurl/postgres" -qc "drop database if exists $db" -c "create database $db" >/dev/null
+  token="bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  DATABASE_URL="$pgurl/$db" HOTPATCH_ADMIN_TOKEN="$token" HOTPATCH_LISTEN=127.0.0.1:0 HOTPATCH_LOG=warn,hotpatch_server=info \
+    "$bin/hotpatchd" >"$tmp/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    url=$(grep -o 'listening on [0-9.:]*' "$tmp/server.log" | head -1 | sed 's/listening on /http:\/\//') || true
+    [[ -n ${url:-} ]] && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "hotpatchd did not start" >&2; exit 1
+}
+
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+
+# publish_sample_catalog: every release of deploy/catalog/sample.json, in file order.
+publish_sample_catalog() {
+  jq -c '.releases[]' "$root/deploy/catalog/sample.json" | while read -r r; do
+    curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$url/v1/releases" -d "$r" -o /dev/null
+  done
+}
