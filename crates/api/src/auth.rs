@@ -182,6 +182,15 @@ impl CredentialCache {
     }
 }
 
+/// A token this replica just created: its credential goes into the cache at once, so its first
+/// use here (say an agent's first claim) reads no database. `generation` must have been read
+/// before the token was written: a revocation after that bumps it and voids the entry.
+pub(crate) fn remember_created(state: &AppState, credential: tokens::Credential, generation: u64) {
+    if state.wakeups.is_listening() {
+        state.credentials.put(credential.id, credential, generation);
+    }
+}
+
 /// The cache key of the bootstrap admin token (`HOTPATCH_ADMIN_TOKEN`), which is not an `hp_`
 /// token and so carries no id of its own; no minted token has the nil id.
 const BOOTSTRAP_KEY: Uuid = Uuid::nil();

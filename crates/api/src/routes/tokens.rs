@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use hotpatch_domain::validation::has_control;
 use hotpatch_domain::Role;
-use hotpatch_store::tokens::{self, NewToken, Token};
+use hotpatch_store::tokens::{self, Credential, NewToken, Token};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -130,11 +130,20 @@ async fn issue(
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<Response, ApiError> {
     let m = mint();
+    let generation = state.wakeups.token_generation();
     let t = tokens::insert(
         &state.pool,
         &NewToken { id: m.id, name, role, secret_hash: &m.secret_hash, machine_id, expires_at },
     )
     .await?;
+    let credential = Credential {
+        id: t.id,
+        role,
+        secret_hash: m.secret_hash.to_vec(),
+        machine_id,
+        expires_at: t.expires_at,
+    };
+    crate::auth::remember_created(state, credential, generation);
     tracing::info!(token_id = %t.id, role = <&'static str>::from(role), "token created");
     let body = CreatedToken {
         id: t.id,
