@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod presence;
 pub mod routes;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -124,10 +125,12 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::windows::router())
         .merge(routes::agent::router())
         .merge(routes::operations::router())
+        .merge(routes::events::router())
         .merge(routes::history::router())
         .merge(routes::install::router())
         .merge(routes::rollouts::router())
         .merge(routes::admin::router())
+        .merge(routes::webhooks::router())
 }
 
 /// The whole API, with its cross-cutting layers.

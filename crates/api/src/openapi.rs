@@ -25,6 +25,8 @@ use crate::AppState;
         (name = "regions", description = "Region capabilities"),
         (name = "releases", description = "The release catalog (baselines, hotpatches, other updates) and the calendar"),
         (name = "maintenance", description = "Maintenance configurations and each machine's windows in its local time"),
+        (name = "events", description = "The change feed (Server-Sent Events), resumable with `Last-Event-ID`"),
+        (name = "webhooks", description = "Signed deliveries of change-feed events to your URLs"),
         (name = "admin", description = "The service clock (movable only in test installations)"),
         (name = "health", description = "Liveness and readiness")))]
 struct ApiDoc;

@@ -1,7 +1,8 @@
 //! The background loops of `hotpatchd`: the LISTEN connection that wakes long-polls, and the
 //! queue's maintenance tick (reap expired leases, wake jobs whose backoff passed, enqueue due
 //! periodic assessments) under one advisory lock, so N replicas are safe; and the batched write of
-//! agents' last-seen marks (each replica its own); and the rollout dispatcher (one replica).
+//! agents' last-seen marks (each replica its own); and the rollout dispatcher (one replica). The
+//! LISTEN loop also feeds this replica's change feed (`GET /v1/events`).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use hotpatch_api::AppState;
 use hotpatch_domain::job::RetryPolicy;
 use hotpatch_store::leader::{self, Singleton};
-use hotpatch_store::{agents, jobs, StoreError};
+use hotpatch_store::{agents, events, jobs, StoreError};
 use rand::Rng as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +51,11 @@ pub fn spawn(state: &AppState, shutdown: &CancellationToken, intervals: &Interva
         let (state, token, every) = (state.clone(), shutdown.clone(), intervals.dispatch);
         tokio::spawn(dispatch(state, token, every).instrument(tracing::info_span!("rollout_dispatch")))
     };
-    vec![listen, tick, presence, rollouts]
+    let webhooks = {
+        let (state, token) = (state.clone(), shutdown.clone());
+        tokio::spawn(deliver(state, token).instrument(tracing::info_span!("webhook_delivery")))
+    };
+    vec![listen, tick, presence, rollouts, webhooks]
 }
 
 /// Advances rollouts every `every` (one replica does the work; see `hotpatch_api::dispatch`).
@@ -64,6 +69,28 @@ async fn dispatch(state: AppState, shutdown: CancellationToken, every: Duration)
         }
         if let Err(e) = hotpatch_api::dispatch::tick(&state).await {
             tracing::warn!(error = %e, "rollout dispatch failed; retrying next tick");
+        }
+    }
+}
+
+/// Delivers webhooks once a second (every replica takes part; see `hotpatch_api::webhooks`).
+async fn deliver(state: AppState, shutdown: CancellationToken) {
+    let http = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client: webhooks are not delivered");
+            return;
+        }
+    };
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        if let Err(e) = hotpatch_api::webhooks::pass(&state, &http).await {
+            tracing::warn!(error = %e, "webhook delivery pass failed; retrying next tick");
         }
     }
 }
@@ -132,6 +159,12 @@ async fn tick(state: &AppState, last: DateTime<Utc>, now: DateTime<Utc>) -> Resu
             break;
         }
     }
+    // The change feed: agents silent for two minutes are reported lost (once per silence),
+    // finished operations whose event the commit-time check missed get it, and events past their
+    // retention go.
+    events::report_lost_agents(&mut *tx, now, BATCH).await?;
+    events::sweep_finished_operations(&mut *tx, BATCH as i32).await?;
+    events::delete_older_than(&mut *tx, events::RETENTION, BATCH).await?;
     tx.commit().await?;
     Ok(())
 }

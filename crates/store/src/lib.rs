@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod embedded;
 pub mod error;
+pub mod events;
 pub mod installs;
 pub mod jobs;
 pub mod leader;
@@ -17,6 +18,7 @@ pub mod rollouts;
 pub mod status;
 pub mod tokens;
 pub mod wakeup;
+pub mod webhooks;
 
 #[cfg(feature = "testing")]
 pub mod testing;

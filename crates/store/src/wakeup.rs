@@ -5,6 +5,9 @@
 //! Notifications are hints, never the truth: a waiter re-checks the database after every wake-up
 //! and on a timer, and when the LISTEN connection drops (notifications may have been missed) every
 //! waiter is woken to re-check, then once a second until the connection is back.
+//!
+//! The same connection hears the change feed's channel: the process's [`Feed`] reads new events
+//! after each notification (and on a timer) and hands them to its SSE subscribers.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,10 +21,17 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::events::{Feed, EVENT_CHANNEL};
+
 /// Channel of "a job became claimable"; the payload is the machine id.
 pub const JOB_CHANNEL: &str = "hotpatch_job";
 /// Channel of "a token was revoked or changed"; the payload is the token id.
 pub const TOKEN_CHANNEL: &str = "hotpatch_token";
+
+/// How often the change feed looks for new events while notifications are received (a safety net).
+const FEED_POLL: Duration = Duration::from_secs(5);
+/// How often it looks while they are not.
+const FEED_POLL_UNHEARD: Duration = Duration::from_millis(500);
 
 /// Which wake-up a waiter waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +51,8 @@ pub struct Wakeups {
     /// Bumped on every token notification and every (re)connection: token caches drop entries
     /// read under an older generation.
     token_generation: AtomicU64,
+    /// The change feed of this process (fed while [`Wakeups::run`] runs).
+    feed: Feed,
 }
 
 /// A registration for one key; dropping it unregisters.
@@ -71,9 +83,15 @@ impl Wakeups {
         }
     }
 
-    /// Wakes every waiter of this process.
+    /// Wakes every waiter of this process (and has the change feed look for new events).
     pub fn wake_all(&self) {
         self.all.notify_waiters();
+        self.feed.hint();
+    }
+
+    /// The change feed of this process.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// Whether notifications are being received right now.
@@ -105,7 +123,26 @@ impl Wakeups {
 
     /// Listens on PostgreSQL until `shutdown` completes, waking waiters on each notification.
     /// Reconnects on its own; while disconnected, wakes everyone each second (polling fallback).
+    /// Meanwhile the change feed reads and broadcasts new events; at the end its subscribers are
+    /// told the process stops.
     pub async fn run(self: Arc<Self>, pool: PgPool, shutdown: impl Future<Output = ()>) {
+        let pump = {
+            let (hub, pool) = (self.clone(), pool.clone());
+            async move {
+                // Notifications are hints: the feed also looks on its own, often while they are not
+                // being received.
+                let poll = || if hub.is_listening() { FEED_POLL } else { FEED_POLL_UNHEARD };
+                hub.feed.pump(&pool, poll).await;
+            }
+        };
+        tokio::select! {
+            () = self.clone().listen(pool, shutdown) => {}
+            () = pump => {}
+        }
+        self.feed.stop();
+    }
+
+    async fn listen(self: Arc<Self>, pool: PgPool, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             let mut listener = tokio::select! {
@@ -139,6 +176,10 @@ impl Wakeups {
                             self.token_generation.fetch_add(1, Ordering::AcqRel);
                             continue;
                         }
+                        if n.channel() == EVENT_CHANNEL {
+                            self.feed.hint();
+                            continue;
+                        }
                         let Ok(id) = n.payload().parse::<Uuid>() else { continue };
                         if n.channel() == JOB_CHANNEL {
                             self.wake(Key::Machine(id));
@@ -164,7 +205,7 @@ impl Wakeups {
 
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([JOB_CHANNEL, TOKEN_CHANNEL]).await?;
+    listener.listen_all([JOB_CHANNEL, TOKEN_CHANNEL, EVENT_CHANNEL]).await?;
     Ok(listener)
 }
 

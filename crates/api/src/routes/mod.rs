@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agent;
 pub mod calendar;
+pub mod events;
 pub mod fleet;
 pub mod health;
 pub mod history;
@@ -16,4 +17,5 @@ pub mod regions;
 pub mod releases;
 pub mod rollouts;
 pub mod tokens;
+pub mod webhooks;
 pub mod windows;

@@ -1,0 +1,205 @@
+//! `/v1/webhooks` and their deliveries against a real PostgreSQL and receivers on 127.0.0.1: an
+//! operation's completion reaches a subscribed receiver signed (the signature verifies with the
+//! secret shown at creation); a failing receiver gets retries with growing backoff until the
+//! attempts run out, and the delivery log shows each one.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use common::*;
+use hotpatch_api::clock::Clock;
+use hotpatch_api::webhooks::{self, signature, MAX_ATTEMPTS};
+use hotpatch_api::AppState;
+use serde_json::{json, Value};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 3, 9, 0, 0).unwrap()
+}
+
+/// What a receiver got: headers and raw body of each request.
+type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
+/// A receiver on 127.0.0.1 answering `status` to every POST; its URL and what it got.
+async fn receiver(status: StatusCode) -> (String, Received) {
+    let got: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |State((got, status)): State<(Received, StatusCode)>,
+                 headers: HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    got.lock().unwrap().push((headers, body.to_vec()));
+                    status
+                },
+            ),
+        )
+        .with_state((got.clone(), status));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// An app on a manual clock with one machine and its agent: (app, state, machine, agent token).
+async fn app_with_agent() -> (TestApp, AppState, String, String) {
+    let (app, state) = TestApp::with_state(|s| s.clock = Clock::manual(t0())).await;
+    let machine = app.machine_id(azure_2022("hooked-1")).await;
+    let agent = app.agent_token(&machine).await;
+    (app, state, machine, agent)
+}
+
+/// Assess now, the agent does it: an `operation.finished` event.
+async fn finish_an_assessment(app: &TestApp, machine: &str, agent: &str) -> String {
+    let op = app.assess(machine, ADMIN).await;
+    let job = app.claim(agent).await;
+    assert_eq!(app.post("/v1/agent/inventory", agent, inventory()).await.status.as_u16(), 204);
+    assert_eq!(app.report(agent, &job, "succeeded", json!({})).await.status.as_u16(), 200);
+    id_of(&op)
+}
+
+async fn subscribe(app: &TestApp, url: &str, types: Value) -> Value {
+    app.post("/v1/webhooks", ADMIN, json!({"url": url, "event_types": types})).await.ok(201).clone()
+}
+
+async fn log(app: &TestApp, webhook: &Value) -> Vec<Value> {
+    let r = app.get(&format!("/v1/webhooks/{}/deliveries", id_of(webhook)), ADMIN).await;
+    r.ok(200)["items"].as_array().unwrap().clone()
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header"))
+}
+
+#[tokio::test]
+async fn an_operations_completion_reaches_the_receiver_signed_with_the_webhooks_secret() {
+    let (app, state, machine, agent) = app_with_agent().await;
+    let (url, got) = receiver(StatusCode::NO_CONTENT).await;
+    let hook = subscribe(&app, &url, json!(["operation.finished"])).await;
+    let secret = hook["secret"].as_str().expect("the secret, once").to_owned();
+    assert_eq!(secret.len(), 64, "256 bits, hex");
+    let other = subscribe(&app, &url, json!(["rollout.halted"])).await;
+
+    let operation = finish_an_assessment(&app, &machine, &agent).await;
+    let http = reqwest::Client::new();
+    let pass = webhooks::pass(&state, &http).await.unwrap();
+    assert_eq!((pass.attempted, pass.delivered), (1, 1), "{pass:?}");
+
+    let received = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "one delivery: the other webhook wants other events");
+    let (headers, body) = &received[0];
+    assert_eq!(header(headers, "hotpatch-event"), "operation.finished");
+    assert_eq!(header(headers, "content-type"), "application/json");
+    let sig = header(headers, "hotpatch-signature");
+    let t: i64 = sig.strip_prefix("t=").and_then(|r| r.split(',').next()).unwrap().parse().unwrap();
+    assert_eq!(t, t0().timestamp(), "signed at the service's now");
+    assert_eq!(sig, signature(&secret, t, body), "the HMAC verifies with the secret");
+    assert_ne!(sig, signature("not the secret", t, body));
+    let event: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(event["type"], "operation.finished", "{event}");
+    assert_eq!(event["data"]["operation_id"], operation, "{event}");
+
+    let entries = log(&app, &hook).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["state"], "succeeded", "{entries:?}");
+    assert_eq!(entries[0]["last_status"], 204);
+    assert_eq!(entries[0]["id"], header(headers, "hotpatch-delivery"));
+    assert!(log(&app, &other).await.is_empty());
+
+    // Delivered once: the next pass has nothing to do.
+    let pass = webhooks::pass(&state, &http).await.unwrap();
+    assert_eq!(pass.attempted, 0);
+    assert_eq!(got.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_retries_with_growing_backoff_until_the_attempts_run_out() {
+    let (app, state, machine, agent) = app_with_agent().await;
+    let (url, got) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let hook = subscribe(&app, &url, json!(["operation.finished"])).await;
+    finish_an_assessment(&app, &machine, &agent).await;
+    let http = reqwest::Client::new();
+
+    let mut delays = vec![];
+    for attempt in 1..=MAX_ATTEMPTS {
+        let pass = webhooks::pass(&state, &http).await.unwrap();
+        assert_eq!(pass.attempted, 1, "attempt {attempt} is due");
+        let entry = log(&app, &hook).await.remove(0);
+        assert_eq!(entry["attempt"], attempt, "{entry}");
+        assert_eq!(entry["last_status"], 500, "{entry}");
+        if attempt == MAX_ATTEMPTS {
+            assert_eq!(entry["state"], "failed", "out of attempts: {entry}");
+            assert_eq!(entry["next_attempt_at"], Value::Null);
+            break;
+        }
+        assert_eq!(entry["state"], "queued", "{entry}");
+        let next = instant(&entry["next_attempt_at"]);
+        let delay = next - state.clock.now();
+        delays.push(delay);
+        // Not before its time.
+        assert_eq!(webhooks::pass(&state, &http).await.unwrap().attempted, 0, "attempt {attempt}: too early");
+        state.clock.set(next);
+    }
+    assert_eq!(got.lock().unwrap().len(), MAX_ATTEMPTS as usize, "one request per attempt");
+    // Equal jitter: attempt k waits between half and all of 5 s · 2^(k-1) (at most 10 min).
+    let policy = webhooks::retry_policy();
+    for (i, d) in delays.iter().enumerate() {
+        let full = (policy.base * (1 << i)).min(policy.max);
+        assert!(*d >= full / 2 && *d <= full, "attempt {}: waited {d}, backoff {full}", i + 1);
+    }
+    assert!(delays.last().unwrap() > &(delays[0] * 4), "the waits grow: {delays:?}");
+    // Nothing more.
+    state.clock.advance(TimeDelta::hours(1));
+    assert_eq!(webhooks::pass(&state, &http).await.unwrap().attempted, 0);
+}
+
+#[tokio::test]
+async fn webhooks_are_created_listed_read_and_deleted_by_operators() {
+    let app = TestApp::new().await;
+    let hook =
+        subscribe(&app, "https://ops.example.com/hotpatch", json!(["rollout.halted", "agent.lost"])).await;
+    assert_eq!(hook["event_types"], json!(["agent.lost", "rollout.halted"]));
+    let id = id_of(&hook);
+    let listed = app.get("/v1/webhooks", ADMIN).await.ok(200).clone();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert!(listed["items"][0].get("secret").is_none(), "the secret is shown once: {listed}");
+    let one = app.get(&format!("/v1/webhooks/{id}"), ADMIN).await.ok(200).clone();
+    assert_eq!(one["url"], "https://ops.example.com/hotpatch");
+    assert!(one.get("secret").is_none());
+
+    let reader = app.token("reader").await;
+    app.get("/v1/webhooks", &reader).await.problem(403, "forbidden");
+    assert_eq!(app.delete(&format!("/v1/webhooks/{id}"), ADMIN).await.status.as_u16(), 204);
+    app.get(&format!("/v1/webhooks/{id}"), ADMIN).await.problem(404, "not_found");
+    app.delete(&format!("/v1/webhooks/{id}"), ADMIN).await.problem(404, "not_found");
+    app.get(&format!("/v1/webhooks/{id}/deliveries"), ADMIN).await.problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn an_invalid_webhook_is_422_naming_the_field() {
+    let app = TestApp::new().await;
+    let cases = [
+        (json!({"url": "ftp://x.example", "event_types": ["agent.lost"]}), "url"),
+        (json!({"url": "http://", "event_types": ["agent.lost"]}), "url"),
+        (json!({"url": "https://x.example", "event_types": []}), "event_types"),
+        (
+            json!({"url": "https://x.example", "event_types": ["agent.lost", "machine.deleted"]}),
+            "event_types[1]",
+        ),
+        (
+            json!({"url": "https://x.example", "event_types": ["agent.lost"], "description": "a\u{7}"}),
+            "description",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = app.post("/v1/webhooks", ADMIN, body.clone()).await;
+        let p = r.problem(422, "validation_failed");
+        assert_eq!(p["errors"][0]["field"], field, "{body}: {p}");
+    }
+}
