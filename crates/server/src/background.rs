@@ -58,8 +58,13 @@ pub fn spawn(state: &AppState, shutdown: &CancellationToken, intervals: &Interva
     vec![listen, tick, presence, rollouts, webhooks]
 }
 
-/// Advances rollouts every `every` (one replica does the work; see `hotpatch_api::dispatch`).
-async fn dispatch(state: AppState, shutdown: CancellationToken, every: Duration) {
+/// Runs `pass` every `every` until `shutdown`; a failed pass is logged and the next one retries.
+async fn every<F, Fut, T, E>(every: Duration, shutdown: CancellationToken, what: &str, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,10 +72,15 @@ async fn dispatch(state: AppState, shutdown: CancellationToken, every: Duration)
             () = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if let Err(e) = hotpatch_api::dispatch::tick(&state).await {
-            tracing::warn!(error = %e, "rollout dispatch failed; retrying next tick");
+        if let Err(e) = pass().await {
+            tracing::warn!(error = %e, "{what} failed; retrying next tick");
         }
     }
+}
+
+/// Advances rollouts every `period` (one replica does the work; see `hotpatch_api::dispatch`).
+async fn dispatch(state: AppState, shutdown: CancellationToken, period: Duration) {
+    every(period, shutdown, "rollout dispatch", || hotpatch_api::dispatch::tick(&state)).await;
 }
 
 /// Delivers webhooks once a second (every replica takes part; see `hotpatch_api::webhooks`).
@@ -82,17 +92,7 @@ async fn deliver(state: AppState, shutdown: CancellationToken) {
             return;
         }
     };
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        if let Err(e) = hotpatch_api::webhooks::pass(&state, &http).await {
-            tracing::warn!(error = %e, "webhook delivery pass failed; retrying next tick");
-        }
-    }
+    every(TICK, shutdown, "webhook delivery pass", || hotpatch_api::webhooks::pass(&state, &http)).await;
 }
 
 /// Writes this replica's agent liveness marks once a second, and once more at shutdown.
