@@ -14,9 +14,27 @@ use hotpatch_store::operations::{self, Created, NewOperation};
 use hotpatch_store::testing::fresh_db;
 use hotpatch_store::{agents, jobs, PgPool};
 use support::{machine, machines, succeeded, t0, TTL};
+use uuid::Uuid;
 
 async fn all(pool: &PgPool) -> Vec<Event> {
     events::after(pool, 0, None, None, 1_000).await.unwrap()
+}
+
+/// An "assess now" operation over `machines`, its jobs queued; its id.
+async fn assess_operation(pool: &PgPool, machines: &[Uuid]) -> Uuid {
+    let mut tx = pool.begin().await.unwrap();
+    let request = serde_json::json!({});
+    let op = NewOperation {
+        kind: OperationKind::Assess,
+        request: &request,
+        created_by: None,
+        idempotency: None,
+        now: t0(),
+    };
+    let Created::New(op) = operations::create(&mut tx, &op).await.unwrap() else { panic!("new") };
+    jobs::enqueue_assessments(&mut tx, Some(op), machines, 0, t0()).await.unwrap();
+    tx.commit().await.unwrap();
+    op
 }
 
 fn of_type<'a>(events: &'a [Event], kind: &str) -> Vec<&'a Event> {
@@ -60,18 +78,7 @@ async fn event_ids_follow_commit_order_not_write_order() {
 async fn the_last_jobs_of_an_operation_ending_in_concurrent_transactions_finish_it_once_with_the_sweep() {
     let db = fresh_db().await;
     let ids = machines(&db.pool, 8).await;
-    let mut tx = db.pool.begin().await.unwrap();
-    let request = serde_json::json!({});
-    let op = NewOperation {
-        kind: OperationKind::Assess,
-        request: &request,
-        created_by: None,
-        idempotency: None,
-        now: t0(),
-    };
-    let Created::New(op) = operations::create(&mut tx, &op).await.unwrap() else { panic!("new") };
-    jobs::enqueue_assessments(&mut tx, Some(op), &ids, 0, t0()).await.unwrap();
-    tx.commit().await.unwrap();
+    let op = assess_operation(&db.pool, &ids).await;
     let mut claimed = vec![];
     for &m in &ids {
         claimed.push(jobs::claim(&db.pool, m, t0(), TTL).await.unwrap().unwrap());
@@ -110,18 +117,7 @@ async fn the_last_jobs_of_an_operation_ending_in_concurrent_transactions_finish_
 async fn the_sweep_finishes_an_operation_whose_commit_time_check_missed_it_once() {
     let db = fresh_db().await;
     let ids = machines(&db.pool, 2).await;
-    let mut tx = db.pool.begin().await.unwrap();
-    let request = serde_json::json!({});
-    let op = NewOperation {
-        kind: OperationKind::Assess,
-        request: &request,
-        created_by: None,
-        idempotency: None,
-        now: t0(),
-    };
-    let Created::New(op) = operations::create(&mut tx, &op).await.unwrap() else { panic!("new") };
-    jobs::enqueue_assessments(&mut tx, Some(op), &ids, 0, t0()).await.unwrap();
-    tx.commit().await.unwrap();
+    let op = assess_operation(&db.pool, &ids).await;
     // Another event exists (the feed's start), then both jobs end unseen, as when the last two
     // results commit at the same instant and each sees the other still running.
     sqlx::query(
@@ -152,18 +148,7 @@ async fn the_sweep_finishes_an_operation_whose_commit_time_check_missed_it_once(
 async fn an_operation_with_jobs_left_is_not_finished() {
     let db = fresh_db().await;
     let ids = machines(&db.pool, 2).await;
-    let mut tx = db.pool.begin().await.unwrap();
-    let request = serde_json::json!({});
-    let op = NewOperation {
-        kind: OperationKind::Assess,
-        request: &request,
-        created_by: None,
-        idempotency: None,
-        now: t0(),
-    };
-    let Created::New(op) = operations::create(&mut tx, &op).await.unwrap() else { panic!("new") };
-    jobs::enqueue_assessments(&mut tx, Some(op), &ids, 0, t0()).await.unwrap();
-    tx.commit().await.unwrap();
+    let op = assess_operation(&db.pool, &ids).await;
     let job = jobs::claim(&db.pool, ids[0], t0(), TTL).await.unwrap().unwrap();
     let mut conn = db.pool.acquire().await.unwrap();
     jobs::complete(&mut conn, job.id, ids[0], &succeeded(&job), t0()).await.unwrap().unwrap();
