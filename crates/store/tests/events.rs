@@ -148,7 +148,7 @@ async fn the_sweep_finishes_an_operation_whose_commit_time_check_missed_it_once(
 async fn an_operation_with_jobs_left_is_not_finished() {
     let db = fresh_db().await;
     let ids = machines(&db.pool, 2).await;
-    let op = assess_operation(&db.pool, &ids).await;
+    assess_operation(&db.pool, &ids).await;
     let job = jobs::claim(&db.pool, ids[0], t0(), TTL).await.unwrap().unwrap();
     let mut conn = db.pool.acquire().await.unwrap();
     jobs::complete(&mut conn, job.id, ids[0], &succeeded(&job), t0()).await.unwrap().unwrap();
