@@ -2,6 +2,7 @@
 //!
 //! `router(state)` is the whole service surface; the server binary only binds it.
 
+pub mod answers;
 pub mod auth;
 pub mod clock;
 pub mod dispatch;
@@ -53,7 +54,12 @@ pub struct AppState {
     pub presence: std::sync::Arc<presence::Presence>,
     /// What every patch status reads and rarely changes (see `routes::patch_status`).
     pub status_cache: std::sync::Arc<routes::patch_status::StatusCache>,
+    /// Patch status answers kept in memory (see `answers`).
+    pub answers: std::sync::Arc<answers::Answers>,
 }
+
+/// Default memory for kept patch status answers: about 100,000 machines' answers.
+pub const DEFAULT_STATUS_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
 /// Server settings the rules read (from `hotpatchd`'s flags and environment).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,16 +102,27 @@ impl AppState {
 
     /// State over a migrated pool, with these settings.
     pub fn with_settings(pool: PgPool, settings: Settings) -> Self {
+        let wakeups = hotpatch_store::wakeup::Wakeups::new();
+        let answers = std::sync::Arc::new(answers::Answers::new(DEFAULT_STATUS_CACHE_BYTES));
+        wakeups.set_status_sink(answers.clone());
         AppState {
             pool,
             metrics: metrics::Metrics::default(),
             settings: std::sync::Arc::new(settings),
-            wakeups: hotpatch_store::wakeup::Wakeups::new(),
+            wakeups,
             clock: clock::Clock::system(),
             credentials: Default::default(),
             presence: Default::default(),
             status_cache: Default::default(),
+            answers,
         }
+    }
+
+    /// Keeps at most about `bytes` of patch status answers in memory (0: none).
+    pub fn with_status_cache(mut self, bytes: usize) -> Self {
+        self.answers = std::sync::Arc::new(answers::Answers::new(bytes));
+        self.wakeups.set_status_sink(self.answers.clone());
+        self
     }
 }
 
@@ -138,11 +155,13 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let metrics = state.metrics.clone();
+    let answers = state.answers.clone();
     api.merge(openapi::docs_router(spec))
         .route("/metrics", get(metrics::serve))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(answers, answers::forget_written))
         .route_layer(middleware::from_fn_with_state(metrics, metrics::record))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::Internal("handler panicked".to_owned()).into_response()

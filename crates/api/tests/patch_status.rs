@@ -7,7 +7,7 @@ mod common;
 
 use axum::http::{HeaderValue, Method};
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{azure_2022, jan_to_may, with, TestApp, ADMIN};
+use common::{azure_2022, eventually, jan_to_may, listen, with, ws2022, TestApp, ADMIN};
 use hotpatch_api::clock::Clock;
 use hotpatch_api::AppState;
 use serde_json::{json, Value};
@@ -156,7 +156,19 @@ async fn if_none_match_answers_304_for_every_form_that_matches() {
 /// matches (200 with the new tag), and the new one does (304).
 #[tokio::test]
 async fn the_etag_changes_when_an_assessment_an_install_or_a_window_changes_the_answer() {
-    let (app, _) = app_at(may_20()).await;
+    etag_follows_assessments_installs_and_windows(false).await;
+}
+
+/// The same with answers kept in memory: every write through the API drops what it changed
+/// before its response, so the read right after it never gets the kept answer.
+#[tokio::test]
+async fn the_etag_changes_when_an_assessment_an_install_or_a_window_changes_the_answer_with_answers_kept() {
+    etag_follows_assessments_installs_and_windows(true).await;
+}
+
+async fn etag_follows_assessments_installs_and_windows(kept: bool) {
+    let (app, state) = app_at(may_20()).await;
+    let _listening = if kept { Some(listen(&app, &state).await) } else { None };
     let releases = jan_to_may(&app).await;
     let id = app.machine_id(azure_2022("web-1")).await;
     let agent = app.agent_token(&id).await;
@@ -234,11 +246,22 @@ async fn the_etag_changes_when_an_assessment_an_install_or_a_window_changes_the_
         assert_eq!(conditional(&app, &path, &new_etag).await, (304, new_etag.clone()), "{what}: new tag");
         (body, etag) = (new_body, new_etag);
     }
+    assert_eq!(state.answers.stats().hits > 0, kept, "answers kept in memory are served: {kept}");
 }
 
 #[tokio::test]
 async fn the_clock_changes_the_etag_exactly_when_it_changes_the_answer() {
+    clock_moves_the_etag_exactly_when_it_moves_the_answer(false).await;
+}
+
+#[tokio::test]
+async fn the_clock_changes_the_etag_exactly_when_it_changes_the_answer_with_answers_kept() {
+    clock_moves_the_etag_exactly_when_it_moves_the_answer(true).await;
+}
+
+async fn clock_moves_the_etag_exactly_when_it_moves_the_answer(kept: bool) {
     let (app, state) = app_at(may_20()).await;
+    let _listening = if kept { Some(listen(&app, &state).await) } else { None };
     jan_to_may(&app).await;
     let id = app.machine_id(azure_2022("web-1")).await;
     let agent = app.agent_token(&id).await;
@@ -296,11 +319,15 @@ async fn the_list_includes_patch_status_with_a_list_etag() {
     assert_eq!(items.len(), 2);
     for (item, id) in items.iter().zip([&a, &b]) {
         assert_eq!(item["id"], id.as_str());
-        assert_eq!(item["patch_status"], status(&app, id).await.0, "the same status as the machine's own");
+        let (own, own_etag) = status(&app, id).await;
+        assert_eq!(item["patch_status"], own, "the same status as the machine's own");
+        assert_eq!(item["patch_status_etag"], own_etag.as_str(), "and the same tag");
+        assert_eq!(conditional(&app, &status_path(id), &own_etag).await.0, 304);
     }
     // Without include: no patch_status, another tag.
     let plain = app.get("/v1/machines?limit=10", ADMIN).await;
     assert!(plain.ok(200)["items"][0].get("patch_status").is_none());
+    assert!(plain.body["items"][0].get("patch_status_etag").is_none());
     assert_ne!(plain.headers["etag"].to_str().unwrap(), etag);
 
     assert_eq!(conditional(&app, path, &etag).await, (304, etag.clone()));
@@ -448,4 +475,115 @@ async fn bad_parameters_are_400_problems() {
         403,
         "agents may not read the fleet"
     );
+}
+
+/// The answer once `state`'s replica keeps it: notifications of the writes before may still be
+/// coming in, and each drops it.
+async fn kept(app: &TestApp, state: &AppState, id: &str) -> (Value, String) {
+    let machine = id.parse().unwrap();
+    eventually("the answer is kept", std::time::Duration::from_secs(5), || async {
+        status(app, id).await;
+        state.answers.get(machine, true).is_some()
+    })
+    .await;
+    status(app, id).await
+}
+
+/// Two replicas on one database, each listening, at the same instant.
+async fn two_replicas() -> (TestApp, AppState, TestApp, AppState, impl Drop) {
+    let (a, a_state) = app_at(may_20()).await;
+    // No automatic rollouts: a release published on B changes no machine's own rows.
+    let settings = hotpatch_api::Settings { automatic_rollouts: false, ..Default::default() };
+    let b_state = AppState::with_settings(a.pool.clone(), settings);
+    let b_state = AppState { clock: Clock::manual(may_20()), ..b_state };
+    let b = a.replica(b_state.clone());
+    let listening = (listen(&a, &a_state).await, listen(&b, &b_state).await);
+    struct Stop<T>(Option<T>);
+    impl<T> Drop for Stop<T> {
+        fn drop(&mut self) {
+            self.0.take();
+        }
+    }
+    (a, a_state, b, b_state, Stop(Some(listening)))
+}
+
+#[tokio::test]
+async fn a_kept_answer_is_served_until_another_replica_changes_the_machine() {
+    let (a, a_state, b, _, _listening) = two_replicas().await;
+    jan_to_may(&a).await;
+    let id = a.machine_id(azure_2022("web-1")).await;
+    let other = a.machine_id(azure_2022("web-2")).await;
+    let (other_body, _) = kept(&a, &a_state, &other).await;
+    let (body, etag) = kept(&a, &a_state, &id).await;
+    let before = a_state.answers.stats();
+
+    // Served from memory: the same answer, the same tag, 304 for it.
+    assert_eq!(status(&a, &id).await, (body.clone(), etag.clone()));
+    assert_eq!(conditional(&a, &status_path(&id), &etag).await, (304, etag.clone()));
+    assert_eq!(a_state.answers.stats().hits, before.hits + 2);
+
+    // Replica B turns hotpatch off: A hears it and computes the new answer.
+    b.patch(&format!("/v1/machines/{id}"), ADMIN, json!({"hotpatch_enabled": false})).await.ok(200);
+    eventually("replica A drops its answer", std::time::Duration::from_secs(5), || async {
+        status(&a, &id).await.0["hotpatch"]["enabled"] == false
+    })
+    .await;
+    let (new_body, new_etag) = status(&a, &id).await;
+    assert_eq!(new_body, status(&b, &id).await.0, "both replicas give the same answer");
+    assert_ne!(new_etag, etag);
+    assert_eq!(conditional(&a, &status_path(&id), &etag).await.0, 200, "the old tag no longer matches");
+    // The other machine's answer stayed kept.
+    let hits = a_state.answers.stats().hits;
+    assert_eq!(status(&a, &other).await.0, other_body);
+    assert_eq!(a_state.answers.stats().hits, hits + 1);
+}
+
+#[tokio::test]
+async fn a_release_published_on_another_replica_drops_every_kept_answer() {
+    let (a, a_state, b, _, _listening) = two_replicas().await;
+    jan_to_may(&a).await;
+    let id = a.machine_id(azure_2022("web-1")).await;
+    let (_, etag) = kept(&a, &a_state, &id).await;
+    // June's hotpatch comes out on 2025-06-10: until then the answer is valid, so its tag changes.
+    common::publish(&b, ws2022("hotpatch", true, "2025-06", "KB5060001")).await;
+    let machine = id.parse().unwrap();
+    eventually("replica A drops its answer", std::time::Duration::from_secs(5), || async {
+        a_state.answers.get(machine, true).is_none()
+    })
+    .await;
+    let (_, new_etag) = status(&a, &id).await;
+    assert_ne!(new_etag, etag, "the catalog is part of the answer");
+}
+
+#[tokio::test]
+async fn a_replica_that_lost_its_listen_connection_drops_what_it_kept() {
+    let (a, a_state, _b, _, _listening) = two_replicas().await;
+    jan_to_may(&a).await;
+    let id = a.machine_id(azure_2022("web-1")).await;
+    kept(&a, &a_state, &id).await;
+    // Both replicas' LISTEN connections are cut; sqlx reconnects them.
+    sqlx::query(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid()
+           and query ilike '%listen%hotpatch_status%'",
+    )
+    .execute(&a.pool)
+    .await
+    .unwrap();
+    let machine = id.parse().unwrap();
+    eventually("replica A drops its answer", std::time::Duration::from_secs(10), || async {
+        a_state.answers.get(machine, true).is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_its_listen_connection_a_replica_keeps_nothing() {
+    let (app, state) = app_at(may_20()).await;
+    jan_to_may(&app).await;
+    let id = app.machine_id(azure_2022("web-1")).await;
+    for _ in 0..3 {
+        status(&app, &id).await;
+    }
+    assert_eq!(state.answers.stats(), Default::default());
 }

@@ -99,6 +99,12 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_DISPATCH_INTERVAL_MS", default_value_t = 1_000,
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub dispatch_interval_ms: u64,
+
+    /// MiB of memory for patch status answers kept between polls (0: compute every answer).
+    /// About 1.2 KiB per machine; the default holds 100,000 machines.
+    #[arg(long, env = "HOTPATCH_STATUS_CACHE_MB", default_value_t = 128,
+          value_parser = clap::value_parser!(u64).range(0..=65_536))]
+    pub status_cache_mb: u64,
 }
 
 fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {

@@ -126,7 +126,8 @@ impl Application {
         };
         match prepare_database(&url, config.db_pool_size, config.admin_token(), &data_dir).await {
             Ok(pool) => {
-                let state = hotpatch_api::AppState::with_settings(pool.clone(), config.settings());
+                let state = hotpatch_api::AppState::with_settings(pool.clone(), config.settings())
+                    .with_status_cache(config.status_cache_mb as usize * 1024 * 1024);
                 let router = hotpatch_api::router(state.clone());
                 Ok(Application {
                     listener,

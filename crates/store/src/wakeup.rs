@@ -7,7 +7,8 @@
 //! waiter is woken to re-check, then once a second until the connection is back.
 //!
 //! The same connection hears the change feed's channel: the process's [`Feed`] reads new events
-//! after each notification (and on a timer) and hands them to its SSE subscribers.
+//! after each notification (and on a timer) and hands them to its SSE subscribers; and the status
+//! channel, whose machine ids go to the process's [`StatusSink`] (its cache of patch status answers).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,6 +28,19 @@ use crate::events::{Feed, EVENT_CHANNEL};
 pub const JOB_CHANNEL: &str = "hotpatch_job";
 /// Channel of "a token was revoked or changed"; the payload is the token id.
 pub const TOKEN_CHANNEL: &str = "hotpatch_token";
+/// Channel of "these machines' status inputs changed" (migration 0009): machine ids,
+/// comma-separated, or `*` for every machine.
+pub const STATUS_CHANNEL: &str = "hotpatch_status";
+
+/// Told which machines' status inputs changed, so that what was computed from them is dropped.
+/// Called on the LISTEN loop: implementations must be quick and must not block.
+pub trait StatusSink: Send + Sync {
+    /// These machines' inputs changed.
+    fn changed(&self, ids: &[Uuid]);
+    /// Any machine's may have: a change of what every answer depends on, or notifications were
+    /// (or may have been) missed while the connection was down or coming up.
+    fn changed_all(&self);
+}
 
 /// How often the change feed looks for new events while notifications are received (a safety net).
 const FEED_POLL: Duration = Duration::from_secs(5);
@@ -53,6 +67,14 @@ pub struct Wakeups {
     token_generation: AtomicU64,
     /// The change feed of this process (fed while [`Wakeups::run`] runs).
     feed: Feed,
+    /// Where status changes go (see [`Wakeups::set_status_sink`]).
+    status_sink: std::sync::RwLock<Option<Arc<dyn StatusSink>>>,
+}
+
+impl std::fmt::Debug for dyn StatusSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusSink")
+    }
 }
 
 /// A registration for one key; dropping it unregisters.
@@ -105,10 +127,33 @@ impl Wakeups {
         self.token_generation.load(Ordering::Acquire)
     }
 
+    /// Sends this process's status changes to `sink` (instead of any earlier one).
+    pub fn set_status_sink(&self, sink: Arc<dyn StatusSink>) {
+        *self.status_sink.write().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+
+    fn status_sink(&self) -> Option<Arc<dyn StatusSink>> {
+        self.status_sink.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     fn set_listening(&self, up: bool) {
         // Order matters: a cache must never pair the new generation with the old state.
         self.token_generation.fetch_add(1, Ordering::AcqRel);
         self.listening.store(up, Ordering::Release);
+        // Whichever way it went, status notifications may have been missed.
+        if let Some(sink) = self.status_sink() {
+            sink.changed_all();
+        }
+    }
+
+    fn status_changed(&self, payload: &str) {
+        let Some(sink) = self.status_sink() else { return };
+        if payload == "*" {
+            sink.changed_all();
+            return;
+        }
+        let ids: Vec<Uuid> = payload.split(',').filter_map(|id| id.parse().ok()).collect();
+        sink.changed(&ids);
     }
 
     /// Number of keys with waiters (for metrics).
@@ -180,6 +225,10 @@ impl Wakeups {
                             self.feed.hint();
                             continue;
                         }
+                        if n.channel() == STATUS_CHANNEL {
+                            self.status_changed(n.payload());
+                            continue;
+                        }
                         let Ok(id) = n.payload().parse::<Uuid>() else { continue };
                         if n.channel() == JOB_CHANNEL {
                             self.wake(Key::Machine(id));
@@ -205,7 +254,7 @@ impl Wakeups {
 
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([JOB_CHANNEL, TOKEN_CHANNEL, EVENT_CHANNEL]).await?;
+    listener.listen_all([JOB_CHANNEL, TOKEN_CHANNEL, EVENT_CHANNEL, STATUS_CHANNEL]).await?;
     Ok(listener)
 }
 

@@ -224,6 +224,8 @@ async fn inventory(
         e => e.into(),
     })?;
     tx.commit().await?;
+    // Before the response: a read after it on this replica must not get the kept answer.
+    state.answers.forget(agent.machine_id);
     tracing::info!(machine_id = %agent.machine_id, installed = body.installed_updates.len(),
         available = body.available_updates.len(), "inventory recorded");
     Ok(StatusCode::NO_CONTENT)
@@ -249,6 +251,8 @@ async fn health(
         return Err(ApiError::field("checks", "at most 100 checks"));
     }
     agents::record_health(&state.pool, agent.machine_id, &body, state.clock.now()).await?;
+    // Before the response: a read after it on this replica must not get the kept answer.
+    state.answers.forget(agent.machine_id);
     tracing::info!(machine_id = %agent.machine_id, status = ?body.status, "health reported");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -73,6 +73,10 @@ pub struct MachineListItem {
     /// Its patch status (as `GET /v1/machines/{id}/patch-status` answers), with `include=patch_status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch_status: Option<PatchStatusView>,
+    /// The `ETag` that `GET /v1/machines/{id}/patch-status` gives the same answer, with
+    /// `include=patch_status`: a portal lists once, then polls each machine with `If-None-Match`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_status_etag: Option<String>,
 }
 
 /// The routes of this module.
@@ -257,8 +261,8 @@ async fn list_machines(
             .items
             .into_iter()
             .map(|machine| {
-                let patch_status = statuses.remove(&machine.id).map(|(view, _)| view);
-                MachineListItem { machine, patch_status }
+                let (patch_status, patch_status_etag) = statuses.remove(&machine.id).unzip();
+                MachineListItem { machine, patch_status, patch_status_etag }
             })
             .collect(),
         next_cursor: machines.next_cursor,

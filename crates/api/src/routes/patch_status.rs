@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::answers::Answer;
 use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
@@ -365,12 +367,12 @@ pub(crate) fn not_modified(etag: &str) -> Result<Response, ApiError> {
     Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, v)]).into_response())
 }
 
-pub(crate) fn json_with_etag(etag: &str, body: Vec<u8>) -> Result<Response, ApiError> {
+pub(crate) fn json_with_etag(etag: &str, body: impl Into<Bytes>) -> Result<Response, ApiError> {
     let v = HeaderValue::from_str(etag).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
         StatusCode::OK,
         [(header::ETAG, v), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body,
+        body.into(),
     )
         .into_response())
 }
@@ -411,14 +413,14 @@ fn hotpatch_status(eligible: bool, enabled: bool, takes: bool, cycle: &CycleStat
 
 /// A machine's status at `now` from its inputs and the catalog (read at `catalog_version`),
 /// with its entity tag. `at` is the `?at=` of the request, if any.
-pub(crate) fn status_of(
+fn status_of(
     state: &AppState,
     i: StatusInputs,
     catalog: &[Release],
     catalog_version: i64,
     now: DateTime<Utc>,
     at: Option<DateTime<Utc>>,
-) -> Result<(PatchStatusView, String), ApiError> {
+) -> Result<(PatchStatusView, StatusTag), ApiError> {
     let os: OsVersion = parse("machine.os", &i.os)?;
     let platform: Platform = parse("machine.platform", &i.platform)?;
     let enrollment: Option<Enrollment> =
@@ -524,7 +526,7 @@ pub(crate) fn status_of(
             .max()
             .unwrap_or(i.updated_at),
     };
-    Ok((view, tag.header()))
+    Ok((view, tag))
 }
 
 /// The statuses of `ids` at `now` (machines that do not exist are left out): one query, and
@@ -539,7 +541,13 @@ pub(crate) async fn statuses(
         return Ok(HashMap::new());
     };
     let (version, catalog) = state.status_cache.catalog(&state.pool, seen).await?;
-    inputs.into_iter().map(|i| Ok((i.id, status_of(state, i, &catalog, version, now, None)?))).collect()
+    inputs
+        .into_iter()
+        .map(|i| {
+            let (view, tag) = status_of(state, i, &catalog, version, now, None)?;
+            Ok((view.machine_id, (view, tag.header())))
+        })
+        .collect()
 }
 
 /// The portal view of one machine: hotpatch status, current baseline, latest installed release,
@@ -573,6 +581,18 @@ async fn get_patch_status(
     let at = at_param(raw.as_deref())?;
     let now = at.unwrap_or_else(|| state.clock.now());
     let conditional = IfNoneMatch::of(&headers);
+    // Answers kept in memory are answers at the current instant; `?at=` is always computed.
+    let listening = at.is_none() && state.wakeups.is_listening();
+    let seen = state.presence.pending(id);
+    if let Some(kept) = state.answers.get(id, listening).filter(|a| a.current(now, seen)) {
+        state.answers.hit();
+        if conditional.matches(&kept.etag) {
+            return not_modified(&kept.etag);
+        }
+        return json_with_etag(&kept.etag, kept.body.clone());
+    }
+    // Taken before anything is read: a change after it refuses to keep what is computed here.
+    let ticket = state.answers.ticket(listening);
     // Tags still valid at `now` are checked against the stored versions alone.
     let live: Vec<StatusTag> =
         conditional.tags.iter().filter_map(|t| StatusTag::parse(t)).filter(|t| now < t.valid_until).collect();
@@ -581,7 +601,7 @@ async fn get_patch_status(
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no machine with id {id}")))?;
         if let Some(a) = version.agent.as_mut() {
-            a.last_seen_at = a.last_seen_at.max(state.presence.pending(id));
+            a.last_seen_at = a.last_seen_at.max(seen);
         }
         let settings = state.status_cache.settings(&state.settings);
         for t in &live {
@@ -595,11 +615,25 @@ async fn get_patch_status(
         .pop()
         .ok_or_else(|| ApiError::NotFound(format!("no machine with id {id}")))?;
     let (version, catalog) = state.status_cache.catalog(&state.pool, inputs.version.catalog_version).await?;
-    let (view, etag) = status_of(&state, inputs, &catalog, version, now, at)?;
+    let (view, tag) = status_of(&state, inputs, &catalog, version, now, at)?;
+    let etag = tag.header();
+    let body = Bytes::from(serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?);
+    if at.is_none() {
+        state.answers.fill(
+            ticket,
+            id,
+            Answer {
+                etag: etag.clone(),
+                body: body.clone(),
+                computed_at: now,
+                valid_until: tag.valid_until,
+                seen,
+            },
+        );
+    }
     if conditional.matches(&etag) {
         return not_modified(&etag);
     }
-    let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
     json_with_etag(&etag, body)
 }
 

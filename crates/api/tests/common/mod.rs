@@ -16,8 +16,8 @@ pub const ADMIN: &str = "test-admin-token-0123456789abcdef0123456789";
 pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
-    /// Keeps the test database alive (it is dropped with the app).
-    pub db: hotpatch_store::testing::TestDb,
+    /// Keeps the test database alive (it is dropped with the last app on it).
+    pub db: std::sync::Arc<hotpatch_store::testing::TestDb>,
 }
 
 pub struct Reply {
@@ -46,10 +46,19 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Another replica on the same database: its own state (and so its own caches), from `state`.
+    pub fn replica(&self, state: AppState) -> TestApp {
+        TestApp { router: router(state), pool: self.pool.clone(), db: self.db.clone() }
+    }
+
     pub async fn new() -> TestApp {
         let db = hotpatch_store::testing::fresh_db().await;
         hotpatch_api::auth::ensure_admin_token(&db.pool, Some(ADMIN)).await.unwrap();
-        TestApp { router: router(AppState::new(db.pool.clone())), pool: db.pool.clone(), db }
+        TestApp {
+            router: router(AppState::new(db.pool.clone())),
+            pool: db.pool.clone(),
+            db: std::sync::Arc::new(db),
+        }
     }
 
     /// Sends a request; `body` is JSON unless `None`.
@@ -209,7 +218,8 @@ impl TestApp {
         hotpatch_api::auth::ensure_admin_token(&db.pool, Some(ADMIN)).await.unwrap();
         let mut state = AppState::new(db.pool.clone());
         adjust(&mut state);
-        let app = TestApp { router: router(state.clone()), pool: db.pool.clone(), db };
+        let app =
+            TestApp { router: router(state.clone()), pool: db.pool.clone(), db: std::sync::Arc::new(db) };
         (app, state)
     }
 
