@@ -2,13 +2,21 @@
 # $server_pid on exit.
 
 # start_server DB: a fresh database and a release hotpatchd on it; sets $url, $token, $server_pid.
+# Its log is $tmp/server.log, where its address is read from.
 # Settings come from the caller's environment, e.g. `HOTPATCH_AUTOMATIC_ROLLOUTS=false start_server db`.
 start_server() {
   local db=$1
   psql "$pgurl/postgres" -qc "drop database if exists $db" -c "create database $db" >/dev/null
   token="bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  restart_server "$db"
+}
+
+# restart_server DB: another release hotpatchd on the existing database DB, with the same $token.
+restart_server() {
+  local db=$1
   DATABASE_URL="$pgurl/$db" HOTPATCH_ADMIN_TOKEN="$token" HOTPATCH_LISTEN=127.0.0.1:0 HOTPATCH_LOG=warn,hotpatch_server=info \
     "$bin/hotpatchd" >"$tmp/server.log" 2>&1 &
+  url=""
   server_pid=$!
   for _ in $(seq 1 200); do
     url=$(grep -o 'listening on [0-9.:]*' "$tmp/server.log" | head -1 | sed 's/listening on /http:\/\//') || true

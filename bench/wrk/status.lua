@@ -1,4 +1,5 @@
--- Random GET /v1/machines/{id}/patch-status over the machines of $IDS_FILE, with a bearer token.
+-- GET /v1/machines/{id}/patch-status over the machines of $IDS_FILE, with a bearer token: random
+-- machines, or with SWEEP=<wrk threads> every machine once (then the threads stop).
 -- A line is `<uuid>` (full answers) or `<uuid> <etag>` (sent in If-None-Match: 304s while the
 -- status is unchanged). Counts the 304s so the summary can tell them from full answers.
 local path = os.getenv("IDS_FILE")
@@ -14,11 +15,28 @@ end
 assert(#ids > 0, "no ids in " .. path)
 math.randomseed(os.time() + (tonumber(string.match(tostring(ids), "0x(%x+)") or "0", 16) % 100000))
 local auth = "Bearer " .. token
+local sweep = tonumber(os.getenv("SWEEP") or "")
 local threads = {}
-function setup(thread) threads[#threads + 1] = thread end
+function setup(thread)
+  threads[#threads + 1] = thread
+  thread:set("slice", #threads)
+end
 not_modified = 0
+local next_index = nil
+local function pick()
+  if not sweep then return math.random(#ids) end
+  -- Thread k of n takes machines k, k + n, k + 2n, …
+  next_index = next_index or slice
+  local i = next_index
+  next_index = next_index + sweep
+  if i > #ids then
+    wrk.thread:stop()
+    return 1
+  end
+  return i
+end
 request = function()
-  local i = math.random(#ids)
+  local i = pick()
   local headers = { ["Authorization"] = auth }
   if tags[i] then headers["If-None-Match"] = tags[i] end
   return wrk.format("GET", "/v1/machines/" .. ids[i] .. "/patch-status", headers)

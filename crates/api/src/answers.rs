@@ -37,7 +37,7 @@ const SHARDS: usize = 64;
 const ENTRY_OVERHEAD: usize = 160;
 
 /// One machine's computed answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Answer {
     /// Its `ETag` header value (quoted).
     pub etag: String,

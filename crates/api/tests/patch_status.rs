@@ -587,3 +587,25 @@ async fn without_its_listen_connection_a_replica_keeps_nothing() {
     }
     assert_eq!(state.answers.stats(), Default::default());
 }
+
+#[tokio::test]
+async fn a_list_with_patch_status_keeps_each_answer_for_the_polls_that_follow() {
+    let (app, state) = app_at(may_20()).await;
+    let _listening = listen(&app, &state).await;
+    jan_to_may(&app).await;
+    let ids = [app.machine_id(azure_2022("a")).await, app.machine_id(azure_2022("b")).await];
+    // Notifications of the writes above may still come in and drop what the list keeps.
+    eventually("the list keeps both answers", std::time::Duration::from_secs(5), || async {
+        app.get("/v1/machines?include=patch_status", ADMIN).await.ok(200);
+        ids.iter().all(|id| state.answers.get(id.parse().unwrap(), true).is_some())
+    })
+    .await;
+    let page = app.get("/v1/machines?include=patch_status", ADMIN).await.ok(200).clone();
+    let hits = state.answers.stats().hits;
+    for item in page["items"].as_array().unwrap() {
+        let path = status_path(item["id"].as_str().unwrap());
+        let tag = item["patch_status_etag"].as_str().unwrap();
+        assert_eq!(conditional(&app, &path, tag).await, (304, tag.to_owned()));
+    }
+    assert_eq!(state.answers.stats().hits, hits + 2, "both polls answered from memory");
+}

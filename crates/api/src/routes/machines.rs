@@ -72,7 +72,8 @@ pub struct MachineListItem {
     pub machine: MachineView,
     /// Its patch status (as `GET /v1/machines/{id}/patch-status` answers), with `include=patch_status`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch_status: Option<PatchStatusView>,
+    #[schema(value_type = Option<PatchStatusView>)]
+    pub patch_status: Option<Box<serde_json::value::RawValue>>,
     /// The `ETag` that `GET /v1/machines/{id}/patch-status` gives the same answer, with
     /// `include=patch_status`: a portal lists once, then polls each machine with `If-None-Match`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,9 +250,9 @@ async fn list_machines(
         PageParams::from_query(raw.as_deref(), &["region", "os", "hotpatch_status", "label", "include"])?;
     let include = include_status(raw.as_deref())?;
     let rows = machines::list(&state.pool, &filter, paging.after, paging.limit + 1).await?;
-    let mut statuses = if include {
+    let mut answers = if include {
         let ids: Vec<Uuid> = rows.iter().take(paging.limit as usize).map(|m| m.id).collect();
-        patch_status::statuses(&state, &ids, state.clock.now()).await?
+        patch_status::answers(&state, &ids).await?
     } else {
         Default::default()
     };
@@ -261,10 +262,13 @@ async fn list_machines(
             .items
             .into_iter()
             .map(|machine| {
-                let (patch_status, patch_status_etag) = statuses.remove(&machine.id).unzip();
-                MachineListItem { machine, patch_status, patch_status_etag }
+                let (patch_status, patch_status_etag) = match answers.remove(&machine.id) {
+                    Some(a) => (Some(raw_json(&a.body)?), Some(a.etag)),
+                    None => (None, None),
+                };
+                Ok(MachineListItem { machine, patch_status, patch_status_etag })
             })
-            .collect(),
+            .collect::<Result<_, ApiError>>()?,
         next_cursor: machines.next_cursor,
     };
     // The page's tag is a digest of its content: exact by construction, and a page is computed
@@ -276,6 +280,12 @@ async fn list_machines(
         return patch_status::not_modified(&etag);
     }
     patch_status::json_with_etag(&etag, body)
+}
+
+/// An answer's body, to embed as it is.
+fn raw_json(body: &[u8]) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    serde_json::value::RawValue::from_string(text.to_owned()).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// One machine.

@@ -529,25 +529,37 @@ fn status_of(
     Ok((view, tag))
 }
 
-/// The statuses of `ids` at `now` (machines that do not exist are left out): one query, and
-/// one more only when the release catalog changed since this replica last read it.
-pub(crate) async fn statuses(
-    state: &AppState,
-    ids: &[Uuid],
-    now: DateTime<Utc>,
-) -> Result<HashMap<Uuid, (PatchStatusView, String)>, ApiError> {
+/// The answers for `ids` now, as `GET /v1/machines/{id}/patch-status` gives them (machines that
+/// do not exist are left out): one query, and one more only when the release catalog changed
+/// since this replica last read it. Each is kept in memory, so the polls that follow a list
+/// are served from there.
+pub(crate) async fn answers(state: &AppState, ids: &[Uuid]) -> Result<HashMap<Uuid, Answer>, ApiError> {
+    let listening = state.wakeups.is_listening();
+    let seen: HashMap<Uuid, DateTime<Utc>> =
+        ids.iter().filter_map(|&id| Some((id, state.presence.pending(id)?))).collect();
+    let ticket = state.answers.ticket(listening);
+    let now = state.clock.now();
     let inputs = status::inputs(&state.pool, ids).await?;
-    let Some(seen) = inputs.iter().map(|i| i.version.catalog_version).max() else {
+    let Some(newest) = inputs.iter().map(|i| i.version.catalog_version).max() else {
         return Ok(HashMap::new());
     };
-    let (version, catalog) = state.status_cache.catalog(&state.pool, seen).await?;
-    inputs
-        .into_iter()
-        .map(|i| {
-            let (view, tag) = status_of(state, i, &catalog, version, now, None)?;
-            Ok((view.machine_id, (view, tag.header())))
-        })
-        .collect()
+    let (version, catalog) = state.status_cache.catalog(&state.pool, newest).await?;
+    let mut answers = HashMap::with_capacity(inputs.len());
+    for i in inputs {
+        let id = i.id;
+        let (view, tag) = status_of(state, i, &catalog, version, now, None)?;
+        let body = Bytes::from(serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?);
+        let answer = Answer {
+            etag: tag.header(),
+            body,
+            computed_at: now,
+            valid_until: tag.valid_until,
+            seen: seen.get(&id).copied(),
+        };
+        state.answers.fill(ticket, id, answer.clone());
+        answers.insert(id, answer);
+    }
+    Ok(answers)
 }
 
 /// The portal view of one machine: hotpatch status, current baseline, latest installed release,
