@@ -84,8 +84,13 @@ create trigger status_notify_update after update on rollout_machine
 create trigger status_notify_delete after delete on rollout_machine
     referencing old table as changed for each statement execute function status_notify_machine_rows();
 
--- What every answer depends on.
-create trigger status_notify_rollout after update of state or delete on rollout
-    for each statement execute function status_notify_everything();
+-- What every answer depends on. Row level, and only for real changes: the dispatcher's updates
+-- that change no rollout's state must not drop every replica's answers each second (a
+-- statement-level trigger fires for statements that change no row). One transaction's identical
+-- notifications are delivered once.
+create trigger status_notify_rollout_state after update of state on rollout
+    for each row when (old.state is distinct from new.state) execute function status_notify_everything();
+create trigger status_notify_rollout_delete after delete on rollout
+    for each row execute function status_notify_everything();
 create trigger status_notify_epoch after update on status_epoch
-    for each statement execute function status_notify_everything();
+    for each row execute function status_notify_everything();
