@@ -59,8 +59,12 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<PgPool, Sto
 /// The connection options of `url`. A server on this machine (loopback address or Unix socket)
 /// is reached without TLS unless the URL asks for it with `sslmode`: sqlx's default `prefer`
 /// would encrypt every query on loopback, which protects nothing and costs CPU on every request.
+///
+/// JIT compilation is off for our sessions: our queries are short, and PostgreSQL's estimate for
+/// a prepared statement over an id array (a page of patch statuses) can pass `jit_above_cost`,
+/// after which every execution spends milliseconds compiling in LLVM what runs in microseconds.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
-    let options = PgConnectOptions::from_str(url)?;
+    let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
     let asks_for_ssl = url.contains("sslmode=") || url.contains("ssl-mode=");
     let host = options.get_host();
     let local = host.starts_with('/')
