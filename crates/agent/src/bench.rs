@@ -107,6 +107,34 @@ async fn enroll(
     Ok(agents)
 }
 
+/// Brings the agents online before work arrives, as a fleet's agents are: each makes its first
+/// call, a claim, `concurrency` at a time (a first assessment the server already queued is done
+/// at once), and the server writes their last-seen marks (about once a second) before this
+/// returns.
+async fn connect(fleet: &[BenchAgent], concurrency: usize) -> Result<(), BenchError> {
+    let started = Instant::now();
+    let claims: Vec<Result<(), BenchError>> = stream::iter(fleet)
+        .map(|agent| async move {
+            if let Some(job) =
+                agent.client.claim(Duration::ZERO).await.map_err(failed("connecting agents"))?
+            {
+                agent
+                    .client
+                    .result(job.id, &succeeded(job.lease.id))
+                    .await
+                    .map_err(failed("connecting agents"))?;
+            }
+            Ok(())
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    claims.into_iter().collect::<Result<Vec<_>, _>>()?;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    eprintln!("bench: {} agents online in {:.1} s", fleet.len(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// `POST /v1/assessments` for a selector; returns the operation.
 async fn assess(target: &Target, http: &reqwest::Client, selector: &Value) -> Result<Value, BenchError> {
     let response = http
@@ -210,6 +238,7 @@ pub async fn queue(target: &Target, agents: usize, jobs: usize) -> Result<QueueR
     let http = http_client().map_err(failed("building the HTTP client"))?;
     let run = format!("bq{}", &Uuid::now_v7().simple().to_string()[20..]);
     let fleet = Arc::new(enroll(target, &http, &run, jobs).await?);
+    connect(&fleet, agents).await?;
     let started = Instant::now();
     let op = assess(target, &http, &json!({ "labels": { "bench": run } })).await?;
     eprintln!("bench: {} jobs queued in {:.2} s", op["machines"]["total"], started.elapsed().as_secs_f64());

@@ -130,19 +130,34 @@ struct Endpoint {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// `Bearer <token>`, built once (marked sensitive) rather than formatted for every request;
+    /// `None` when the token cannot be a header value (the request then fails as it always did).
+    authorization: Option<reqwest::header::HeaderValue>,
 }
 
 impl Endpoint {
     fn new(http: reqwest::Client, base: &str, token: &str) -> Endpoint {
-        Endpoint { http, base: base.trim_end_matches('/').to_owned(), token: token.to_owned() }
+        let authorization =
+            reqwest::header::HeaderValue::try_from(format!("Bearer {token}")).ok().map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        Endpoint { http, base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), authorization }
+    }
+
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.authorization {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
+            None => request.bearer_auth(&self.token),
+        }
     }
 
     fn post(&self, path: &str) -> RequestBuilder {
-        self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).timeout(REQUEST_TIMEOUT)
+        self.authorized(self.http.post(format!("{}{path}", self.base))).timeout(REQUEST_TIMEOUT)
     }
 
     fn get(&self, path: &str) -> RequestBuilder {
-        self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).timeout(REQUEST_TIMEOUT)
+        self.authorized(self.http.get(format!("{}{path}", self.base))).timeout(REQUEST_TIMEOUT)
     }
 }
 

@@ -288,7 +288,8 @@ async fn fence(db: impl PgExecutor<'_>, job_id: Uuid, machine_id: Uuid) -> Resul
 ///
 /// A lease that still has nine tenths of `ttl` to run is confirmed without a write: an agent that
 /// heartbeats eagerly (right after its claim, say) would otherwise cost a row version and a
-/// commit per beat for no gain.
+/// commit per beat for no gain. That check is a plain read (no `update` planned and opened for
+/// nothing); only a lease that needs it is then extended, by a second statement fenced the same way.
 pub async fn heartbeat(
     conn: &mut PgConnection,
     job_id: Uuid,
@@ -298,29 +299,38 @@ pub async fn heartbeat(
     ttl: TimeDelta,
 ) -> Result<Result<Lease, Fence>, StoreError> {
     let expires_at = now + ttl;
-    let row = sqlx::query!(
-        r#"with held as (
-               select id, lease_expires_at from job
-               where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'),
-           extended as (
-               update job set lease_expires_at = $4, updated_at = $5
-               from held
-               where job.id = held.id and held.lease_expires_at < $6
-                 and job.lease_id = $3 and job.state = 'leased'
-               returning job.lease_expires_at)
-           select (select lease_expires_at from extended) as extended,
-                  (select lease_expires_at from held) as held"#,
+    let held = sqlx::query_scalar!(
+        r#"select lease_expires_at as "lease_expires_at!" from job
+           where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'"#,
+        job_id,
+        machine_id,
+        lease_id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match held {
+        None => return Ok(Err(fence(&mut *conn, job_id, machine_id).await?)),
+        Some(held) if held >= expires_at - ttl / 10 => {
+            return Ok(Ok(Lease { id: lease_id, expires_at: held }))
+        }
+        Some(_) => {}
+    }
+    // Never shortens the lease: a concurrent beat may have extended it further meanwhile.
+    let extended = sqlx::query_scalar!(
+        r#"update job set lease_expires_at = greatest(lease_expires_at, $4), updated_at = $5
+           where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'
+           returning lease_expires_at as "lease_expires_at!""#,
         job_id,
         machine_id,
         lease_id,
         expires_at,
         now,
-        expires_at - ttl / 10,
     )
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    match row.extended.or(row.held) {
+    match extended {
         Some(expires_at) => Ok(Ok(Lease { id: lease_id, expires_at })),
+        // Lost between the read and the write (reaped, canceled, or the machine's job deleted).
         None => Ok(Err(fence(&mut *conn, job_id, machine_id).await?)),
     }
 }
