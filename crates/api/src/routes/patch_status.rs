@@ -570,7 +570,9 @@ pub(crate) async fn answers(state: &AppState, ids: &[Uuid]) -> Result<HashMap<Uu
 /// Answers carry a strong `ETag` that changes exactly when the answer does (also when only the
 /// clock changes it: a new month, a release coming out, the next window ending, the agent turning
 /// disconnected). `If-None-Match` with it (or `*`; weak forms compare weakly) answers 304 from a
-/// version check of the stored inputs, without computing the answer.
+/// version check of the stored inputs, without computing the answer. Each replica keeps the
+/// answers it computed (also those of a list with `include=patch_status`) and serves them without
+/// reading the database until a write of their inputs, on any replica, drops them.
 #[utoipa::path(get, path = "/v1/machines/{id}/patch-status", tag = "machines",
     params(("id" = Uuid, Path, description = "Machine id"),
         ("at" = Option<DateTime<Utc>>, Query, description = "Instant to evaluate at (default now)"),
