@@ -547,19 +547,27 @@ pub(crate) async fn answers(state: &AppState, ids: &[Uuid]) -> Result<HashMap<Uu
     let mut answers = HashMap::with_capacity(inputs.len());
     for i in inputs {
         let id = i.id;
-        let (view, tag) = status_of(state, i, &catalog, version, now, None)?;
-        let body = Bytes::from(serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?);
-        let answer = Answer {
-            etag: tag.header(),
-            body,
-            computed_at: now,
-            valid_until: tag.valid_until,
-            seen: seen.get(&id).copied(),
-        };
+        let answer = answer_of(state, i, &catalog, version, now, None, seen.get(&id).copied())?;
         state.answers.fill(ticket, id, answer.clone());
         answers.insert(id, answer);
     }
     Ok(answers)
+}
+
+/// A machine's answer at `now` as sent: its body and tag. `seen` is this replica's unwritten
+/// last-seen mark of its agent as read before its inputs.
+fn answer_of(
+    state: &AppState,
+    i: StatusInputs,
+    catalog: &[Release],
+    catalog_version: i64,
+    now: DateTime<Utc>,
+    at: Option<DateTime<Utc>>,
+    seen: Option<DateTime<Utc>>,
+) -> Result<Answer, ApiError> {
+    let (view, tag) = status_of(state, i, catalog, catalog_version, now, at)?;
+    let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Answer { etag: tag.header(), body: body.into(), computed_at: now, valid_until: tag.valid_until, seen })
 }
 
 /// The portal view of one machine: hotpatch status, current baseline, latest installed release,
@@ -629,26 +637,14 @@ async fn get_patch_status(
         .pop()
         .ok_or_else(|| ApiError::NotFound(format!("no machine with id {id}")))?;
     let (version, catalog) = state.status_cache.catalog(&state.pool, inputs.version.catalog_version).await?;
-    let (view, tag) = status_of(&state, inputs, &catalog, version, now, at)?;
-    let etag = tag.header();
-    let body = Bytes::from(serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let answer = answer_of(&state, inputs, &catalog, version, now, at, seen)?;
     if at.is_none() {
-        state.answers.fill(
-            ticket,
-            id,
-            Answer {
-                etag: etag.clone(),
-                body: body.clone(),
-                computed_at: now,
-                valid_until: tag.valid_until,
-                seen,
-            },
-        );
+        state.answers.fill(ticket, id, answer.clone());
     }
-    if conditional.matches(&etag) {
-        return not_modified(&etag);
+    if conditional.matches(&answer.etag) {
+        return not_modified(&answer.etag);
     }
-    json_with_etag(&etag, body)
+    json_with_etag(&answer.etag, answer.body)
 }
 
 /// Temporary, until agents report inventory: record what a machine runs (its current baseline,
