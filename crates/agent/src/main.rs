@@ -67,18 +67,6 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         sample: usize,
     },
-    /// A portal polling patch status: random machines of the fleet, full answers then 304s
-    /// (`If-None-Match`): req/s, p50, p99 of each.
-    Status {
-        #[command(flatten)]
-        target: TargetArgs,
-        /// Concurrent connections.
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Seconds of each phase.
-        #[arg(long, default_value_t = 15)]
-        seconds: u64,
-    },
 }
 
 #[derive(Args)]
@@ -116,9 +104,6 @@ async fn bench(command: BenchCommand) -> ExitCode {
             hotpatch_agent::bench::idle(&target.target(), agents.max(1), rounds.max(1), sample.max(1))
                 .await
                 .map(|r| r.figures)
-        }
-        BenchCommand::Status { target, connections, seconds } => {
-            hotpatch_agent::bench::status(&target.target(), connections.max(1), seconds.max(1)).await
         }
     };
     match result {

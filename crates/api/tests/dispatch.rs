@@ -12,8 +12,6 @@ use common::*;
 use hotpatch_api::clock::Clock;
 use hotpatch_api::dispatch::{self, Pass};
 use hotpatch_api::AppState;
-use hotpatch_domain::PatchOrchestration;
-use hotpatch_scheduler::cycle::MachineState;
 use hotpatch_scheduler::rollout::{plan_rollout, PlanWindow, RolloutMachine, RolloutOptions, RolloutRelease};
 use hotpatch_store::rollouts::{self, BatchEvent, NewRollout, RolloutState};
 use serde_json::{json, Value};
@@ -58,24 +56,7 @@ async fn fleet(n: usize) -> Fleet {
     let release =
         hotpatch_store::releases::get(&state.pool, release_id.parse().unwrap()).await.unwrap().release;
     let release = RolloutRelease::from_catalog(&release, std::slice::from_ref(&release)).unwrap();
-    let inputs: Vec<RolloutMachine> = machines
-        .iter()
-        .map(|(id, _)| RolloutMachine {
-            machine_id: id.parse().unwrap(),
-            os: hotpatch_domain::OsVersion::WindowsServer2022,
-            orchestration: PatchOrchestration::AutomaticByPlatform,
-            region: "westeurope".to_owned(),
-            availability_zone: None,
-            availability_set: None,
-            update_domain: None,
-            state: MachineState {
-                hotpatch: true,
-                current_baseline: None,
-                latest_installed: None,
-                reboot_pending: false,
-            },
-        })
-        .collect();
+    let inputs: Vec<RolloutMachine> = machines.iter().map(|(id, _)| planned_machine(id)).collect();
     // One machine per batch: each batch waits for the previous one.
     let options = RolloutOptions { max_batch_percent: 1, ..RolloutOptions::default() };
     let plan =

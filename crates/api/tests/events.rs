@@ -14,9 +14,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::*;
 use hotpatch_api::clock::Clock;
 use hotpatch_api::AppState;
-use hotpatch_domain::PatchOrchestration;
-use hotpatch_scheduler::cycle::MachineState;
-use hotpatch_scheduler::rollout::{plan_rollout, PlanWindow, RolloutMachine, RolloutOptions, RolloutRelease};
+use hotpatch_scheduler::rollout::{plan_rollout, PlanWindow, RolloutOptions, RolloutRelease};
 use hotpatch_store::rollouts::{self, NewRollout};
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
@@ -280,21 +278,7 @@ async fn a_rollout_halted_by_a_failed_install_is_an_event_with_its_reason() {
     let release =
         hotpatch_store::releases::get(&state.pool, release_id.parse().unwrap()).await.unwrap().release;
     let release = RolloutRelease::from_catalog(&release, std::slice::from_ref(&release)).unwrap();
-    let input = RolloutMachine {
-        machine_id: machine.parse().unwrap(),
-        os: hotpatch_domain::OsVersion::WindowsServer2022,
-        orchestration: PatchOrchestration::AutomaticByPlatform,
-        region: "westeurope".to_owned(),
-        availability_zone: None,
-        availability_set: None,
-        update_domain: None,
-        state: MachineState {
-            hotpatch: true,
-            current_baseline: None,
-            latest_installed: None,
-            reboot_pending: false,
-        },
-    };
+    let input = planned_machine(&machine);
     let window = Utc.with_ymd_and_hms(2025, 1, 20, 0, 0, 0).unwrap();
     let plan = plan_rollout(&release, &[input], &[], &RolloutOptions::default(), t0(), |_, _| {
         Some(PlanWindow { start: window, end: window + TimeDelta::hours(4) })

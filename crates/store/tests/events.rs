@@ -8,12 +8,10 @@ mod support;
 
 use chrono::{NaiveDate, TimeDelta};
 use hotpatch_domain::job::Inventory;
-use hotpatch_domain::operation::OperationKind;
 use hotpatch_store::events::{self, Event, RETENTION};
-use hotpatch_store::operations::{self, Created, NewOperation};
 use hotpatch_store::testing::fresh_db;
 use hotpatch_store::{agents, jobs, PgPool};
-use support::{machine, machines, succeeded, t0, TTL};
+use support::{machine, machines, new_operation, succeeded, t0, TTL};
 use uuid::Uuid;
 
 async fn all(pool: &PgPool) -> Vec<Event> {
@@ -23,15 +21,7 @@ async fn all(pool: &PgPool) -> Vec<Event> {
 /// An "assess now" operation over `machines`, its jobs queued; its id.
 async fn assess_operation(pool: &PgPool, machines: &[Uuid]) -> Uuid {
     let mut tx = pool.begin().await.unwrap();
-    let request = serde_json::json!({});
-    let op = NewOperation {
-        kind: OperationKind::Assess,
-        request: &request,
-        created_by: None,
-        idempotency: None,
-        now: t0(),
-    };
-    let Created::New(op) = operations::create(&mut tx, &op).await.unwrap() else { panic!("new") };
+    let op = new_operation(&mut tx, t0()).await;
     jobs::enqueue_assessments(&mut tx, Some(op), machines, 0, t0()).await.unwrap();
     tx.commit().await.unwrap();
     op

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hotpatch_domain::job::{JobKind, JobState, Outcome, RetryPolicy};
-use hotpatch_domain::operation::OperationKind;
 use hotpatch_store::jobs::{self, Completion, Fence, Reaped};
-use hotpatch_store::operations::{self, Created, NewOperation};
+use hotpatch_store::operations;
 use hotpatch_store::testing::fresh_db;
 use hotpatch_store::wakeup::JOB_CHANNEL;
 use hotpatch_store::StoreError;
@@ -22,8 +21,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::PgPool;
-use support::{job, machine, machines, on_side_connection, result, secs, succeeded, t0, TTL};
+use support::{job, machine, machines, new_operation, on_side_connection, result, secs, succeeded, t0, TTL};
 use uuid::Uuid;
 
 const POLICY: RetryPolicy = RetryPolicy { base: TimeDelta::seconds(10), max: TimeDelta::minutes(10) };
@@ -33,21 +31,6 @@ fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, constraint: &st
     match r {
         Err(StoreError::Conflict { constraint: c, .. }) if c == constraint => {}
         other => panic!("expected a conflict on {constraint}, got {other:?}"),
-    }
-}
-
-async fn new_operation(pool: &PgPool, now: DateTime<Utc>) -> Uuid {
-    let request = serde_json::json!({});
-    let op = NewOperation {
-        kind: OperationKind::Assess,
-        request: &request,
-        created_by: None,
-        idempotency: None,
-        now,
-    };
-    match operations::create(&mut pool.acquire().await.unwrap(), &op).await.unwrap() {
-        Created::New(id) => id,
-        other => panic!("expected a new operation, got {other:?}"),
     }
 }
 
@@ -215,7 +198,8 @@ async fn a_machine_has_at_most_one_active_disruptive_job() {
 async fn a_second_assessment_of_a_machine_joins_the_queued_one() {
     let db = fresh_db().await;
     let (m, busy) = (machine(&db.pool).await, machine(&db.pool).await);
-    let (op1, op2) = (new_operation(&db.pool, t0()).await, new_operation(&db.pool, t0()).await);
+    let mut conn = db.pool.acquire().await.unwrap();
+    let (op1, op2) = (new_operation(&mut conn, t0()).await, new_operation(&mut conn, t0()).await);
     let mut conn = db.pool.acquire().await.unwrap();
     let first = jobs::enqueue_assessments(&mut conn, Some(op1), &[m, busy], 0, t0()).await.unwrap();
     let job_of = |pairs: &[(Uuid, Uuid)], machine_id: Uuid| {

@@ -411,8 +411,9 @@ fn hotpatch_status(eligible: bool, enabled: bool, takes: bool, cycle: &CycleStat
     }
 }
 
-/// A machine's status at `now` from its inputs and the catalog (read at `catalog_version`),
-/// with its entity tag. `at` is the `?at=` of the request, if any.
+/// A machine's answer at `now` as sent (body and entity tag), from its inputs and the catalog
+/// (read at `catalog_version`). `at` is the `?at=` of the request, if any; `seen` is this
+/// replica's unwritten last-seen mark of its agent, read before the inputs.
 fn status_of(
     state: &AppState,
     i: StatusInputs,
@@ -420,7 +421,8 @@ fn status_of(
     catalog_version: i64,
     now: DateTime<Utc>,
     at: Option<DateTime<Utc>>,
-) -> Result<(PatchStatusView, StatusTag), ApiError> {
+    seen: Option<DateTime<Utc>>,
+) -> Result<Answer, ApiError> {
     let os: OsVersion = parse("machine.os", &i.os)?;
     let platform: Platform = parse("machine.platform", &i.platform)?;
     let enrollment: Option<Enrollment> =
@@ -455,7 +457,7 @@ fn status_of(
     // A mark this replica has not written yet is newer than the stored one.
     let mut version = i.version;
     let agent = version.agent.as_mut().map(|a| {
-        let last_seen_at = a.last_seen_at.max(state.presence.pending(i.id));
+        let last_seen_at = a.last_seen_at.max(seen);
         a.last_seen_at = last_seen_at;
         AgentView { last_seen_at, connected: last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN) }
     });
@@ -526,7 +528,8 @@ fn status_of(
             .max()
             .unwrap_or(i.updated_at),
     };
-    Ok((view, tag))
+    let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Answer { etag: tag.header(), body: body.into(), computed_at: now, valid_until: tag.valid_until, seen })
 }
 
 /// The answers for `ids` now, as `GET /v1/machines/{id}/patch-status` gives them (machines that
@@ -547,27 +550,11 @@ pub(crate) async fn answers(state: &AppState, ids: &[Uuid]) -> Result<HashMap<Uu
     let mut answers = HashMap::with_capacity(inputs.len());
     for i in inputs {
         let id = i.id;
-        let answer = answer_of(state, i, &catalog, version, now, None, seen.get(&id).copied())?;
+        let answer = status_of(state, i, &catalog, version, now, None, seen.get(&id).copied())?;
         state.answers.fill(ticket, id, answer.clone());
         answers.insert(id, answer);
     }
     Ok(answers)
-}
-
-/// A machine's answer at `now` as sent: its body and tag. `seen` is this replica's unwritten
-/// last-seen mark of its agent as read before its inputs.
-fn answer_of(
-    state: &AppState,
-    i: StatusInputs,
-    catalog: &[Release],
-    catalog_version: i64,
-    now: DateTime<Utc>,
-    at: Option<DateTime<Utc>>,
-    seen: Option<DateTime<Utc>>,
-) -> Result<Answer, ApiError> {
-    let (view, tag) = status_of(state, i, catalog, catalog_version, now, at)?;
-    let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Answer { etag: tag.header(), body: body.into(), computed_at: now, valid_until: tag.valid_until, seen })
 }
 
 /// The portal view of one machine: hotpatch status, current baseline, latest installed release,
@@ -637,7 +624,7 @@ async fn get_patch_status(
         .pop()
         .ok_or_else(|| ApiError::NotFound(format!("no machine with id {id}")))?;
     let (version, catalog) = state.status_cache.catalog(&state.pool, inputs.version.catalog_version).await?;
-    let answer = answer_of(&state, inputs, &catalog, version, now, at, seen)?;
+    let answer = status_of(&state, inputs, &catalog, version, now, at, seen)?;
     if at.is_none() {
         state.answers.fill(ticket, id, answer.clone());
     }

@@ -179,6 +179,26 @@ pub fn release(os: &str, kind: &str, planned: bool, month: &str, kb: &str) -> Va
 }
 
 /// A Windows Server 2022 release.
+/// A hotpatch Windows Server 2022 machine of westeurope with nothing installed, as the rollout
+/// planner takes it (what `azure_2022` registers).
+pub fn planned_machine(id: &str) -> hotpatch_scheduler::rollout::RolloutMachine {
+    hotpatch_scheduler::rollout::RolloutMachine {
+        machine_id: id.parse().unwrap(),
+        os: hotpatch_domain::OsVersion::WindowsServer2022,
+        orchestration: hotpatch_domain::PatchOrchestration::AutomaticByPlatform,
+        region: "westeurope".to_owned(),
+        availability_zone: None,
+        availability_set: None,
+        update_domain: None,
+        state: hotpatch_scheduler::cycle::MachineState {
+            hotpatch: true,
+            current_baseline: None,
+            latest_installed: None,
+            reboot_pending: false,
+        },
+    }
+}
+
 pub fn ws2022(kind: &str, planned: bool, month: &str, kb: &str) -> Value {
     release("windows_server_2022", kind, planned, month, kb)
 }

@@ -138,3 +138,19 @@ where
     .join()
     .unwrap()
 }
+
+/// A new "assess now" operation (no jobs yet) created at `now`; its id.
+pub async fn new_operation(conn: &mut PgConnection, now: DateTime<Utc>) -> Uuid {
+    let request = serde_json::json!({});
+    let op = hotpatch_store::operations::NewOperation {
+        kind: hotpatch_domain::operation::OperationKind::Assess,
+        request: &request,
+        created_by: None,
+        idempotency: None,
+        now,
+    };
+    match hotpatch_store::operations::create(conn, &op).await.unwrap() {
+        hotpatch_store::operations::Created::New(id) => id,
+        other => panic!("expected a new operation, got {other:?}"),
+    }
+}
