@@ -145,8 +145,10 @@ impl FromRequestParts<AppState> for Principal {
 
 /// How long a verified token's credential is reused without asking the database. Revocations
 /// reach every replica at once through NOTIFY (the cache is dropped on each); this bounds what a
-/// notification lost while the LISTEN connection looked healthy could let through.
-const CREDENTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// notification lost while the LISTEN connection looked healthy could let through. Longer than an
+/// agent's longest poll (a minute): a connected agent re-polls within it, so its credential stays
+/// cached for as long as it is connected instead of being read from the database on most claims.
+const CREDENTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 /// Entries kept at most; beyond that the cache is cleared (a fleet's agents refill it).
 const CREDENTIAL_CACHE_MAX: usize = 100_000;
 

@@ -4,6 +4,7 @@
 
 pub mod answers;
 pub mod auth;
+pub mod batch;
 pub mod clock;
 pub mod dispatch;
 pub mod error;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub status_cache: std::sync::Arc<routes::patch_status::StatusCache>,
     /// Patch status answers kept in memory (see `answers`).
     pub answers: std::sync::Arc<answers::Answers>,
+    /// Agents' claims, heartbeats and results on their way to the database in batches (see `batch`).
+    pub agent_batches: std::sync::Arc<routes::agent::Batches>,
 }
 
 /// Default memory for kept patch status answers: about 100,000 machines' answers.
@@ -115,6 +118,7 @@ impl AppState {
             presence: Default::default(),
             status_cache: Default::default(),
             answers,
+            agent_batches: Default::default(),
         }
     }
 

@@ -699,3 +699,113 @@ async fn nul_characters_in_agent_reports_are_refused_as_4xx_never_5xx() {
     }
     assert_eq!(app.report(&agent, &job, "failed", json!({"error": "ab"})).await.ok(200)["recorded"], true);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many agents at once: claims, heartbeats and results go to the database in batches.
+// ---------------------------------------------------------------------------------------------
+
+/// Sends all `calls` at once and returns their replies in the same order.
+async fn all_at_once(app: &TestApp, calls: Vec<(String, String, Option<Value>)>) -> Vec<common::Reply> {
+    let calls = calls.into_iter().map(|(path, token, body)| {
+        let app = app.clone();
+        tokio::spawn(async move { app.call(Method::POST, &path, Some(&token), body).await })
+    });
+    let mut replies = vec![];
+    for call in calls.collect::<Vec<_>>() {
+        replies.push(call.await.unwrap());
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_calling_at_once_each_get_the_answer_for_their_own_machine_and_lease() {
+    const AGENTS: usize = 48;
+    let app = TestApp::new().await;
+    let mut fleet = vec![];
+    for i in 0..AGENTS {
+        fleet.push(machine_with_agent(&app, &format!("web-{i}")).await);
+    }
+    let ids: Vec<&str> = fleet.iter().map(|(m, _)| m.as_str()).collect();
+    let op = app.post("/v1/assessments", ADMIN, json!({"machine_ids": ids})).await.ok(202).clone();
+
+    // Every agent claims twice at once: one claim gets its machine's job, the other nothing.
+    let claims: Vec<_> = fleet
+        .iter()
+        .flat_map(|(_, agent)| {
+            [0, 1].map(|_| ("/v1/agent/jobs/claim?wait=0".to_owned(), agent.clone(), None))
+        })
+        .collect();
+    let replies = all_at_once(&app, claims).await;
+    let mut jobs = vec![];
+    for ((machine, _), pair) in fleet.iter().zip(replies.chunks(2)) {
+        let mut statuses: Vec<u16> = pair.iter().map(|r| r.status.as_u16()).collect();
+        statuses.sort();
+        assert_eq!(statuses, [200, 204], "one job per machine, claimed once: {:?}", pair[0].body);
+        let job = pair.iter().find(|r| r.status == 200).unwrap().body.clone();
+        assert_eq!(job["machine_id"], machine.as_str());
+        jobs.push(job);
+    }
+
+    // Each agent heartbeats its job; at the same time another machine's agent tries it (404) and
+    // a wrong lease is sent for it (409).
+    let mut beats = vec![];
+    for (i, job) in jobs.iter().enumerate() {
+        let (agent, intruder) = (&fleet[i].1, &fleet[(i + 1) % AGENTS].1);
+        let lease = json!({"lease_id": job["lease"]["id"]});
+        beats.push((heartbeat_path(job), agent.clone(), Some(lease.clone())));
+        beats.push((heartbeat_path(job), intruder.clone(), Some(lease)));
+        beats.push((heartbeat_path(job), agent.clone(), Some(json!({"lease_id": uuid::Uuid::new_v4()}))));
+    }
+    let replies = all_at_once(&app, beats).await;
+    for (job, three) in jobs.iter().zip(replies.chunks(3)) {
+        assert_eq!(three[0].ok(200)["lease"], job["lease"], "a fresh lease is confirmed as it was");
+        three[1].problem(404, "not_found");
+        three[2].problem(409, "lease_lost");
+    }
+
+    // Results: every agent reports (odd machines fail), each result sent twice at once (one
+    // records it, the other finds it recorded), while other machines' agents report it too (404).
+    let mut results = vec![];
+    for (i, job) in jobs.iter().enumerate() {
+        let (agent, intruder) = (&fleet[i].1, &fleet[(i + 1) % AGENTS].1);
+        let body = if i % 2 == 0 {
+            json!({"lease_id": job["lease"]["id"], "outcome": "succeeded"})
+        } else {
+            json!({"lease_id": job["lease"]["id"], "outcome": "failed", "error": format!("failure {i}")})
+        };
+        let path = format!("/v1/agent/jobs/{}/result", id_of(job));
+        results.push((path.clone(), agent.clone(), Some(body.clone())));
+        results.push((path.clone(), agent.clone(), Some(body.clone())));
+        results.push((path, intruder.clone(), Some(body)));
+    }
+    let replies = all_at_once(&app, results).await;
+    for (i, three) in replies.chunks(3).enumerate() {
+        let state = if i % 2 == 0 { "succeeded" } else { "failed" };
+        let (a, b) = (three[0].ok(200), three[1].ok(200));
+        assert_eq!((&a["state"], &b["state"]), (&json!(state), &json!(state)));
+        let mut recorded = [a["recorded"].as_bool().unwrap(), b["recorded"].as_bool().unwrap()];
+        recorded.sort();
+        assert_eq!(recorded, [false, true], "recorded once: {a} {b}");
+        three[2].problem(404, "not_found");
+    }
+
+    let seen = app.operation(&id_of(&op)).await;
+    assert_eq!(seen["status"], "failed", "{seen}");
+    assert_eq!(seen["machines"]["total"], AGENTS);
+    assert_eq!(seen["machines"]["succeeded"], AGENTS / 2);
+    assert_eq!(seen["machines"]["failed"], AGENTS / 2);
+    for r in seen["results"].as_array().unwrap() {
+        let i: usize = fleet.iter().position(|(m, _)| r["machine_id"] == m.as_str()).unwrap();
+        if i % 2 == 1 {
+            assert_eq!(r["error"], format!("failure {i}"), "each failure under its own job: {r}");
+        }
+    }
+    let finished: i64 = sqlx::query_scalar(
+        "select count(*) from event where type = 'operation.finished' and operation_id = $1::text::uuid",
+    )
+    .bind(id_of(&op))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(finished, 1, "the operation finished once, when its last result was recorded");
+}

@@ -263,6 +263,72 @@ pub async fn claim(
     .transpose()
 }
 
+/// One agent's claim in a [`claim_many`] batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// The agent's machine: only its jobs are claimable.
+    pub machine_id: Uuid,
+    /// The id the new lease gets.
+    pub lease_id: Uuid,
+}
+
+/// [`claim`] for many machines in one statement (one round trip, one commit): each machine gets
+/// its next claimable job under its request's lease, or nothing. The machines must be distinct
+/// (two claims of one machine in one statement would pick the same job); the caller sends a
+/// repeated machine on its own. Returns the claimed jobs, in no particular order.
+///
+/// Agents of many machines claiming at once (a fleet's "assess now", a rollout wave) cost the
+/// database one statement per batch instead of one per agent.
+pub async fn claim_many(
+    db: impl PgExecutor<'_>,
+    requests: &[ClaimRequest],
+    now: DateTime<Utc>,
+    ttl: TimeDelta,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    debug_assert!(
+        requests.iter().map(|r| r.machine_id).collect::<std::collections::HashSet<_>>().len()
+            == requests.len(),
+        "claim_many takes distinct machines"
+    );
+    let machines: Vec<Uuid> = requests.iter().map(|r| r.machine_id).collect();
+    let leases: Vec<Uuid> = requests.iter().map(|r| r.lease_id).collect();
+    let rows = sqlx::query!(
+        "with pick as (
+             select r.lease_id, c.id
+             from unnest($1::uuid[], $2::uuid[]) as r(machine_id, lease_id)
+             cross join lateral (
+                 select j.id from job j
+                 where j.machine_id = r.machine_id and j.state = 'queued' and j.run_after <= $4
+                 order by j.priority desc, j.run_after, j.id
+                 limit 1
+                 for update skip locked) c)
+         update job set state = 'leased', lease_id = pick.lease_id, lease_expires_at = $3,
+                attempt = attempt + 1, leased_at = $4, updated_at = $4
+         from pick
+         where job.id = pick.id
+         returning job.id, job.kind, job.machine_id, job.attempt, job.payload,
+                   job.lease_id as \"lease_id!\", job.lease_expires_at as \"lease_expires_at!\"",
+        &machines,
+        &leases,
+        now + ttl,
+        now,
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ClaimedJob {
+                id: r.id,
+                kind: parse(&r.kind)?,
+                machine_id: r.machine_id,
+                attempt: r.attempt,
+                payload: r.payload,
+                lease: Lease { id: r.lease_id, expires_at: r.lease_expires_at },
+            })
+        })
+        .collect()
+}
+
 /// Why a heartbeat or result was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fence {
@@ -286,10 +352,9 @@ async fn fence(db: impl PgExecutor<'_>, job_id: Uuid, machine_id: Uuid) -> Resul
 
 /// Extends the lease to `now + ttl`; the job must be the machine's and still held by `lease_id`.
 ///
-/// A lease that still has nine tenths of `ttl` to run is confirmed without a write: an agent that
-/// heartbeats eagerly (right after its claim, say) would otherwise cost a row version and a
-/// commit per beat for no gain. That check is a plain read (no `update` planned and opened for
-/// nothing); only a lease that needs it is then extended, by a second statement fenced the same way.
+/// A lease that is still fresh ([`lease_is_fresh`]) is confirmed without a write. That check is
+/// a plain read (no `update` planned and opened for nothing); only a lease that needs it is then
+/// extended, by a second statement fenced the same way.
 pub async fn heartbeat(
     conn: &mut PgConnection,
     job_id: Uuid,
@@ -310,7 +375,7 @@ pub async fn heartbeat(
     .await?;
     match held {
         None => return Ok(Err(fence(&mut *conn, job_id, machine_id).await?)),
-        Some(held) if held >= expires_at - ttl / 10 => {
+        Some(held) if lease_is_fresh(held, now, ttl) => {
             return Ok(Ok(Lease { id: lease_id, expires_at: held }))
         }
         Some(_) => {}
@@ -335,6 +400,54 @@ pub async fn heartbeat(
     }
 }
 
+/// A lease to look up in [`held_leases`]: the job, its machine and the lease id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseRef {
+    /// The job.
+    pub job_id: Uuid,
+    /// The agent's machine (a job of another machine is never found).
+    pub machine_id: Uuid,
+    /// The lease the agent holds.
+    pub lease_id: Uuid,
+}
+
+/// Which of `leases` still hold their job, with each one's stored expiry, in one read. The
+/// heartbeats of many agents are answered by one statement: a lease found here with nine tenths
+/// of its term left is confirmed as [`heartbeat`] would confirm it; any other goes through
+/// [`heartbeat`] itself (to be extended, or refused with the reason).
+pub async fn held_leases(
+    db: impl PgExecutor<'_>,
+    leases: &[LeaseRef],
+) -> Result<Vec<(LeaseRef, DateTime<Utc>)>, StoreError> {
+    let jobs: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
+    let machines: Vec<Uuid> = leases.iter().map(|l| l.machine_id).collect();
+    let ids: Vec<Uuid> = leases.iter().map(|l| l.lease_id).collect();
+    let rows = sqlx::query!(
+        r#"select j.id, j.machine_id, j.lease_id as "lease_id!", j.lease_expires_at as "lease_expires_at!"
+           from unnest($1::uuid[], $2::uuid[], $3::uuid[]) as r(job_id, machine_id, lease_id)
+           join job j on j.id = r.job_id and j.machine_id = r.machine_id and j.lease_id = r.lease_id
+           where j.state = 'leased'"#,
+        &jobs,
+        &machines,
+        &ids,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (LeaseRef { job_id: r.id, machine_id: r.machine_id, lease_id: r.lease_id }, r.lease_expires_at)
+        })
+        .collect())
+}
+
+/// Whether a lease expiring at `held` needs no extension by a heartbeat at `now`: it still has
+/// nine tenths of `ttl` to run. Such a beat is confirmed without a write (an agent that heartbeats
+/// eagerly, right after its claim say, would otherwise cost a row version and a commit per beat).
+pub fn lease_is_fresh(held: DateTime<Utc>, now: DateTime<Utc>, ttl: TimeDelta) -> bool {
+    held >= now + ttl - ttl / 10
+}
+
 /// What recording a result did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
@@ -354,10 +467,7 @@ pub async fn complete(
     result: &JobResult,
     now: DateTime<Utc>,
 ) -> Result<Result<Completion, Fence>, StoreError> {
-    let state: &str = match result.outcome {
-        hotpatch_domain::job::Outcome::Succeeded => "succeeded",
-        hotpatch_domain::job::Outcome::Failed => "failed",
-    };
+    let state = final_state(result);
     let body = serde_json::to_value(result).map_err(|e| StoreError::Decode(e.to_string()))?;
     let row = sqlx::query_as!(
         JobRow,
@@ -385,6 +495,82 @@ pub async fn complete(
         None => Ok(Err(Fence::NotFound)),
         Some(job) if job.result.as_ref() == Some(&body) => Ok(Ok(Completion::AlreadyRecorded(job))),
         Some(_) => Ok(Err(Fence::LeaseLost)),
+    }
+}
+
+/// One agent's result in a [`complete_many`] batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultRequest<'a> {
+    /// The job.
+    pub job_id: Uuid,
+    /// The agent's machine (a job of another machine is never touched).
+    pub machine_id: Uuid,
+    /// What the agent reported, under which lease.
+    pub result: &'a JobResult,
+}
+
+/// A result [`complete_many`] recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The job.
+    pub job_id: Uuid,
+    /// What it was.
+    pub kind: JobKind,
+    /// How it ended.
+    pub state: JobState,
+}
+
+/// [`complete`] for many jobs in one statement (one round trip, one commit). Returns the jobs
+/// whose result was recorded now; a result not among them was not held by its lease (already
+/// recorded, lost, or not the machine's job) and goes through [`complete`] for the answer. The
+/// jobs must be distinct.
+pub async fn complete_many(
+    db: impl PgExecutor<'_>,
+    results: &[ResultRequest<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Recorded>, StoreError> {
+    let mut jobs = Vec::with_capacity(results.len());
+    let mut machines = Vec::with_capacity(results.len());
+    let mut leases = Vec::with_capacity(results.len());
+    let mut states = Vec::with_capacity(results.len());
+    let mut bodies = Vec::with_capacity(results.len());
+    let mut errors = Vec::with_capacity(results.len());
+    for r in results {
+        jobs.push(r.job_id);
+        machines.push(r.machine_id);
+        leases.push(r.result.lease_id);
+        states.push(final_state(r.result).to_owned());
+        bodies.push(serde_json::to_value(r.result).map_err(|e| StoreError::Decode(e.to_string()))?);
+        errors.push(r.result.error.clone());
+    }
+    let rows = sqlx::query!(
+        "update job set state = r.state, result = r.result, error = r.error, finished_at = $7,
+                updated_at = $7, lease_id = null, lease_expires_at = null
+         from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[])
+              as r(id, machine_id, lease_id, state, result, error)
+         where job.id = r.id and job.machine_id = r.machine_id and job.lease_id = r.lease_id
+           and job.state = 'leased'
+         returning job.id, job.kind, job.state",
+        &jobs,
+        &machines,
+        &leases,
+        &states,
+        &bodies,
+        &errors as &[Option<String>],
+        now,
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| Ok(Recorded { job_id: r.id, kind: parse(&r.kind)?, state: parse(&r.state)? }))
+        .collect()
+}
+
+/// The state a job ends in with this result.
+fn final_state(result: &JobResult) -> &'static str {
+    match result.outcome {
+        hotpatch_domain::job::Outcome::Succeeded => "succeeded",
+        hotpatch_domain::job::Outcome::Failed => "failed",
     }
 }
 

@@ -454,3 +454,130 @@ async fn a_heartbeat_or_result_landing_during_a_reaper_pass_is_never_overwritten
         assert_eq!(b_now.state, JobState::Succeeded, "a recorded result must stand; reaped: {reaped:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_batch_claimers_never_get_the_same_job() {
+    const MACHINES: usize = 3_000;
+    const CLAIMERS: u64 = 8;
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, MACHINES).await;
+    let enqueued =
+        jobs::enqueue_assessments(&mut db.pool.acquire().await.unwrap(), None, &ids, 0, t0()).await.unwrap();
+
+    let pool = PgPoolOptions::new().max_connections(CLAIMERS as u32 + 2).connect(&db.url).await.unwrap();
+    let ids = Arc::new(ids);
+    let mut claimers = tokio::task::JoinSet::new();
+    for n in 0..CLAIMERS {
+        let (pool, ids) = (pool.clone(), ids.clone());
+        claimers.spawn(async move {
+            // Every claimer asks for the same 96 machines at a time, in batches of 32 in its own
+            // order, so batches of different claimers go for the same jobs at once.
+            let mut rng = StdRng::seed_from_u64(n);
+            let mut claimed = vec![];
+            for window in ids.chunks(96) {
+                let mut order = window.to_vec();
+                order.shuffle(&mut rng);
+                for batch in order.chunks(32) {
+                    let requests: Vec<jobs::ClaimRequest> = batch
+                        .iter()
+                        .map(|&machine_id| jobs::ClaimRequest { machine_id, lease_id: Uuid::new_v4() })
+                        .collect();
+                    let got = jobs::claim_many(&pool, &requests, t0(), TTL).await.unwrap();
+                    for job in &got {
+                        let asked = requests.iter().find(|r| r.machine_id == job.machine_id).unwrap();
+                        assert_eq!(job.lease.id, asked.lease_id, "each job under its own request's lease");
+                        assert_eq!(job.lease.expires_at, t0() + TTL);
+                    }
+                    let reports: Vec<_> = got.iter().map(succeeded).collect();
+                    let results: Vec<jobs::ResultRequest<'_>> = got
+                        .iter()
+                        .zip(&reports)
+                        .map(|(job, result)| jobs::ResultRequest {
+                            job_id: job.id,
+                            machine_id: job.machine_id,
+                            result,
+                        })
+                        .collect();
+                    let recorded = jobs::complete_many(&pool, &results, t0() + secs(1)).await.unwrap();
+                    assert_eq!(recorded.len(), got.len(), "every result held by its lease is recorded");
+                    claimed.extend(got.iter().map(|j| j.id));
+                }
+            }
+            claimed
+        });
+    }
+    let mut all = vec![];
+    while let Some(claimed) = claimers.join_next().await {
+        all.extend(claimed.unwrap());
+    }
+    let distinct: HashSet<Uuid> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "a job was claimed twice");
+    let expected: HashSet<Uuid> = enqueued.iter().map(|(_, job)| *job).collect();
+    assert_eq!(distinct, expected, "every job was claimed");
+    let succeeded_once: i64 = sqlx::query_scalar(
+        "select count(*) from job where state = 'succeeded' and attempt = 1 and finished_at is not null",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(succeeded_once, MACHINES as i64);
+}
+
+#[tokio::test]
+async fn a_batch_finds_and_records_only_what_each_lease_still_holds() {
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, 4).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut claimed = vec![];
+    for &m in &ids {
+        jobs::enqueue(&mut *conn, &job(JobKind::Install, m, t0())).await.unwrap();
+        claimed.push(jobs::claim(&mut *conn, m, t0(), TTL).await.unwrap().unwrap());
+    }
+    let (held, stale, foreign, done) = (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
+    // `done` already ended; `stale` is asked for under a lease it never had; `foreign` by another machine.
+    jobs::complete(&mut conn, done.id, done.machine_id, &succeeded(done), t0() + secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let leases = [
+        jobs::LeaseRef { job_id: held.id, machine_id: held.machine_id, lease_id: held.lease.id },
+        jobs::LeaseRef { job_id: stale.id, machine_id: stale.machine_id, lease_id: Uuid::new_v4() },
+        jobs::LeaseRef { job_id: foreign.id, machine_id: held.machine_id, lease_id: foreign.lease.id },
+        jobs::LeaseRef { job_id: done.id, machine_id: done.machine_id, lease_id: done.lease.id },
+    ];
+    let found = jobs::held_leases(&mut *conn, &leases).await.unwrap();
+    assert_eq!(found, vec![(leases[0], held.lease.expires_at)]);
+    assert!(jobs::lease_is_fresh(held.lease.expires_at, t0() + secs(29), TTL));
+    assert!(
+        !jobs::lease_is_fresh(held.lease.expires_at, t0() + secs(31), TTL),
+        "a tenth of 5 minutes is 30 s"
+    );
+
+    let failed = result(held.lease.id, Outcome::Failed, Some("disk full"));
+    let (stale_report, foreign_report, done_report) =
+        (result(Uuid::new_v4(), Outcome::Succeeded, None), succeeded(foreign), succeeded(done));
+    let results = [
+        jobs::ResultRequest { job_id: held.id, machine_id: held.machine_id, result: &failed },
+        jobs::ResultRequest { job_id: stale.id, machine_id: stale.machine_id, result: &stale_report },
+        jobs::ResultRequest { job_id: foreign.id, machine_id: held.machine_id, result: &foreign_report },
+        jobs::ResultRequest { job_id: done.id, machine_id: done.machine_id, result: &done_report },
+    ];
+    let recorded = jobs::complete_many(&mut *conn, &results, t0() + secs(5)).await.unwrap();
+    assert_eq!(
+        recorded,
+        vec![jobs::Recorded { job_id: held.id, kind: JobKind::Install, state: JobState::Failed }]
+    );
+    let after = jobs::get(&mut *conn, held.id, held.machine_id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.state, after.lease, after.error.as_deref()),
+        (JobState::Failed, None, Some("disk full"))
+    );
+    assert_eq!(after.result, Some(serde_json::to_value(&failed).unwrap()));
+    assert_eq!(after.finished_at, Some(t0() + secs(5)));
+    for untouched in [stale, foreign] {
+        let job = jobs::get(&mut *conn, untouched.id, untouched.machine_id).await.unwrap().unwrap();
+        assert_eq!((job.state, job.lease), (JobState::Leased, Some(untouched.lease)));
+    }
+    let ended = jobs::get(&mut *conn, done.id, done.machine_id).await.unwrap().unwrap();
+    assert_eq!(ended.finished_at, Some(t0() + secs(1)), "an ended job keeps its first result");
+}

@@ -4,6 +4,8 @@
 //! Every handler takes the machine from the [`Agent`] extractor, never from the request, so an
 //! agent cannot see or touch another machine's jobs: the store queries are scoped by it.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
@@ -11,8 +13,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::TimeDelta;
-use hotpatch_domain::job::{ClaimedJob, Health, Heartbeat, Inventory, JobResult, JobState, Lease};
-use hotpatch_store::jobs::{self, Completion, Fence};
+use hotpatch_domain::job::{ClaimedJob, Health, Heartbeat, Inventory, JobKind, JobResult, JobState, Lease};
+use hotpatch_store::jobs::{self, ClaimRequest, Completion, Fence, LeaseRef, ResultRequest};
 use hotpatch_store::wakeup::Key;
 use hotpatch_store::{agents, StoreError};
 use rand::Rng as _;
@@ -23,6 +25,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Agent;
+use crate::batch::Batcher;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
@@ -110,10 +113,9 @@ async fn claim(
     let subscription = state.wakeups.subscribe(Key::Machine(machine_id));
     loop {
         let changed = subscription.changed();
-        let now = state.clock.now();
         // Boxed: an async fn's future reserves room for its largest await for its whole life, and a
         // query future is large; a claim waits up to a minute, 10,000 of them at once.
-        let claimed = Box::pin(jobs::claim(&state.pool, machine_id, now, state.settings.lease_ttl)).await?;
+        let claimed = state.agent_batches.claim(&state, machine_id).await?;
         if let Some(job) = claimed {
             tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
             return Ok(Json(job).into_response());
@@ -153,12 +155,8 @@ async fn heartbeat(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Heartbeat>,
 ) -> Result<Json<LeaseView>, ApiError> {
-    let now = state.clock.now();
-    let mut conn = state.pool.acquire().await?;
-    let lease =
-        jobs::heartbeat(&mut conn, id, agent.machine_id, body.lease_id, now, state.settings.lease_ttl)
-            .await?
-            .map_err(|f| fenced(f, id))?;
+    let lease = LeaseRef { job_id: id, machine_id: agent.machine_id, lease_id: body.lease_id };
+    let lease = state.agent_batches.heartbeat(&state, lease).await?.map_err(|f| fenced(f, id))?;
     Ok(Json(LeaseView { lease }))
 }
 
@@ -180,18 +178,12 @@ async fn result(
     if body.error.as_ref().is_some_and(|e| e.chars().count() > 10_000) {
         return Err(ApiError::field("error", "at most 10,000 characters"));
     }
-    let now = state.clock.now();
-    let mut conn = state.pool.acquire().await?;
     let done =
-        jobs::complete(&mut conn, id, agent.machine_id, &body, now).await?.map_err(|f| fenced(f, id))?;
-    let (job, recorded) = match done {
-        Completion::Recorded(job) => (job, true),
-        Completion::AlreadyRecorded(job) => (job, false),
-    };
-    if recorded {
-        tracing::info!(job_id = %id, kind = ?job.kind, state = ?job.state, machine_id = %agent.machine_id, "job finished");
+        state.agent_batches.result(&state, id, agent.machine_id, body).await?.map_err(|f| fenced(f, id))?;
+    if done.recorded {
+        tracing::info!(job_id = %id, kind = ?done.kind, state = ?done.state, machine_id = %agent.machine_id, "job finished");
     }
-    Ok(Json(JobDone { id, state: job.state, recorded }))
+    Ok(Json(JobDone { id, state: done.state, recorded: done.recorded }))
 }
 
 /// Report the machine's inventory (the result of an assessment): OS build, installed and
@@ -255,4 +247,214 @@ async fn health(
     state.answers.forget(agent.machine_id);
     tracing::info!(machine_id = %agent.machine_id, status = ?body.status, "health reported");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Batches at most in flight per kind of request, each on a connection of its own: enough to keep
+/// the database busy while one batch waits for its commit, and few enough to leave the pool to
+/// everything else.
+const BATCH_RUNNERS: usize = 4;
+/// Requests at most in one statement.
+const BATCH_MAX: usize = 128;
+
+/// The agent protocol's claims, heartbeats and results, sent to the database in batches (see
+/// [`crate::batch`]): the agents of a fleet calling at once cost one statement per batch.
+#[derive(Debug)]
+pub struct Batches {
+    claims: Arc<Batcher<Uuid, Stored<Option<ClaimedJob>>>>,
+    heartbeats: Arc<Batcher<LeaseRef, Stored<Result<Lease, Fence>>>>,
+    results: Arc<Batcher<ResultOf, Stored<Result<Done, Fence>>>>,
+}
+
+/// A database answer to one request of a batch.
+type Stored<T> = Result<T, StoreError>;
+/// Requests with their position in the batch.
+type Numbered<T> = Vec<(usize, T)>;
+
+impl Default for Batches {
+    fn default() -> Self {
+        Batches {
+            claims: Arc::new(Batcher::new(BATCH_RUNNERS, BATCH_MAX)),
+            heartbeats: Arc::new(Batcher::new(BATCH_RUNNERS, BATCH_MAX)),
+            results: Arc::new(Batcher::new(BATCH_RUNNERS, BATCH_MAX)),
+        }
+    }
+}
+
+/// A result to record: the job, the agent's machine, and what it reported.
+#[derive(Debug)]
+struct ResultOf {
+    job_id: Uuid,
+    machine_id: Uuid,
+    result: JobResult,
+}
+
+/// How a result ended its job.
+#[derive(Debug, Clone, Copy)]
+struct Done {
+    kind: JobKind,
+    state: JobState,
+    /// `false`: the same result was already recorded, nothing changed.
+    recorded: bool,
+}
+
+impl Batches {
+    /// The machine's next job under a new lease, or `None`: [`jobs::claim`], batched.
+    async fn claim(&self, state: &AppState, machine_id: Uuid) -> Result<Option<ClaimedJob>, ApiError> {
+        let state_ = state.clone();
+        let run = move |machines| claims(state_.clone(), machines);
+        Ok(self.claims.submit(machine_id, run).await.map_err(dropped)??)
+    }
+
+    /// Confirms or extends a lease: [`jobs::heartbeat`], batched.
+    async fn heartbeat(&self, state: &AppState, lease: LeaseRef) -> Result<Result<Lease, Fence>, ApiError> {
+        let state_ = state.clone();
+        let run = move |leases| heartbeats(state_.clone(), leases);
+        Ok(self.heartbeats.submit(lease, run).await.map_err(dropped)??)
+    }
+
+    /// Records a result: [`jobs::complete`], batched.
+    async fn result(
+        &self,
+        state: &AppState,
+        job_id: Uuid,
+        machine_id: Uuid,
+        result: JobResult,
+    ) -> Result<Result<Done, Fence>, ApiError> {
+        let state_ = state.clone();
+        let run = move |results| results_of(state_.clone(), results);
+        let request = ResultOf { job_id, machine_id, result };
+        Ok(self.results.submit(request, run).await.map_err(dropped)??)
+    }
+}
+
+fn dropped(e: crate::batch::Dropped) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// Splits `items` into the first of each key (they go in one statement) and the repeats (each
+/// goes alone after it, so a statement never names one row twice), remembering positions.
+fn first_of_each<T, K: std::hash::Hash + Eq>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> K,
+) -> (Numbered<T>, Numbered<T>) {
+    let mut seen = HashSet::with_capacity(items.len());
+    items.into_iter().enumerate().partition(|(_, item)| seen.insert(key(item)))
+}
+
+/// Puts answers back in request order.
+fn in_order<A>(n: usize, answers: impl IntoIterator<Item = (usize, A)>) -> Vec<A> {
+    let mut slots: Vec<Option<A>> = (0..n).map(|_| None).collect();
+    for (i, a) in answers {
+        slots[i] = Some(a);
+    }
+    slots.into_iter().map(|a| a.expect("every request answered")).collect()
+}
+
+/// Claims for a batch of machines: one statement for the distinct ones; a repeated machine (two
+/// claims of one agent at once) and, if the statement fails, every request, go one by one.
+async fn claims(state: AppState, machines: Vec<Uuid>) -> Vec<Stored<Option<ClaimedJob>>> {
+    let (now, ttl) = (state.clock.now(), state.settings.lease_ttl);
+    let n = machines.len();
+    if n == 1 {
+        return vec![Box::pin(jobs::claim(&state.pool, machines[0], now, ttl)).await];
+    }
+    let (firsts, repeats) = first_of_each(machines, |m| *m);
+    let requests: Vec<ClaimRequest> =
+        firsts.iter().map(|&(_, machine_id)| ClaimRequest { machine_id, lease_id: Uuid::new_v4() }).collect();
+    let mut answers = Vec::with_capacity(n);
+    match jobs::claim_many(&state.pool, &requests, now, ttl).await {
+        Ok(claimed) => {
+            let mut by_machine: HashMap<Uuid, ClaimedJob> =
+                claimed.into_iter().map(|j| (j.machine_id, j)).collect();
+            answers.extend(firsts.into_iter().map(|(i, m)| (i, Ok(by_machine.remove(&m)))));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, claims = firsts.len(), "a batch of claims failed; claiming one by one");
+            for (i, m) in firsts {
+                answers.push((i, jobs::claim(&state.pool, m, now, ttl).await));
+            }
+        }
+    }
+    for (i, m) in repeats {
+        answers.push((i, jobs::claim(&state.pool, m, state.clock.now(), ttl).await));
+    }
+    in_order(n, answers)
+}
+
+/// Heartbeats for a batch of leases: one read finds the fresh ones; the others (to extend, or to
+/// refuse with the reason) go one by one through [`jobs::heartbeat`].
+async fn heartbeats(state: AppState, leases: Vec<LeaseRef>) -> Vec<Stored<Result<Lease, Fence>>> {
+    let (now, ttl) = (state.clock.now(), state.settings.lease_ttl);
+    let held: HashMap<LeaseRef, chrono::DateTime<chrono::Utc>> = if leases.len() == 1 {
+        HashMap::new()
+    } else {
+        match jobs::held_leases(&state.pool, &leases).await {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, heartbeats = leases.len(), "a batch of heartbeats failed; one by one");
+                HashMap::new()
+            }
+        }
+    };
+    let mut answers = Vec::with_capacity(leases.len());
+    for lease in leases {
+        answers.push(match held.get(&lease) {
+            Some(&expires_at) if jobs::lease_is_fresh(expires_at, now, ttl) => {
+                Ok(Ok(Lease { id: lease.lease_id, expires_at }))
+            }
+            _ => heartbeat_one(&state, lease, now, ttl).await,
+        });
+    }
+    answers
+}
+
+async fn heartbeat_one(
+    state: &AppState,
+    lease: LeaseRef,
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: TimeDelta,
+) -> Result<Result<Lease, Fence>, StoreError> {
+    let mut conn = state.pool.acquire().await?;
+    jobs::heartbeat(&mut conn, lease.job_id, lease.machine_id, lease.lease_id, now, ttl).await
+}
+
+/// Results for a batch of jobs: one statement records those still held by their lease; the
+/// others (a repeated job, a result sent twice, a lost lease, a job not the machine's) and, if
+/// the statement fails, every request, go one by one through [`jobs::complete`] for the answer.
+async fn results_of(state: AppState, results: Vec<ResultOf>) -> Vec<Stored<Result<Done, Fence>>> {
+    let now = state.clock.now();
+    let n = results.len();
+    let mut recorded: HashMap<Uuid, jobs::Recorded> = HashMap::new();
+    let (firsts, repeats) = first_of_each(results, |r| r.job_id);
+    if n > 1 {
+        let requests: Vec<ResultRequest<'_>> = firsts
+            .iter()
+            .map(|(_, r)| ResultRequest { job_id: r.job_id, machine_id: r.machine_id, result: &r.result })
+            .collect();
+        match jobs::complete_many(&state.pool, &requests, now).await {
+            Ok(rows) => recorded = rows.into_iter().map(|r| (r.job_id, r)).collect(),
+            Err(e) => tracing::warn!(error = %e, results = n, "a batch of results failed; one by one"),
+        }
+    }
+    let mut answers = Vec::with_capacity(n);
+    for (i, r) in firsts.into_iter().chain(repeats) {
+        let answer = match recorded.remove(&r.job_id) {
+            Some(done) => Ok(Ok(Done { kind: done.kind, state: done.state, recorded: true })),
+            None => complete_one(&state, &r, now).await,
+        };
+        answers.push((i, answer));
+    }
+    in_order(n, answers)
+}
+
+async fn complete_one(
+    state: &AppState,
+    r: &ResultOf,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Result<Done, Fence>, StoreError> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(jobs::complete(&mut conn, r.job_id, r.machine_id, &r.result, now).await?.map(|c| match c {
+        Completion::Recorded(job) => Done { kind: job.kind, state: job.state, recorded: true },
+        Completion::AlreadyRecorded(job) => Done { kind: job.kind, state: job.state, recorded: false },
+    }))
 }

@@ -13,6 +13,7 @@ use tower::ServiceExt as _;
 /// The bootstrap admin token every test app starts with.
 pub const ADMIN: &str = "test-admin-token-0123456789abcdef0123456789";
 
+#[derive(Clone)]
 pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
