@@ -249,10 +249,11 @@ async fn health(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Batches at most in flight per kind of request, each on a connection of its own: enough to keep
-/// the database busy while one batch waits for its commit, and few enough to leave the pool to
-/// everything else.
-const BATCH_RUNNERS: usize = 4;
+/// Batches at most in flight per kind of request, each on a connection of its own: two, so one
+/// batch can fill while the other waits for its commit (or a row lock). More runners make smaller
+/// batches: `bench/dispatch.sh queue` (64 agents, 2 cores) did 2,700–3,300 jobs/s with 1 or 2,
+/// 2,200–2,400 with 4 and 1,700–2,300 with 8.
+const BATCH_RUNNERS: usize = 2;
 /// Requests at most in one statement.
 const BATCH_MAX: usize = 128;
 
