@@ -230,37 +230,8 @@ pub async fn claim(
     now: DateTime<Utc>,
     ttl: TimeDelta,
 ) -> Result<Option<ClaimedJob>, StoreError> {
-    let lease_id = Uuid::new_v4();
-    let expires_at = now + ttl;
-    let row = sqlx::query!(
-        "update job set state = 'leased', lease_id = $2, lease_expires_at = $3, attempt = attempt + 1,
-                leased_at = $4, updated_at = $4
-         where id = (
-             select id from job
-             where machine_id = $1 and state = 'queued' and run_after <= $4
-             order by priority desc, run_after, id
-             limit 1
-             for update skip locked)
-         returning id, kind, machine_id, attempt, payload, lease_expires_at as \"lease_expires_at!\"",
-        machine_id,
-        lease_id,
-        expires_at,
-        now,
-    )
-    .fetch_optional(db)
-    .await?;
-    // The stored expiry (microseconds), so every later answer about this lease agrees with it.
-    row.map(|r| {
-        Ok(ClaimedJob {
-            id: r.id,
-            kind: parse(&r.kind)?,
-            machine_id: r.machine_id,
-            attempt: r.attempt,
-            payload: r.payload,
-            lease: Lease { id: lease_id, expires_at: r.lease_expires_at },
-        })
-    })
-    .transpose()
+    let request = ClaimRequest { machine_id, lease_id: Uuid::new_v4() };
+    Ok(claim_many(db, &[request], now, ttl).await?.pop())
 }
 
 /// One agent's claim in a [`claim_many`] batch.
@@ -315,6 +286,7 @@ pub async fn claim_many(
     )
     .fetch_all(db)
     .await?;
+    // The stored expiry (microseconds), so every later answer about a lease agrees with it.
     rows.into_iter()
         .map(|r| {
             Ok(ClaimedJob {

@@ -38,14 +38,7 @@ fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, constraint: &st
 async fn concurrent_claimers_never_get_the_same_job() {
     const MACHINES: usize = 5_000;
     const CLAIMERS: u64 = 16;
-    let db = fresh_db().await;
-    let ids = machines(&db.pool, MACHINES).await;
-    let enqueued =
-        jobs::enqueue_assessments(&mut db.pool.acquire().await.unwrap(), None, &ids, 0, t0()).await.unwrap();
-    assert_eq!(enqueued.len(), MACHINES);
-
-    let pool = PgPoolOptions::new().max_connections(CLAIMERS as u32 + 2).connect(&db.url).await.unwrap();
-    let ids = Arc::new(ids);
+    let (db, ids, enqueued, pool) = assessed_machines(MACHINES, CLAIMERS as u32).await;
     let mut claimers = tokio::task::JoinSet::new();
     for n in 0..CLAIMERS {
         let (pool, ids) = (pool.clone(), ids.clone());
@@ -76,20 +69,43 @@ async fn concurrent_claimers_never_get_the_same_job() {
     while let Some(claimed) = claimers.join_next().await {
         all.extend(claimed.unwrap());
     }
-    let distinct: HashSet<Uuid> = all.iter().copied().collect();
-    assert_eq!(distinct.len(), all.len(), "a job was claimed twice");
-    assert_eq!(all.len(), MACHINES, "every job was claimed");
+    assert_each_claimed_and_succeeded_once(&db.pool, &all, &enqueued).await;
+}
+
+/// A fresh database with `n` machines, an assessment queued for each (the pairs of machine and
+/// job), and a pool for `claimers` concurrent claimers.
+async fn assessed_machines(
+    n: usize,
+    claimers: u32,
+) -> (hotpatch_store::testing::TestDb, Arc<Vec<Uuid>>, Vec<(Uuid, Uuid)>, sqlx::PgPool) {
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, n).await;
+    let enqueued =
+        jobs::enqueue_assessments(&mut db.pool.acquire().await.unwrap(), None, &ids, 0, t0()).await.unwrap();
+    assert_eq!(enqueued.len(), n);
+    let pool = PgPoolOptions::new().max_connections(claimers + 2).connect(&db.url).await.unwrap();
+    (db, Arc::new(ids), enqueued, pool)
+}
+
+/// Every enqueued job was claimed exactly once (`claimed`) and succeeded on its first attempt.
+async fn assert_each_claimed_and_succeeded_once(
+    pool: &sqlx::PgPool,
+    claimed: &[Uuid],
+    enqueued: &[(Uuid, Uuid)],
+) {
+    let distinct: HashSet<Uuid> = claimed.iter().copied().collect();
+    assert_eq!(distinct.len(), claimed.len(), "a job was claimed twice");
     let expected: HashSet<Uuid> = enqueued.iter().map(|(_, job)| *job).collect();
-    assert_eq!(distinct, expected);
+    assert_eq!(distinct, expected, "every job was claimed");
     let (succeeded_once, total): (i64, i64) = sqlx::query_as(
         "select count(*) filter (where state = 'succeeded' and attempt = 1 and finished_at is not null),
                 count(*)
          from job",
     )
-    .fetch_one(&db.pool)
+    .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!((succeeded_once, total), (MACHINES as i64, MACHINES as i64));
+    assert_eq!((succeeded_once, total), (enqueued.len() as i64, enqueued.len() as i64));
 }
 
 #[tokio::test]
@@ -459,13 +475,7 @@ async fn a_heartbeat_or_result_landing_during_a_reaper_pass_is_never_overwritten
 async fn concurrent_batch_claimers_never_get_the_same_job() {
     const MACHINES: usize = 3_000;
     const CLAIMERS: u64 = 8;
-    let db = fresh_db().await;
-    let ids = machines(&db.pool, MACHINES).await;
-    let enqueued =
-        jobs::enqueue_assessments(&mut db.pool.acquire().await.unwrap(), None, &ids, 0, t0()).await.unwrap();
-
-    let pool = PgPoolOptions::new().max_connections(CLAIMERS as u32 + 2).connect(&db.url).await.unwrap();
-    let ids = Arc::new(ids);
+    let (db, ids, enqueued, pool) = assessed_machines(MACHINES, CLAIMERS as u32).await;
     let mut claimers = tokio::task::JoinSet::new();
     for n in 0..CLAIMERS {
         let (pool, ids) = (pool.clone(), ids.clone());
@@ -510,17 +520,7 @@ async fn concurrent_batch_claimers_never_get_the_same_job() {
     while let Some(claimed) = claimers.join_next().await {
         all.extend(claimed.unwrap());
     }
-    let distinct: HashSet<Uuid> = all.iter().copied().collect();
-    assert_eq!(distinct.len(), all.len(), "a job was claimed twice");
-    let expected: HashSet<Uuid> = enqueued.iter().map(|(_, job)| *job).collect();
-    assert_eq!(distinct, expected, "every job was claimed");
-    let succeeded_once: i64 = sqlx::query_scalar(
-        "select count(*) from job where state = 'succeeded' and attempt = 1 and finished_at is not null",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(succeeded_once, MACHINES as i64);
+    assert_each_claimed_and_succeeded_once(&db.pool, &all, &enqueued).await;
 }
 
 #[tokio::test]
