@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt as _;
@@ -27,6 +28,9 @@ pub struct Batcher<Req, Resp> {
     max_runners: usize,
     /// Requests at most in one batch (one statement's arrays).
     max_batch: usize,
+    /// Batches run and the requests they carried, for `/metrics`.
+    batches: AtomicU64,
+    requests: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -44,7 +48,18 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     /// A batcher with at most `max_runners` batches in flight of at most `max_batch` requests.
     pub fn new(max_runners: usize, max_batch: usize) -> Self {
         assert!(max_runners > 0 && max_batch > 0, "a batcher needs a runner and room for a request");
-        Batcher { queue: Mutex::new(Queue { waiting: VecDeque::new(), runners: 0 }), max_runners, max_batch }
+        Batcher {
+            queue: Mutex::new(Queue { waiting: VecDeque::new(), runners: 0 }),
+            max_runners,
+            max_batch,
+            batches: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Batches run so far and the requests they carried (their ratio is the mean batch size).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.batches.load(Ordering::Relaxed), self.requests.load(Ordering::Relaxed))
     }
 
     /// Sends `request` in the next batch and waits for its answer. `run` answers a batch, one
@@ -95,6 +110,8 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
             };
             let (requests, senders): (Vec<Req>, Vec<oneshot::Sender<Resp>>) = batch.into_iter().unzip();
             let expected = senders.len();
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.requests.fetch_add(expected as u64, Ordering::Relaxed);
             // A panic answers this batch with `Dropped` (its senders are dropped) and the runner
             // goes on with the next one, so one bad batch never strands the queue.
             match AssertUnwindSafe(run(requests)).catch_unwind().await {
@@ -158,6 +175,7 @@ mod tests {
         let sizes = sizes.lock().unwrap().clone();
         assert_eq!(sizes.iter().sum::<usize>(), 50, "every request in exactly one batch");
         assert!(sizes.len() < 50, "requests that waited went together: {sizes:?}");
+        assert_eq!(batcher.counts(), (sizes.len() as u64, 50));
     }
 
     #[tokio::test]

@@ -96,6 +96,7 @@ pub(crate) async fn record(State(metrics): State<Metrics>, req: Request, next: N
 pub(crate) async fn serve(State(state): State<crate::AppState>) -> impl IntoResponse {
     let mut out = state.metrics.render();
     out.push_str(&process_metrics(state.wakeups.waiting()));
+    out.push_str(&state.agent_batches.render());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

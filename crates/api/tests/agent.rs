@@ -808,4 +808,21 @@ async fn agents_calling_at_once_each_get_the_answer_for_their_own_machine_and_le
     .await
     .unwrap();
     assert_eq!(finished, 1, "the operation finished once, when its last result was recorded");
+
+    // Every request went through a batch, and requests sent at once shared statements.
+    let metrics = app.call(Method::GET, "/metrics", None, None).await.body.as_str().unwrap().to_owned();
+    let count = |name: &str, request: &str| -> u64 {
+        let prefix = format!("{name}{{request=\"{request}\"}} ");
+        let line =
+            metrics.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("{prefix}"));
+        line.parse().unwrap()
+    };
+    for (request, sent) in [("claim", 2 * AGENTS), ("heartbeat", 3 * AGENTS), ("result", 3 * AGENTS)] {
+        assert_eq!(count("hotpatch_agent_batched_requests_total", request), sent as u64);
+        let statements = count("hotpatch_agent_batches_total", request);
+        assert!(
+            statements < sent as u64,
+            "{request}: {sent} requests sent at once took {statements} batches"
+        );
+    }
 }

@@ -299,6 +299,32 @@ struct Done {
 }
 
 impl Batches {
+    /// The Prometheus exposition of the batches run so far, by kind of request.
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP hotpatch_agent_batches_total Statements that answered agents' requests, by request.\n\
+             # TYPE hotpatch_agent_batches_total counter\n",
+        );
+        let counts = [
+            ("claim", self.claims.counts()),
+            ("heartbeat", self.heartbeats.counts()),
+            ("result", self.results.counts()),
+        ];
+        for (kind, (batches, _)) in counts {
+            out.push_str(&format!("hotpatch_agent_batches_total{{request=\"{kind}\"}} {batches}\n"));
+        }
+        out.push_str(
+            "# HELP hotpatch_agent_batched_requests_total Agents' requests answered by those statements.\n\
+             # TYPE hotpatch_agent_batched_requests_total counter\n",
+        );
+        for (kind, (_, requests)) in counts {
+            out.push_str(&format!(
+                "hotpatch_agent_batched_requests_total{{request=\"{kind}\"}} {requests}\n"
+            ));
+        }
+        out
+    }
+
     /// The machine's next job under a new lease, or `None`: [`jobs::claim`], batched.
     async fn claim(&self, state: &AppState, machine_id: Uuid) -> Result<Option<ClaimedJob>, ApiError> {
         let state_ = state.clone();
