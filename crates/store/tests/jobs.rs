@@ -39,36 +39,29 @@ async fn concurrent_claimers_never_get_the_same_job() {
     const MACHINES: usize = 5_000;
     const CLAIMERS: u64 = 16;
     let (db, ids, enqueued, pool) = assessed_machines(MACHINES, CLAIMERS as u32).await;
-    let mut claimers = tokio::task::JoinSet::new();
-    for n in 0..CLAIMERS {
-        let (pool, ids) = (pool.clone(), ids.clone());
-        claimers.spawn(async move {
-            // Every claimer sweeps the same 64 machines at a time, each in its own order, so
-            // several of them go for the same job at once.
-            let mut rng = StdRng::seed_from_u64(n);
-            let mut conn = pool.acquire().await.unwrap();
-            let mut claimed = vec![];
-            for window in ids.chunks(64) {
-                let mut order = window.to_vec();
-                order.shuffle(&mut rng);
-                for machine_id in order {
-                    let Some(job) = jobs::claim(&mut *conn, machine_id, t0(), TTL).await.unwrap() else {
-                        continue;
-                    };
-                    assert_eq!(job.machine_id, machine_id);
-                    let done =
-                        jobs::complete(&mut conn, job.id, machine_id, &succeeded(&job), t0() + secs(1)).await;
-                    assert!(matches!(done, Ok(Ok(Completion::Recorded(_)))), "{done:?}");
-                    claimed.push(job.id);
-                }
+    let all = claim_concurrently(CLAIMERS, &ids, &pool, |n, ids, pool| async move {
+        // Every claimer sweeps the same 64 machines at a time, each in its own order, so
+        // several of them go for the same job at once.
+        let mut rng = StdRng::seed_from_u64(n);
+        let mut conn = pool.acquire().await.unwrap();
+        let mut claimed = vec![];
+        for window in ids.chunks(64) {
+            let mut order = window.to_vec();
+            order.shuffle(&mut rng);
+            for machine_id in order {
+                let Some(job) = jobs::claim(&mut *conn, machine_id, t0(), TTL).await.unwrap() else {
+                    continue;
+                };
+                assert_eq!(job.machine_id, machine_id);
+                let done =
+                    jobs::complete(&mut conn, job.id, machine_id, &succeeded(&job), t0() + secs(1)).await;
+                assert!(matches!(done, Ok(Ok(Completion::Recorded(_)))), "{done:?}");
+                claimed.push(job.id);
             }
-            claimed
-        });
-    }
-    let mut all = vec![];
-    while let Some(claimed) = claimers.join_next().await {
-        all.extend(claimed.unwrap());
-    }
+        }
+        claimed
+    })
+    .await;
     assert_each_claimed_and_succeeded_once(&db.pool, &all, &enqueued).await;
 }
 
@@ -85,6 +78,29 @@ async fn assessed_machines(
     assert_eq!(enqueued.len(), n);
     let pool = PgPoolOptions::new().max_connections(claimers + 2).connect(&db.url).await.unwrap();
     (db, Arc::new(ids), enqueued, pool)
+}
+
+/// Runs `claimers` tasks of `claim` (given its number, the machines and the pool) at once and
+/// returns every job id they claimed.
+async fn claim_concurrently<F, Fut>(
+    claimers: u64,
+    ids: &Arc<Vec<Uuid>>,
+    pool: &sqlx::PgPool,
+    claim: F,
+) -> Vec<Uuid>
+where
+    F: Fn(u64, Arc<Vec<Uuid>>, sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = Vec<Uuid>> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..claimers {
+        tasks.spawn(claim(n, ids.clone(), pool.clone()));
+    }
+    let mut all = vec![];
+    while let Some(claimed) = tasks.join_next().await {
+        all.extend(claimed.unwrap());
+    }
+    all
 }
 
 /// Every enqueued job was claimed exactly once (`claimed`) and succeeded on its first attempt.
@@ -476,50 +492,43 @@ async fn concurrent_batch_claimers_never_get_the_same_job() {
     const MACHINES: usize = 3_000;
     const CLAIMERS: u64 = 8;
     let (db, ids, enqueued, pool) = assessed_machines(MACHINES, CLAIMERS as u32).await;
-    let mut claimers = tokio::task::JoinSet::new();
-    for n in 0..CLAIMERS {
-        let (pool, ids) = (pool.clone(), ids.clone());
-        claimers.spawn(async move {
-            // Every claimer asks for the same 96 machines at a time, in batches of 32 in its own
-            // order, so batches of different claimers go for the same jobs at once.
-            let mut rng = StdRng::seed_from_u64(n);
-            let mut claimed = vec![];
-            for window in ids.chunks(96) {
-                let mut order = window.to_vec();
-                order.shuffle(&mut rng);
-                for batch in order.chunks(32) {
-                    let requests: Vec<jobs::ClaimRequest> = batch
-                        .iter()
-                        .map(|&machine_id| jobs::ClaimRequest { machine_id, lease_id: Uuid::new_v4() })
-                        .collect();
-                    let got = jobs::claim_many(&pool, &requests, t0(), TTL).await.unwrap();
-                    for job in &got {
-                        let asked = requests.iter().find(|r| r.machine_id == job.machine_id).unwrap();
-                        assert_eq!(job.lease.id, asked.lease_id, "each job under its own request's lease");
-                        assert_eq!(job.lease.expires_at, t0() + TTL);
-                    }
-                    let reports: Vec<_> = got.iter().map(succeeded).collect();
-                    let results: Vec<jobs::ResultRequest<'_>> = got
-                        .iter()
-                        .zip(&reports)
-                        .map(|(job, result)| jobs::ResultRequest {
-                            job_id: job.id,
-                            machine_id: job.machine_id,
-                            result,
-                        })
-                        .collect();
-                    let recorded = jobs::complete_many(&pool, &results, t0() + secs(1)).await.unwrap();
-                    assert_eq!(recorded.len(), got.len(), "every result held by its lease is recorded");
-                    claimed.extend(got.iter().map(|j| j.id));
+    let all = claim_concurrently(CLAIMERS, &ids, &pool, |n, ids, pool| async move {
+        // Every claimer asks for the same 96 machines at a time, in batches of 32 in its own
+        // order, so batches of different claimers go for the same jobs at once.
+        let mut rng = StdRng::seed_from_u64(n);
+        let mut claimed = vec![];
+        for window in ids.chunks(96) {
+            let mut order = window.to_vec();
+            order.shuffle(&mut rng);
+            for batch in order.chunks(32) {
+                let requests: Vec<jobs::ClaimRequest> = batch
+                    .iter()
+                    .map(|&machine_id| jobs::ClaimRequest { machine_id, lease_id: Uuid::new_v4() })
+                    .collect();
+                let got = jobs::claim_many(&pool, &requests, t0(), TTL).await.unwrap();
+                for job in &got {
+                    let asked = requests.iter().find(|r| r.machine_id == job.machine_id).unwrap();
+                    assert_eq!(job.lease.id, asked.lease_id, "each job under its own request's lease");
+                    assert_eq!(job.lease.expires_at, t0() + TTL);
                 }
+                let reports: Vec<_> = got.iter().map(succeeded).collect();
+                let results: Vec<jobs::ResultRequest<'_>> = got
+                    .iter()
+                    .zip(&reports)
+                    .map(|(job, result)| jobs::ResultRequest {
+                        job_id: job.id,
+                        machine_id: job.machine_id,
+                        result,
+                    })
+                    .collect();
+                let recorded = jobs::complete_many(&pool, &results, t0() + secs(1)).await.unwrap();
+                assert_eq!(recorded.len(), got.len(), "every result held by its lease is recorded");
+                claimed.extend(got.iter().map(|j| j.id));
             }
-            claimed
-        });
-    }
-    let mut all = vec![];
-    while let Some(claimed) = claimers.join_next().await {
-        all.extend(claimed.unwrap());
-    }
+        }
+        claimed
+    })
+    .await;
     assert_each_claimed_and_succeeded_once(&db.pool, &all, &enqueued).await;
 }
 
