@@ -58,6 +58,8 @@ pub struct AppState {
     /// Patch status answers kept in memory (see `answers`).
     pub answers: std::sync::Arc<answers::Answers>,
     /// Agents' claims, heartbeats and results on their way to the database in batches (see `batch`).
+    /// Clones of this state share them, and a batch runs with the state (pool, clock, settings) of
+    /// the request that started its runner: a state with another pool or clock needs its own.
     pub agent_batches: std::sync::Arc<routes::agent::Batches>,
 }
 

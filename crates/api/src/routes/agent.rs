@@ -113,8 +113,8 @@ async fn claim(
     let subscription = state.wakeups.subscribe(Key::Machine(machine_id));
     loop {
         let changed = subscription.changed();
-        // Boxed: an async fn's future reserves room for its largest await for its whole life, and a
-        // query future is large; a claim waits up to a minute, 10,000 of them at once.
+        // The query runs in a batch runner's task: a claim waiting here (up to a minute, 10,000 of
+        // them at once) holds only a channel, not a query future.
         let claimed = state.agent_batches.claim(&state, machine_id).await?;
         if let Some(job) = claimed {
             tracing::info!(job_id = %job.id, kind = ?job.kind, attempt = job.attempt, %machine_id, "job claimed");
@@ -382,9 +382,6 @@ fn in_order<A>(n: usize, answers: impl IntoIterator<Item = (usize, A)>) -> Vec<A
 async fn claims(state: AppState, machines: Vec<Uuid>) -> Vec<Stored<Option<ClaimedJob>>> {
     let (now, ttl) = (state.clock.now(), state.settings.lease_ttl);
     let n = machines.len();
-    if n == 1 {
-        return vec![Box::pin(jobs::claim(&state.pool, machines[0], now, ttl)).await];
-    }
     let (firsts, repeats) = first_of_each(machines, |m| *m);
     let requests: Vec<ClaimRequest> =
         firsts.iter().map(|&(_, machine_id)| ClaimRequest { machine_id, lease_id: Uuid::new_v4() }).collect();
