@@ -335,38 +335,40 @@ pub async fn heartbeat(
     now: DateTime<Utc>,
     ttl: TimeDelta,
 ) -> Result<Result<Lease, Fence>, StoreError> {
-    let lease = LeaseRef { job_id, machine_id, lease_id };
-    match held_leases(&mut *conn, &[lease]).await?.pop() {
-        Some((_, held)) if lease_is_fresh(held, now, ttl) => Ok(Ok(Lease { id: lease_id, expires_at: held })),
-        _ => extend(conn, lease, now, ttl).await,
+    let expires_at = now + ttl;
+    let held = sqlx::query_scalar!(
+        r#"select lease_expires_at as "lease_expires_at!" from job
+           where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'"#,
+        job_id,
+        machine_id,
+        lease_id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match held {
+        None => return Ok(Err(fence(&mut *conn, job_id, machine_id).await?)),
+        Some(held) if lease_is_fresh(held, now, ttl) => {
+            return Ok(Ok(Lease { id: lease_id, expires_at: held }))
+        }
+        Some(_) => {}
     }
-}
-
-/// Extends the lease to `now + ttl` (never shortening it: a concurrent beat may have extended it
-/// further meanwhile), fenced like [`heartbeat`]; the write half of it, for a lease found not
-/// fresh (or not found: the refusal then names why).
-pub async fn extend(
-    conn: &mut PgConnection,
-    lease: LeaseRef,
-    now: DateTime<Utc>,
-    ttl: TimeDelta,
-) -> Result<Result<Lease, Fence>, StoreError> {
+    // Never shortens the lease: a concurrent beat may have extended it further meanwhile.
     let extended = sqlx::query_scalar!(
         r#"update job set lease_expires_at = greatest(lease_expires_at, $4), updated_at = $5
            where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'
            returning lease_expires_at as "lease_expires_at!""#,
-        lease.job_id,
-        lease.machine_id,
-        lease.lease_id,
-        now + ttl,
+        job_id,
+        machine_id,
+        lease_id,
+        expires_at,
         now,
     )
     .fetch_optional(&mut *conn)
     .await?;
     match extended {
-        Some(expires_at) => Ok(Ok(Lease { id: lease.lease_id, expires_at })),
-        // Not held (reaped, canceled, ended, or not the machine's job).
-        None => Ok(Err(fence(&mut *conn, lease.job_id, lease.machine_id).await?)),
+        Some(expires_at) => Ok(Ok(Lease { id: lease_id, expires_at })),
+        // Lost between the read and the write (reaped, canceled, or the machine's job deleted).
+        None => Ok(Err(fence(&mut *conn, job_id, machine_id).await?)),
     }
 }
 
@@ -383,8 +385,8 @@ pub struct LeaseRef {
 
 /// Which of `leases` still hold their job, with each one's stored expiry, in one read. The
 /// heartbeats of many agents are answered by one statement: a lease found here with nine tenths
-/// of its term left is confirmed ([`lease_is_fresh`]); any other goes through [`extend`] (to be
-/// extended, or refused with the reason).
+/// of its term left is confirmed as [`heartbeat`] would confirm it; any other goes through
+/// [`heartbeat`] itself (to be extended, or refused with the reason).
 pub async fn held_leases(
     db: impl PgExecutor<'_>,
     leases: &[LeaseRef],
@@ -437,25 +439,31 @@ pub async fn complete(
     result: &JobResult,
     now: DateTime<Utc>,
 ) -> Result<Result<Completion, Fence>, StoreError> {
-    let request = ResultRequest { job_id, machine_id, result };
-    if complete_many(&mut *conn, &[request], now).await?.is_empty() {
-        return not_recorded(conn, job_id, machine_id, result).await;
-    }
-    // Deleted with its machine in between: gone, as a later call would find it.
-    Ok(get(&mut *conn, job_id, machine_id).await?.map(Completion::Recorded).ok_or(Fence::NotFound))
-}
-
-/// The answer to a result that [`complete_many`] did not record: its lease does not hold the job.
-/// The same result delivered twice (a retry after a lost response) finds the job ended with
-/// exactly this result, lease id included ([`Completion::AlreadyRecorded`]); any other is fenced.
-pub async fn not_recorded(
-    db: impl PgExecutor<'_>,
-    job_id: Uuid,
-    machine_id: Uuid,
-    result: &JobResult,
-) -> Result<Result<Completion, Fence>, StoreError> {
+    let state = final_state(result);
     let body = serde_json::to_value(result).map_err(|e| StoreError::Decode(e.to_string()))?;
-    match get(db, job_id, machine_id).await? {
+    let row = sqlx::query_as!(
+        JobRow,
+        "update job set state = $4, result = $5, error = $6, finished_at = $7, updated_at = $7,
+                lease_id = null, lease_expires_at = null
+         where id = $1 and machine_id = $2 and lease_id = $3 and state = 'leased'
+         returning id, kind, machine_id, payload, state, attempt, max_attempts, run_after, lease_id,
+                   lease_expires_at, operation_id, rollout_id, result, error, created_at, finished_at",
+        job_id,
+        machine_id,
+        result.lease_id,
+        state,
+        body,
+        result.error,
+        now,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Ok(Completion::Recorded(row.try_into()?)));
+    }
+    // Not held by this lease. The same result delivered twice (a retry after a lost response)
+    // finds the job ended with exactly this result, lease id included.
+    match get(&mut *conn, job_id, machine_id).await? {
         None => Ok(Err(Fence::NotFound)),
         Some(job) if job.result.as_ref() == Some(&body) => Ok(Ok(Completion::AlreadyRecorded(job))),
         Some(_) => Ok(Err(Fence::LeaseLost)),
@@ -484,9 +492,9 @@ pub struct Recorded {
     pub state: JobState,
 }
 
-/// Records results of many jobs in one statement (one round trip, one commit), each fenced by its
-/// lease. Returns the jobs whose result was recorded now; a result not among them was not held by
-/// its lease (already recorded, lost, or not the machine's job): [`not_recorded`] answers it. The
+/// [`complete`] for many jobs in one statement (one round trip, one commit). Returns the jobs
+/// whose result was recorded now; a result not among them was not held by its lease (already
+/// recorded, lost, or not the machine's job) and goes through [`complete`] for the answer. The
 /// jobs must be distinct.
 pub async fn complete_many(
     db: impl PgExecutor<'_>,

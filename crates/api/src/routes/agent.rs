@@ -405,17 +405,19 @@ async fn claims(state: AppState, machines: Vec<Uuid>) -> Vec<Stored<Option<Claim
     in_order(n, answers)
 }
 
-/// Heartbeats for a batch of leases: one read finds the fresh ones; the others go one by one
-/// through [`jobs::extend`] (extended, or refused with the reason).
+/// Heartbeats for a batch of leases: one read finds the fresh ones; the others (to extend, or to
+/// refuse with the reason) go one by one through [`jobs::heartbeat`].
 async fn heartbeats(state: AppState, leases: Vec<LeaseRef>) -> Vec<Stored<Result<Lease, Fence>>> {
     let (now, ttl) = (state.clock.now(), state.settings.lease_ttl);
-    let held: HashMap<LeaseRef, chrono::DateTime<chrono::Utc>> = match jobs::held_leases(&state.pool, &leases)
-        .await
-    {
-        Ok(rows) => rows.into_iter().collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, heartbeats = leases.len(), "a batch of heartbeats failed; one by one");
-            HashMap::new()
+    let held: HashMap<LeaseRef, chrono::DateTime<chrono::Utc>> = if leases.len() == 1 {
+        HashMap::new()
+    } else {
+        match jobs::held_leases(&state.pool, &leases).await {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, heartbeats = leases.len(), "a batch of heartbeats failed; one by one");
+                HashMap::new()
+            }
         }
     };
     let mut answers = Vec::with_capacity(leases.len());
@@ -424,63 +426,49 @@ async fn heartbeats(state: AppState, leases: Vec<LeaseRef>) -> Vec<Stored<Result
             Some(&expires_at) if jobs::lease_is_fresh(expires_at, now, ttl) => {
                 Ok(Ok(Lease { id: lease.lease_id, expires_at }))
             }
-            _ => extend_one(&state, lease, now, ttl).await,
+            _ => heartbeat_one(&state, lease, now, ttl).await,
         });
     }
     answers
 }
 
-async fn extend_one(
+async fn heartbeat_one(
     state: &AppState,
     lease: LeaseRef,
     now: chrono::DateTime<chrono::Utc>,
     ttl: TimeDelta,
 ) -> Result<Result<Lease, Fence>, StoreError> {
     let mut conn = state.pool.acquire().await?;
-    jobs::extend(&mut conn, lease, now, ttl).await
+    jobs::heartbeat(&mut conn, lease.job_id, lease.machine_id, lease.lease_id, now, ttl).await
 }
 
 /// Results for a batch of jobs: one statement records those still held by their lease; the
-/// others are answered by [`jobs::not_recorded`] (sent twice, a lost lease, not the machine's
-/// job). A repeated job in the batch and, if the statement fails, every request go one by one
-/// through [`jobs::complete`].
+/// others (a repeated job, a result sent twice, a lost lease, a job not the machine's) and, if
+/// the statement fails, every request, go one by one through [`jobs::complete`] for the answer.
 async fn results_of(state: AppState, results: Vec<ResultOf>) -> Vec<Stored<Result<Done, Fence>>> {
     let now = state.clock.now();
     let n = results.len();
+    let mut recorded: HashMap<Uuid, jobs::Recorded> = HashMap::new();
     let (firsts, repeats) = first_of_each(results, |r| r.job_id);
-    let requests: Vec<ResultRequest<'_>> = firsts
-        .iter()
-        .map(|(_, r)| ResultRequest { job_id: r.job_id, machine_id: r.machine_id, result: &r.result })
-        .collect();
-    let recorded: Option<HashMap<Uuid, jobs::Recorded>> =
+    if n > 1 {
+        let requests: Vec<ResultRequest<'_>> = firsts
+            .iter()
+            .map(|(_, r)| ResultRequest { job_id: r.job_id, machine_id: r.machine_id, result: &r.result })
+            .collect();
         match jobs::complete_many(&state.pool, &requests, now).await {
-            Ok(rows) => Some(rows.into_iter().map(|r| (r.job_id, r)).collect()),
-            Err(e) => {
-                tracing::warn!(error = %e, results = n, "a batch of results failed; one by one");
-                None
-            }
-        };
-    let mut answers = Vec::with_capacity(n);
-    for (i, r) in &firsts {
-        let answer = match recorded.as_ref().map(|done| done.get(&r.job_id)) {
-            Some(Some(done)) => Ok(Ok(Done { kind: done.kind, state: done.state, recorded: true })),
-            Some(None) => jobs::not_recorded(&state.pool, r.job_id, r.machine_id, &r.result).await.map(done),
-            None => complete_one(&state, r, now).await,
-        };
-        answers.push((*i, answer));
+            Ok(rows) => recorded = rows.into_iter().map(|r| (r.job_id, r)).collect(),
+            Err(e) => tracing::warn!(error = %e, results = n, "a batch of results failed; one by one"),
+        }
     }
-    for (i, r) in &repeats {
-        answers.push((*i, complete_one(&state, r, now).await));
+    let mut answers = Vec::with_capacity(n);
+    for (i, r) in firsts.into_iter().chain(repeats) {
+        let answer = match recorded.remove(&r.job_id) {
+            Some(done) => Ok(Ok(Done { kind: done.kind, state: done.state, recorded: true })),
+            None => complete_one(&state, &r, now).await,
+        };
+        answers.push((i, answer));
     }
     in_order(n, answers)
-}
-
-/// What a request learns from a [`Completion`].
-fn done(c: Result<Completion, Fence>) -> Result<Done, Fence> {
-    c.map(|c| match c {
-        Completion::Recorded(job) => Done { kind: job.kind, state: job.state, recorded: true },
-        Completion::AlreadyRecorded(job) => Done { kind: job.kind, state: job.state, recorded: false },
-    })
 }
 
 async fn complete_one(
@@ -489,5 +477,8 @@ async fn complete_one(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Result<Done, Fence>, StoreError> {
     let mut conn = state.pool.acquire().await?;
-    jobs::complete(&mut conn, r.job_id, r.machine_id, &r.result, now).await.map(done)
+    Ok(jobs::complete(&mut conn, r.job_id, r.machine_id, &r.result, now).await?.map(|c| match c {
+        Completion::Recorded(job) => Done { kind: job.kind, state: job.state, recorded: true },
+        Completion::AlreadyRecorded(job) => Done { kind: job.kind, state: job.state, recorded: false },
+    }))
 }
