@@ -6,6 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hotpatch_app::error::AppError;
 use hotpatch_domain::{EligibilityRejection, FieldError, Reason};
 use hotpatch_store::StoreError;
 use serde::Serialize;
@@ -79,19 +80,7 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// One invalid item of a bulk request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct ItemError {
-    /// Index of the item in the request array.
-    pub index: usize,
-    /// Dotted path of the field within the item (empty for the item as a whole).
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-    /// A rule code when a specific rule failed (e.g. `unsupported_image`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
+pub use hotpatch_app::error::ItemError;
 
 /// An RFC 9457 problem document with the service's extensions.
 #[derive(Debug, Serialize, ToSchema)]
@@ -160,37 +149,28 @@ impl ApiError {
     }
 }
 
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::BadRequest { detail, errors } => ApiError::BadRequest { detail, errors },
+            AppError::Unprocessable { detail, errors } => ApiError::Unprocessable { detail, errors },
+            AppError::ImportRejected { detail, errors, conflict_only } => {
+                ApiError::ImportRejected { detail, errors, conflict_only }
+            }
+            AppError::NotFound(d) => ApiError::NotFound(d),
+            AppError::Conflict(d) => ApiError::Conflict(d),
+            AppError::LeaseLost(d) => ApiError::LeaseLost(d),
+            AppError::IdempotencyKeyReused(d) => ApiError::IdempotencyKeyReused(d),
+            AppError::Ineligible(r) => ApiError::Ineligible(r),
+            AppError::Unavailable(d) => ApiError::Unavailable(d),
+            AppError::Internal(d) => ApiError::Internal(d),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::NotFound("not found".to_owned()),
-            StoreError::Conflict { constraint, detail } => {
-                ApiError::Conflict(conflict_detail(&constraint, &detail))
-            }
-            // Class 22 is "data exception": a value PostgreSQL will not store (e.g. NUL in
-            // text). Validation should catch these first; this keeps them 4xx if it does not.
-            StoreError::Database(sqlx::Error::Database(db))
-                if db.code().is_some_and(|c| c.starts_with("22")) =>
-            {
-                ApiError::BadRequest {
-                    detail: format!("a value cannot be stored: {}", db.message()),
-                    errors: vec![],
-                }
-            }
-            // Class 40 is "transaction rollback" (deadlock, serialization failure): retrying works.
-            StoreError::Database(sqlx::Error::Database(db))
-                if db.code().is_some_and(|c| c.starts_with("40")) =>
-            {
-                ApiError::Unavailable(format!(
-                    "the database rolled the request back ({}); retry",
-                    db.message()
-                ))
-            }
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                ApiError::Unavailable("the database is unavailable; retry later".to_owned())
-            }
-            other => ApiError::Internal(other.to_string()),
-        }
+        AppError::from(e).into()
     }
 }
 
@@ -208,28 +188,7 @@ pub(crate) trait OrNotFound<T> {
 
 impl<T> OrNotFound<T> for Result<T, StoreError> {
     fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T, ApiError> {
-        self.map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound(what()),
-            e => e.into(),
-        })
-    }
-}
-
-/// Says in a client's words which uniqueness rule a write broke.
-fn conflict_detail(constraint: &str, detail: &str) -> String {
-    match constraint {
-        "machine_name_key" => {
-            let name = detail.split_once("=(").and_then(|(_, r)| r.split_once(')')).map(|(n, _)| n);
-            match name {
-                Some(n) => format!("a machine named '{n}' already exists"),
-                None => "a machine with that name already exists".to_owned(),
-            }
-        }
-        "job_one_active_disruptive" => {
-            "the machine already has an install, rollback or reboot queued or running; wait for it to finish"
-                .to_owned()
-        }
-        _ => format!("conflicts with an existing resource ({constraint})"),
+        hotpatch_app::error::OrNotFound::or_not_found(self, what).map_err(ApiError::from)
     }
 }
 

@@ -6,7 +6,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use hotpatch_domain::{FieldError, ObjectOnly};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -49,51 +48,12 @@ pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
     })
 }
 
-/// Deserializes JSON, naming the offending field on failure.
+/// Deserializes JSON, naming the offending field on failure (see [`hotpatch_app::json`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let mut track = serde_path_to_error::Track::new();
-    let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
-    let value = T::deserialize(ObjectOnly(tracked)).map_err(|inner| {
-        let path = track.path().to_string();
-        if inner.is_data() {
-            let error = field_error(&path, &inner);
-            ApiError::Unprocessable {
-                detail: format!("{}: {}", error.field, error.message),
-                errors: vec![error],
-            }
-        } else {
-            ApiError::BadRequest {
-                detail: format!("the request body is not valid JSON: {inner}"),
-                errors: vec![],
-            }
-        }
-    })?;
-    de.end().map_err(|e| ApiError::BadRequest {
-        detail: format!("the request body is not valid JSON: {e}"),
-        errors: vec![],
-    })?;
-    Ok(value)
+    Ok(hotpatch_app::json::parse(bytes)?)
 }
 
-/// A field error from a serde data error at `path` (serde_path_to_error's notation).
-pub fn field_error(path: &str, e: &serde_json::Error) -> FieldError {
-    let full = e.to_string();
-    // serde_json appends the position; the field path says more to a client.
-    let message = match full.rfind(" at line ") {
-        Some(i) => full[..i].to_owned(),
-        None => full,
-    };
-    let mut field = if path == "." { String::new() } else { path.to_owned() };
-    // A missing field is reported at its parent; name the field itself.
-    if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
-        field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-    }
-    if field.is_empty() {
-        field = "body".to_owned();
-    }
-    FieldError::new(field, message)
-}
+pub use hotpatch_app::json::field_error;
 
 /// Path parameters; a malformed one (e.g. an id that is not a UUID) is a 400 problem.
 #[derive(Debug, Clone)]

@@ -97,6 +97,7 @@ pub(crate) async fn serve(State(state): State<crate::AppState>) -> impl IntoResp
     let mut out = state.metrics.render();
     out.push_str(&process_metrics(state.wakeups.waiting()));
     out.push_str(&state.agent_batches.render());
+    out.push_str(&state.duties.render());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

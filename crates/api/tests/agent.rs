@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::Method;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{azure_2022, eventually, id_of, instant, inventory, listen, publish, ws2022, TestApp, ADMIN};
-use hotpatch_api::clock::Clock;
+use hotpatch_app::clock::Clock;
 use hotpatch_domain::job::RetryPolicy;
 use hotpatch_store::jobs::{reap_expired, Reaped};
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! The rollout dispatcher's pass (`hotpatch_api::dispatch::tick`) against a real PostgreSQL, on a
+//! The rollout dispatcher's pass (`hotpatch_app::rollouts::dispatcher::tick`) against a real PostgreSQL, on a
 //! manual clock: a planned rollout installs in each machine's own window, batch after batch, and
 //! moves on only on results and health; too many failures halt it; a missed window moves the
 //! machine to its next one.
@@ -9,9 +9,9 @@ mod common;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::*;
-use hotpatch_api::clock::Clock;
-use hotpatch_api::dispatch::{self, Pass};
 use hotpatch_api::AppState;
+use hotpatch_app::clock::Clock;
+use hotpatch_app::rollouts::dispatcher::{self, Pass};
 use hotpatch_scheduler::rollout::{plan_rollout, PlanWindow, RolloutMachine, RolloutOptions, RolloutRelease};
 use hotpatch_store::rollouts::{self, BatchEvent, NewRollout, RolloutState};
 use serde_json::{json, Value};
@@ -81,7 +81,7 @@ async fn fleet(n: usize) -> Fleet {
 
 impl Fleet {
     async fn tick(&self) -> Pass {
-        dispatch::tick(&self.state).await.unwrap().expect("no other dispatcher runs")
+        dispatcher::tick(&self.state).await.unwrap().expect("no other dispatcher runs")
     }
 
     async fn view(&self) -> rollouts::RolloutView {

@@ -12,8 +12,8 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Request};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::*;
-use hotpatch_api::clock::Clock;
 use hotpatch_api::AppState;
+use hotpatch_app::clock::Clock;
 use hotpatch_scheduler::rollout::{plan_rollout, PlanWindow, RolloutOptions, RolloutRelease};
 use hotpatch_store::rollouts::{self, NewRollout};
 use http_body_util::BodyExt as _;
@@ -297,10 +297,10 @@ async fn a_rollout_halted_by_a_failed_install_is_an_event_with_its_reason() {
 
     let mut stream = Stream::open(&app, "?types=rollout.halted,rollout.progressed", None).await;
     state.clock.set(window);
-    hotpatch_api::dispatch::tick(&state).await.unwrap();
+    hotpatch_app::rollouts::dispatcher::tick(&state).await.unwrap();
     let job = app.claim(&agent).await;
     app.report(&agent, &job, "failed", json!({"error": "install failed: 0x80070643"})).await.ok(200);
-    hotpatch_api::dispatch::tick(&state).await.unwrap();
+    hotpatch_app::rollouts::dispatcher::tick(&state).await.unwrap();
 
     let events = stream.drain(Duration::from_millis(500)).await;
     let halted: Vec<&Received> = events.iter().filter(|e| e.event == "rollout.halted").collect();

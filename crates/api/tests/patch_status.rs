@@ -8,8 +8,8 @@ mod common;
 use axum::http::{HeaderValue, Method};
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{azure_2022, eventually, jan_to_may, listen, with, ws2022, TestApp, ADMIN};
-use hotpatch_api::clock::Clock;
 use hotpatch_api::AppState;
+use hotpatch_app::clock::Clock;
 use serde_json::{json, Value};
 
 /// 2025-05-20 10:00 UTC: a May hotpatch month; the default window (01:00–05:00 Berlin) is ahead.
@@ -495,7 +495,8 @@ async fn two_replicas() -> (TestApp, AppState, TestApp, AppState, impl Drop) {
     // No automatic rollouts: a release published on B changes no machine's own rows.
     let settings = hotpatch_api::Settings { automatic_rollouts: false, ..Default::default() };
     let b_state = AppState::with_settings(a.pool.clone(), settings);
-    let b_state = AppState { clock: Clock::manual(may_20()), ..b_state };
+    let mut b_state = b_state;
+    b_state.clock = Clock::manual(may_20());
     let b = a.replica(b_state.clone());
     let listening = (listen(&a, &a_state).await, listen(&b, &b_state).await);
     struct Stop<T>(Option<T>);

@@ -269,7 +269,7 @@ async fn a_preview_of_a_hundred_thousand_machines_is_timed() {
 async fn automatic_fleet(automatic: bool) -> TestApp {
     let at = chrono::DateTime::parse_from_rfc3339("2025-01-15T12:00:00Z").unwrap().to_utc();
     let (app, _) = TestApp::with_state(|s| {
-        s.clock = hotpatch_api::clock::Clock::manual(at);
+        s.clock = hotpatch_app::clock::Clock::manual(at);
         s.settings = std::sync::Arc::new(hotpatch_api::Settings {
             automatic_rollouts: automatic,
             ..hotpatch_api::Settings::default()

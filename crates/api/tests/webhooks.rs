@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::*;
-use hotpatch_api::clock::Clock;
-use hotpatch_api::webhooks::{self, signature, MAX_ATTEMPTS};
 use hotpatch_api::AppState;
+use hotpatch_app::clock::Clock;
+use hotpatch_app::webhooks::delivery::{self, signature, MAX_ATTEMPTS};
 use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
@@ -88,7 +88,7 @@ async fn an_operations_completion_reaches_the_receiver_signed_with_the_webhooks_
 
     let operation = finish_an_assessment(&app, &machine, &agent).await;
     let http = reqwest::Client::new();
-    let pass = webhooks::pass(&state, &http).await.unwrap();
+    let pass = delivery::pass(&state, &http).await.unwrap();
     assert_eq!((pass.attempted, pass.delivered), (1, 1), "{pass:?}");
 
     let received = got.lock().unwrap().clone();
@@ -113,7 +113,7 @@ async fn an_operations_completion_reaches_the_receiver_signed_with_the_webhooks_
     assert!(log(&app, &other).await.is_empty());
 
     // Delivered once: the next pass has nothing to do.
-    let pass = webhooks::pass(&state, &http).await.unwrap();
+    let pass = delivery::pass(&state, &http).await.unwrap();
     assert_eq!(pass.attempted, 0);
     assert_eq!(got.lock().unwrap().len(), 1);
 }
@@ -128,7 +128,7 @@ async fn a_failing_receiver_gets_retries_with_growing_backoff_until_the_attempts
 
     let mut delays = vec![];
     for attempt in 1..=MAX_ATTEMPTS {
-        let pass = webhooks::pass(&state, &http).await.unwrap();
+        let pass = delivery::pass(&state, &http).await.unwrap();
         assert_eq!(pass.attempted, 1, "attempt {attempt} is due");
         let entry = log(&app, &hook).await.remove(0);
         assert_eq!(entry["attempt"], attempt, "{entry}");
@@ -143,12 +143,12 @@ async fn a_failing_receiver_gets_retries_with_growing_backoff_until_the_attempts
         let delay = next - state.clock.now();
         delays.push(delay);
         // Not before its time.
-        assert_eq!(webhooks::pass(&state, &http).await.unwrap().attempted, 0, "attempt {attempt}: too early");
+        assert_eq!(delivery::pass(&state, &http).await.unwrap().attempted, 0, "attempt {attempt}: too early");
         state.clock.set(next);
     }
     assert_eq!(got.lock().unwrap().len(), MAX_ATTEMPTS as usize, "one request per attempt");
     // Equal jitter: attempt k waits between half and all of 5 s · 2^(k-1) (at most 10 min).
-    let policy = webhooks::retry_policy();
+    let policy = delivery::retry_policy();
     for (i, d) in delays.iter().enumerate() {
         let full = (policy.base * (1 << i)).min(policy.max);
         assert!(*d >= full / 2 && *d <= full, "attempt {}: waited {d}, backoff {full}", i + 1);
@@ -156,7 +156,7 @@ async fn a_failing_receiver_gets_retries_with_growing_backoff_until_the_attempts
     assert!(delays.last().unwrap() > &(delays[0] * 4), "the waits grow: {delays:?}");
     // Nothing more.
     state.clock.advance(TimeDelta::hours(1));
-    assert_eq!(webhooks::pass(&state, &http).await.unwrap().attempted, 0);
+    assert_eq!(delivery::pass(&state, &http).await.unwrap().attempted, 0);
 }
 
 #[tokio::test]

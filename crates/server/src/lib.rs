@@ -2,7 +2,6 @@
 //! embedded PostgreSQL default, and graceful shutdown.
 
 mod admin_token;
-mod background;
 pub mod config;
 mod shutdown;
 pub mod startup;

@@ -87,7 +87,7 @@ pub struct Application {
     pool: PgPool,
     embedded: Option<EmbeddedPostgres>,
     shutdown: CancellationToken,
-    loops: crate::background::Intervals,
+    loops: hotpatch_app::duties::Intervals,
 }
 
 impl std::fmt::Debug for Application {
@@ -137,7 +137,7 @@ impl Application {
                     pool,
                     embedded,
                     shutdown: CancellationToken::new(),
-                    loops: crate::background::Intervals {
+                    loops: hotpatch_app::duties::Intervals {
                         dispatch: Duration::from_millis(config.dispatch_interval_ms),
                     },
                 })
@@ -168,7 +168,7 @@ impl Application {
     pub async fn run(self) -> Result<(), StartupError> {
         let Application { listener, addr, router, state, pool, embedded, shutdown, loops } = self;
         shutdown::cancel_on_signals(shutdown.clone()).map_err(StartupError::Signals)?;
-        let loops = crate::background::spawn(&state, &shutdown, &loops);
+        let loops = hotpatch_app::duties::spawn(&state, &shutdown, &loops);
         // Tests and scripts read this line to learn the port: keep its form.
         tracing::info!(%addr, "listening on {addr}");
 

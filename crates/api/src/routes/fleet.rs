@@ -110,7 +110,7 @@ fn query(raw: Option<&str>) -> Result<(GroupBy, Option<DateTime<Utc>>), ApiError
                     },
                 }
             }
-            "at" => at = Some(super::patch_status::parse_at(&v)?),
+            "at" => at = Some(crate::etag::parse_at(&v)?),
             k => {
                 return Err(ApiError::bad_param(
                     &k.escape_debug().to_string(),
@@ -195,7 +195,7 @@ async fn fleet_summary(
     let (group_by, at) = query(raw.as_deref())?;
     let now = at.unwrap_or_else(|| state.clock.now());
     let classes = status::fleet_classes(&state.pool, &group_by).await?;
-    let (_, catalog) = state.status_cache.catalog_now(&state.pool).await?;
+    let (_, catalog) = state.status_inputs.catalog_now(&state.pool).await?;
     let mut counts = FleetCounts::default();
     let mut groups: BTreeMap<(bool, Option<String>), FleetCounts> = BTreeMap::new();
     for c in &classes {

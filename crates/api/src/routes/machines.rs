@@ -24,9 +24,9 @@ use uuid::Uuid;
 
 use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
+use crate::etag::{json_with_etag, not_modified, IfNoneMatch};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
-use crate::routes::patch_status::{self, IfNoneMatch, PatchStatusView};
 use crate::AppState;
 
 /// A registered machine.
@@ -72,7 +72,7 @@ pub struct MachineListItem {
     pub machine: MachineView,
     /// Its patch status (as `GET /v1/machines/{id}/patch-status` answers), with `include=patch_status`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<PatchStatusView>)]
+    #[schema(value_type = Option<hotpatch_app::status::PatchStatusView>)]
     pub patch_status: Option<Box<serde_json::value::RawValue>>,
     /// The `ETag` that `GET /v1/machines/{id}/patch-status` gives the same answer, with
     /// `include=patch_status`: a portal lists once, then polls each machine with `If-None-Match`.
@@ -252,7 +252,7 @@ async fn list_machines(
     let rows = machines::list(&state.pool, &filter, paging.after, paging.limit + 1).await?;
     let mut answers = if include {
         let ids: Vec<Uuid> = rows.iter().take(paging.limit as usize).map(|m| m.id).collect();
-        patch_status::answers(&state, &ids).await?
+        hotpatch_app::status::answers(&state, &ids).await?
     } else {
         Default::default()
     };
@@ -277,9 +277,9 @@ async fn list_machines(
     let digest = sha2::Sha256::digest(&body);
     let etag = format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
     if IfNoneMatch::of(&headers).matches(&etag) {
-        return patch_status::not_modified(&etag);
+        return not_modified(&etag);
     }
-    patch_status::json_with_etag(&etag, body)
+    json_with_etag(&etag, body)
 }
 
 /// An answer's body, to embed as it is.

@@ -6,80 +6,17 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, FixedOffset, Utc};
-use hotpatch_scheduler::windows::{next_windows, Schedule, Window};
-use hotpatch_store::machines::{self, Machine};
-use hotpatch_store::maintenance::{self, ScopeMatch};
-use serde::Serialize;
-use utoipa::ToSchema;
+use chrono::{DateTime, Utc};
+use hotpatch_app::schedules::windows::{self, WindowSource, Windows, DEFAULT_COUNT, MAX_COUNT};
+use hotpatch_scheduler::windows::{next_windows, Window};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Reader;
-use crate::error::{ApiError, OrNotFound, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::ApiPath;
-use crate::routes::maintenance::{check, Checked, ConfigurationSpec};
 use crate::AppState;
-
-/// Most windows one request may ask for.
-pub const MAX_COUNT: usize = 100;
-/// Windows given when `count` is absent.
-pub const DEFAULT_COUNT: usize = 5;
-
-/// Where a window comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WindowSource {
-    /// The machine is in no configuration's scope: 01:00 local for 4 hours, daily.
-    DefaultOffPeak,
-    /// A maintenance configuration.
-    MaintenanceConfiguration,
-}
-
-/// How the machine is in the configuration's scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchedBy {
-    /// Its id is listed.
-    MachineId,
-    /// It carries every label of the scope.
-    Label,
-    /// Its region is listed.
-    Region,
-}
-
-/// One window.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WindowView {
-    /// Start, UTC.
-    pub start: DateTime<Utc>,
-    /// End, UTC (start + duration in elapsed time).
-    pub end: DateTime<Utc>,
-    /// Start on the zone's clock, with its offset.
-    #[schema(value_type = String)]
-    pub start_local: DateTime<FixedOffset>,
-    /// End on the zone's clock, with its offset.
-    #[schema(value_type = String)]
-    pub end_local: DateTime<FixedOffset>,
-    /// IANA zone.
-    pub timezone: String,
-    /// Where the window comes from.
-    pub source: WindowSource,
-    /// The configuration's id, for `maintenance_configuration`.
-    pub maintenance_configuration_id: Option<Uuid>,
-    /// How the machine matched that configuration's scope.
-    pub matched_by: Option<MatchedBy>,
-    /// DST remarks (a start moved out of a gap, a repeated hour, clocks changing inside).
-    pub notes: Vec<String>,
-}
-
-/// `{items: [window…]}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Windows {
-    /// The windows, earliest first.
-    pub items: Vec<WindowView>,
-}
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -117,92 +54,6 @@ fn query(raw: Option<&str>) -> Result<(Option<DateTime<Utc>>, usize), ApiError> 
     Ok((from, count))
 }
 
-/// The schedule that applies to a machine and where it comes from.
-pub(crate) struct Applied {
-    schedule: Schedule,
-    source: WindowSource,
-    configuration_id: Option<Uuid>,
-    matched_by: Option<MatchedBy>,
-}
-
-/// The machine, or a 404 naming it.
-async fn machine(state: &AppState, id: Uuid) -> Result<Machine, ApiError> {
-    machines::get(&state.pool, id).await.or_not_found(|| format!("no machine with id {id}"))
-}
-
-async fn applied(state: &AppState, machine: &Machine) -> Result<Applied, ApiError> {
-    let labels = serde_json::to_value(&machine.spec.labels).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let found = maintenance::for_machine(&state.pool, machine.id, &labels, &machine.spec.region).await?;
-    applied_from(&state.settings, &machine.spec.timezone, found.map(|(c, how)| (c.id, c.body, how)))
-}
-
-/// The schedule of a machine in zone `own_zone` under the configuration that applies to it
-/// (its id, body and how it matched), or its default off-peak window when none does.
-pub(crate) fn applied_from(
-    settings: &crate::Settings,
-    own_zone: &hotpatch_domain::Timezone,
-    configuration: Option<(Uuid, serde_json::Value, ScopeMatch)>,
-) -> Result<Applied, ApiError> {
-    let own_zone = own_zone.0;
-    let Some((id, body, how)) = configuration else {
-        return Ok(Applied {
-            schedule: Schedule::daily_off_peak(own_zone, settings.off_peak_start, settings.off_peak_duration),
-            source: WindowSource::DefaultOffPeak,
-            configuration_id: None,
-            matched_by: None,
-        });
-    };
-    let checked = stored_schedule(id, body)?;
-    let schedule = match checked.timezone {
-        Some(_) => checked.schedule,
-        None => checked.schedule.with_timezone(own_zone),
-    };
-    let matched_by = match how {
-        ScopeMatch::MachineId => MatchedBy::MachineId,
-        ScopeMatch::Label => MatchedBy::Label,
-        ScopeMatch::Region => MatchedBy::Region,
-    };
-    Ok(Applied {
-        schedule,
-        source: WindowSource::MaintenanceConfiguration,
-        configuration_id: Some(id),
-        matched_by: Some(matched_by),
-    })
-}
-
-/// The windows of an applied schedule that have not ended at `from`, at most `count`.
-pub(crate) fn windows_of(a: &Applied, from: DateTime<Utc>, count: usize) -> Vec<WindowView> {
-    let view = |w: Window| WindowView {
-        start: w.start,
-        end: w.end,
-        start_local: w.start_local,
-        end_local: w.end_local,
-        timezone: w.timezone.name().to_owned(),
-        source: a.source,
-        maintenance_configuration_id: a.configuration_id,
-        matched_by: a.matched_by,
-        notes: w.notes,
-    };
-    next_windows(&a.schedule, from, count.min(MAX_COUNT)).into_iter().map(view).collect()
-}
-
-fn stored_schedule(id: Uuid, body: serde_json::Value) -> Result<Checked, ApiError> {
-    let spec: ConfigurationSpec = serde_json::from_value(body)
-        .map_err(|e| ApiError::Internal(format!("stored maintenance configuration {id}: {e}")))?;
-    check(&spec)
-}
-
-/// The machine's windows that have not ended at `from`, with their source (the same as
-/// `GET /v1/machines/{id}/windows`; patch status shows the first as `next_window`).
-pub async fn machine_windows_at(
-    state: &AppState,
-    machine: &Machine,
-    from: DateTime<Utc>,
-    count: usize,
-) -> Result<Vec<WindowView>, ApiError> {
-    Ok(windows_of(&applied(state, machine).await?, from, count))
-}
-
 /// The machine's next maintenance windows.
 #[utoipa::path(get, path = "/v1/machines/{id}/windows", tag = "maintenance",
     params(("id" = Uuid, Path, description = "Machine id"),
@@ -219,9 +70,7 @@ async fn machine_windows(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Windows>, ApiError> {
     let (from, count) = query(raw.as_deref())?;
-    let m = machine(&state, id).await?;
-    let items = machine_windows_at(&state, &m, from.unwrap_or_else(|| state.clock.now()), count).await?;
-    Ok(Json(Windows { items }))
+    Ok(Json(Windows { items: windows::of_machine(&state, id, from, count).await? }))
 }
 
 /// The machine's next maintenance windows as an iCalendar (RFC 5545, times in UTC).
@@ -241,7 +90,7 @@ async fn machine_calendar(
 ) -> Result<Response, ApiError> {
     let (from, count) = query(raw.as_deref())?;
     let now = state.clock.now();
-    let a = applied(&state, &machine(&state, id).await?).await?;
+    let a = windows::machine_schedule(&state, id).await?;
     let summary = match a.source {
         WindowSource::DefaultOffPeak => "Maintenance window (default off-peak)".to_owned(),
         WindowSource::MaintenanceConfiguration => "Maintenance window (maintenance configuration)".to_owned(),
@@ -268,12 +117,9 @@ async fn configuration_calendar(
 ) -> Result<Response, ApiError> {
     let (from, count) = query(raw.as_deref())?;
     let now = state.clock.now();
-    let c = maintenance::get(&state.pool, id)
-        .await
-        .or_not_found(|| format!("no maintenance configuration with id {id}"))?;
-    let summary = format!("Maintenance window ({})", c.name);
-    let checked = stored_schedule(c.id, c.body)?;
-    let windows = next_windows(&checked.schedule, from.unwrap_or(now), count);
+    let (name, schedule) = windows::configuration_schedule(&state, id).await?;
+    let summary = format!("Maintenance window ({name})");
+    let windows = next_windows(&schedule, from.unwrap_or(now), count);
     Ok(calendar(&format!("configuration-{id}"), &summary, &windows, now))
 }
 

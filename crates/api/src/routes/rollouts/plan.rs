@@ -18,9 +18,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, OrNotFound};
-use crate::routes::maintenance::{check, ConfigurationSpec};
 use crate::routes::operations::MAX_SELECTED;
 use crate::AppState;
+use hotpatch_app::schedules::{check, ConfigurationSpec};
 
 /// Automatic installs must be done this long after the release (DESIGN §1).
 pub const DEADLINE_DAYS: i64 = 30;

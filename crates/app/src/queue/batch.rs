@@ -5,7 +5,7 @@
 //! so a quiet server answers as fast as before; under load, batches grow with the queue and the
 //! database does one round trip and one commit per batch instead of one per request. This is
 //! group commit done one level up, for the agent protocol's claims, heartbeats and results (see
-//! `routes::agent`), where thousands of agents call at once when a fleet is assessed or a
+//! `super::batches`), where thousands of agents call at once when a fleet is assessed or a
 //! rollout wave opens.
 //!
 //! Runners are spawned tasks, so a client that goes away while its request is in a batch cancels

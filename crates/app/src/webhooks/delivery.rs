@@ -16,8 +16,8 @@ use hotpatch_store::webhooks::{self, Attempt, Claimed};
 use rand::Rng as _;
 use sha2::Sha256;
 
-use crate::error::ApiError;
-use crate::AppState;
+use crate::error::AppError;
+use crate::App;
 
 /// Attempts of one delivery (with the default policy: about half an hour of retries).
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -57,21 +57,21 @@ pub struct Pass {
 }
 
 /// One pass at the service clock's `now`, sending with `http`.
-pub async fn pass(state: &AppState, http: &reqwest::Client) -> Result<Pass, ApiError> {
-    let now = state.clock.now();
+pub async fn pass(app: &App, http: &reqwest::Client) -> Result<Pass, AppError> {
+    let now = app.clock.now();
     let mut pass = Pass::default();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = app.pool.begin().await?;
     webhooks::reap_expired(&mut *tx, now).await?;
     pass.events = webhooks::fan_out(&mut tx, BATCH, MAX_ATTEMPTS, now).await?.unwrap_or(0);
     tx.commit().await?;
 
     // The lease covers every attempt of the batch at the receivers' longest.
     let lease = TimeDelta::from_std(TIMEOUT * 4).unwrap_or(TimeDelta::minutes(1));
-    let claimed = webhooks::claim_due(&state.pool, now, now + lease, BATCH).await?;
+    let claimed = webhooks::claim_due(&app.pool, now, now + lease, BATCH).await?;
     pass.attempted = claimed.len();
     let outcomes: Vec<(Claimed, Result<i32, Refused>)> = futures::stream::iter(claimed)
         .map(|c| async move {
-            let outcome = send(http, &c, state.clock.now()).await;
+            let outcome = send(http, &c, app.clock.now()).await;
             (c, outcome)
         })
         .buffer_unordered(CONCURRENCY)
@@ -85,13 +85,13 @@ pub async fn pass(state: &AppState, http: &reqwest::Client) -> Result<Pass, ApiE
                 Attempt::Delivered { status }
             }
             Err(Refused { status, error }) => {
-                let retry_at = policy.next_run_at(state.clock.now(), c.attempt, rand::thread_rng().gen());
+                let retry_at = policy.next_run_at(app.clock.now(), c.attempt, rand::thread_rng().gen());
                 tracing::warn!(delivery_id = %c.id, attempt = c.attempt, max_attempts = c.max_attempts,
                     status, %error, %retry_at, "webhook delivery failed");
                 Attempt::Failed { status, error, retry_at }
             }
         };
-        webhooks::finish(&state.pool, c.id, c.attempt, &outcome, state.clock.now()).await?;
+        webhooks::finish(&app.pool, c.id, c.attempt, &outcome, app.clock.now()).await?;
     }
     if pass.attempted > 0 {
         tracing::info!(

@@ -6,7 +6,7 @@
 //!   notification (migration 0009) that drops the machine's answer; writes of what every answer
 //!   depends on (catalog, maintenance configurations, a rollout's state) drop them all;
 //! - a write through this replica's API drops what it touched before its response is sent
-//!   (`forget_written`), so a client that wrote and then reads never waits for a notification;
+//!   (`hotpatch_api`'s `forget_written` layer), so a client that wrote and then reads never waits for a notification;
 //! - while the LISTEN connection is down, nothing is served or kept, and everything kept is
 //!   dropped whenever it goes down or comes back (notifications may have been missed);
 //! - an answer is only served at instants from when it was computed until its `valid_until`
@@ -22,11 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hotpatch_store::wakeup::StatusSink;
 use uuid::Uuid;
@@ -227,52 +223,6 @@ impl StatusSink for Answers {
     }
 }
 
-/// What a write request may change of kept answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Touches {
-    Nothing,
-    Machine(Uuid),
-    Everything,
-}
-
-/// Which answers a request may change, from its method and path. Agents' writes are dropped
-/// by their handlers (the machine is the token's); what cannot change any status (tokens,
-/// webhooks, new machines, queued jobs, the clock) drops nothing; anything else not tied to one
-/// machine drops everything (releases, maintenance configurations, rollouts: rare writes).
-fn touches(method: &Method, path: &str) -> Touches {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Touches::Nothing;
-    }
-    let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("v1"), Some("machines"), Some(id)) => match id.parse() {
-            Ok(id) => Touches::Machine(id),
-            // `import`, or a machine that cannot exist.
-            Err(_) => Touches::Nothing,
-        },
-        (
-            Some("v1"),
-            Some("machines" | "agent" | "tokens" | "webhooks" | "assessments" | "admin" | "events"),
-            _,
-        ) => Touches::Nothing,
-        _ => Touches::Everything,
-    }
-}
-
-/// Layer: after a write through this replica, drops the answers it may have changed, before the
-/// response leaves. The notification of the same change comes later and finds nothing to drop;
-/// a fill that read before the change is refused (its ticket is older).
-pub async fn forget_written(State(answers): State<Arc<Answers>>, request: Request, next: Next) -> Response {
-    let touched = touches(request.method(), request.uri().path());
-    let response = next.run(request).await;
-    match touched {
-        Touches::Nothing => {}
-        Touches::Machine(id) => answers.forget(id),
-        Touches::Everything => answers.forget_all(),
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,25 +313,5 @@ mod tests {
         assert!(!a.current(t - chrono::TimeDelta::seconds(1), None), "the clock went back");
         assert!(!a.current(a.valid_until, None));
         assert!(!a.current(t, Some(t)), "this replica saw the agent since");
-    }
-
-    #[test]
-    fn writes_drop_what_they_touch() {
-        let id = Uuid::now_v7();
-        let cases = [
-            (Method::GET, "/v1/releases".to_owned(), Touches::Nothing),
-            (Method::PATCH, format!("/v1/machines/{id}"), Touches::Machine(id)),
-            (Method::PUT, format!("/v1/machines/{id}/installed-state"), Touches::Machine(id)),
-            (Method::POST, "/v1/machines/import".to_owned(), Touches::Nothing),
-            (Method::POST, "/v1/machines".to_owned(), Touches::Nothing),
-            (Method::POST, "/v1/agent/inventory".to_owned(), Touches::Nothing),
-            (Method::POST, "/v1/tokens".to_owned(), Touches::Nothing),
-            (Method::POST, "/v1/releases".to_owned(), Touches::Everything),
-            (Method::PUT, "/v1/maintenance-configurations/x".to_owned(), Touches::Everything),
-            (Method::POST, "/v1/rollouts/x/pause".to_owned(), Touches::Everything),
-        ];
-        for (method, path, want) in cases {
-            assert_eq!(touches(&method, &path), want, "{method} {path}");
-        }
     }
 }

@@ -20,9 +20,9 @@ use hotpatch_store::{machines, releases, StoreError};
 use sqlx::{Connection as _, PgConnection};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::routes::windows::machine_windows_at;
-use crate::AppState;
+use crate::error::AppError;
+use crate::schedules::windows::machine_windows_at;
+use crate::App;
 
 /// Machines one pass handles per step (the next pass takes the rest).
 const BATCH: i64 = 1_000;
@@ -43,9 +43,9 @@ pub struct Pass {
 }
 
 /// One pass at the service clock's `now`; `None` when another replica holds the dispatcher.
-pub async fn tick(state: &AppState) -> Result<Option<Pass>, ApiError> {
-    let now = state.clock.now();
-    let mut tx = state.pool.begin().await?;
+pub async fn tick(app: &App) -> Result<Option<Pass>, AppError> {
+    let now = app.clock.now();
+    let mut tx = app.pool.begin().await?;
     if !leader::try_lock(&mut tx, Singleton::RolloutDispatch).await? {
         return Ok(None);
     }
@@ -55,7 +55,7 @@ pub async fn tick(state: &AppState) -> Result<Option<Pass>, ApiError> {
     rollouts::record_health(&mut *tx, now).await?;
     let mut pass = Pass { events: rollouts::evaluate_batches(&mut tx, now).await?, ..Pass::default() };
     pass.opened = rollouts::open_batches(&mut *tx, now).await?.len();
-    pass.rescheduled = move_missed_windows(state, &mut tx, now).await?;
+    pass.rescheduled = move_missed_windows(app, &mut tx, now).await?;
     let mut catalog: HashMap<Uuid, Release> = HashMap::new();
     for due in rollouts::due_installs(&mut *tx, now, BATCH).await? {
         let release = match catalog.entry(due.release_id) {
@@ -90,10 +90,10 @@ pub async fn tick(state: &AppState) -> Result<Option<Pass>, ApiError> {
 /// machine waits for its next window (DESIGN §1: a missed install is retried in the next window).
 /// A job an agent already holds runs to its end (its payload carries the window's maximum duration).
 async fn move_missed_windows(
-    state: &AppState,
+    app: &App,
     conn: &mut PgConnection,
     now: DateTime<Utc>,
-) -> Result<usize, ApiError> {
+) -> Result<usize, AppError> {
     let mut moved = 0;
     for missed in rollouts::missed_windows(&mut *conn, now, BATCH).await? {
         if let Some(job_id) = missed.job_id {
@@ -106,7 +106,7 @@ async fn move_missed_windows(
             Err(StoreError::NotFound) => continue, // deleted: its rollout rows went with it
             Err(e) => return Err(e.into()),
         };
-        let next = machine_windows_at(state, &machine, missed.window_end, 2)
+        let next = machine_windows_at(app, &machine, missed.window_end, 2)
             .await?
             .into_iter()
             .find(|w| w.start >= missed.window_end);
@@ -133,13 +133,13 @@ async fn enqueue_install(
     due: &DueInstall,
     release: &Release,
     now: DateTime<Utc>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, AppError> {
     let mut payload = InstallPayload::of_release(release, due.install.requires_reboot());
     payload.rollout_id = Some(due.rollout_id);
     // The agent stops when the window closes; a job not done by then is retried in the next one.
     let left = (due.window_end - now).num_seconds().max(60);
     payload.maximum_duration = Some(IsoDuration::from_secs(u32::try_from(left).unwrap_or(u32::MAX)));
-    let payload = serde_json::to_value(&payload).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let payload = serde_json::to_value(&payload).map_err(AppError::internal)?;
     let job = NewJob {
         kind: JobKind::Install,
         machine_id: due.machine_id,

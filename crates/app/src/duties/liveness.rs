@@ -1,0 +1,31 @@
+//! Agent liveness for the change feed: agents silent for two minutes are reported lost (once per
+//! silence), and operations whose `operation.finished` event the commit-time check missed (their
+//! last two results committed at the same instant) get it. One replica a pass.
+
+use hotpatch_store::events;
+use hotpatch_store::leader::{self, Singleton};
+
+use super::BATCH;
+use crate::{App, AppError};
+
+/// What a pass reported.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// Agents reported lost.
+    pub lost: u64,
+    /// Operations reported finished.
+    pub finished: i64,
+}
+
+/// One pass at the service clock's `now`; `None` when another replica holds the duty.
+pub async fn tick(app: &App) -> Result<Option<Reported>, AppError> {
+    let now = app.clock.now();
+    let mut tx = app.pool.begin().await?;
+    if !leader::try_lock(&mut tx, Singleton::AgentLiveness).await? {
+        return Ok(None);
+    }
+    let lost = events::report_lost_agents(&mut *tx, now, BATCH).await?;
+    let finished = events::sweep_finished_operations(&mut *tx, BATCH as i32).await?;
+    tx.commit().await?;
+    Ok(Some(Reported { lost, finished }))
+}

@@ -1,0 +1,91 @@
+//! The application layer of the hotpatch control plane: one service module per capability and
+//! one background duty per loop. It calls `hotpatch_scheduler` for decisions and
+//! `hotpatch_store` for rows, and owns the transactions; `hotpatch_api` only extracts a request,
+//! calls one service function and maps the result.
+//!
+//! Every service function takes the [`App`] (the pool, the clock, the settings and this
+//! replica's shared memory) and answers an [`AppError`].
+
+pub mod catalog;
+pub mod clock;
+pub mod duties;
+pub mod error;
+pub mod json;
+pub mod queue;
+pub mod rollouts;
+pub mod schedules;
+pub mod settings;
+pub mod status;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use hotpatch_store::wakeup::Wakeups;
+use hotpatch_store::PgPool;
+
+pub use clock::Clock;
+pub use error::AppError;
+pub use settings::Settings;
+
+/// Default memory for kept patch status answers: about 100,000 machines' answers.
+pub const DEFAULT_STATUS_CACHE_BYTES: usize = 128 * 1024 * 1024;
+
+/// What every service reads: the database, the clock, the settings, and this replica's shared
+/// memory (wake-ups of waiting claims, unwritten last-seen marks, kept patch status answers,
+/// the agent protocol's batches). Clones share all of it.
+#[derive(Clone)]
+pub struct App {
+    /// The database.
+    pub pool: PgPool,
+    /// The service's clock: services read `now` here, never ad hoc.
+    pub clock: Clock,
+    /// Server settings the rules read.
+    pub settings: Arc<Settings>,
+    /// Wake-ups of long-polls (fed by `Wakeups::run` on a LISTEN connection).
+    pub wakeups: Arc<Wakeups>,
+    /// Agents seen since the last batch write of `last_seen_at` (see [`queue::presence`]).
+    pub presence: Arc<queue::presence::Presence>,
+    /// What every patch status reads and rarely changes (see [`status::catalog`]).
+    pub status_inputs: Arc<status::catalog::StatusCatalog>,
+    /// Patch status answers kept in memory (see [`status::answers`]).
+    pub answers: Arc<status::answers::Answers>,
+    /// Agents' claims, heartbeats and results on their way to the database in batches (see
+    /// [`queue::batches`]). A batch runs with the `App` (pool, clock, settings) of the request
+    /// that started its runner: an `App` with another pool or clock needs its own.
+    pub agent_batches: Arc<queue::Batches>,
+    /// Passes of the background duties in this process (see [`duties`]).
+    pub duties: Arc<duties::Stats>,
+}
+
+impl App {
+    /// Services over a migrated pool, with these settings and the system clock.
+    pub fn new(pool: PgPool, settings: Settings) -> Self {
+        let wakeups = Wakeups::new();
+        let answers = Arc::new(status::answers::Answers::new(DEFAULT_STATUS_CACHE_BYTES));
+        wakeups.set_status_sink(answers.clone());
+        App {
+            pool,
+            clock: Clock::system(),
+            settings: Arc::new(settings),
+            wakeups,
+            presence: Default::default(),
+            status_inputs: Default::default(),
+            answers,
+            agent_batches: Default::default(),
+            duties: Default::default(),
+        }
+    }
+
+    /// Keeps at most about `bytes` of patch status answers in memory (0: none).
+    pub fn with_status_cache(mut self, bytes: usize) -> Self {
+        self.answers = Arc::new(status::answers::Answers::new(bytes));
+        self.wakeups.set_status_sink(self.answers.clone());
+        self
+    }
+
+    /// The same services on another clock (tests, and a replica whose clock an admin moves).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}

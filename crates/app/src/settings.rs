@@ -1,0 +1,34 @@
+//! Server settings the rules read (from `hotpatchd`'s flags and environment).
+
+/// Server settings the rules read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Which months are baseline months, per OS (default January, April, July, October).
+    pub calendar: hotpatch_scheduler::cycle::CalendarRule,
+    /// Local start of the default off-peak window of machines without a maintenance configuration.
+    pub off_peak_start: chrono::NaiveTime,
+    /// Length of the default off-peak window.
+    pub off_peak_duration: chrono::TimeDelta,
+    /// How long a claimed job's lease lasts without a heartbeat.
+    pub lease_ttl: chrono::TimeDelta,
+    /// How often every machine is assessed (jittered per machine by ±10%).
+    pub assessment_interval: chrono::TimeDelta,
+    /// Publishing a current release starts its rollout to `automatic_by_platform` machines.
+    pub automatic_rollouts: bool,
+    /// `PUT /v1/admin/clock` may move the service clock (tests and demos only).
+    pub clock_control: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            calendar: Default::default(),
+            off_peak_start: chrono::NaiveTime::MIN + chrono::TimeDelta::hours(1),
+            off_peak_duration: chrono::TimeDelta::hours(4),
+            lease_ttl: chrono::TimeDelta::seconds(120),
+            assessment_interval: chrono::TimeDelta::hours(24),
+            automatic_rollouts: true,
+            clock_control: false,
+        }
+    }
+}
