@@ -35,13 +35,13 @@
 
 mod batches;
 mod input;
-mod options;
 mod plan;
 mod waves;
 
 pub use batches::{SET_MAX_PERCENT, SMALL_SET};
 pub use input::{PlanWindow, RolloutMachine, RolloutRelease};
-pub use options::{
+// The options moved to the domain (the store reads them without the scheduler); kept here too.
+pub use hotpatch_domain::rollout::{
     RolloutError, RolloutOptions, DEFAULT_FAILURE_THRESHOLD_PERCENT, DEFAULT_MAX_BATCH_PERCENT,
 };
 pub use plan::{plan_rollout, Batch, PlannedMachine, RolloutPlan, Unplanned, UnplannedReason, Wave};
