@@ -36,6 +36,7 @@
 mod batches;
 mod input;
 mod plan;
+pub mod progress;
 mod waves;
 
 pub use batches::{SET_MAX_PERCENT, SMALL_SET};
