@@ -30,9 +30,10 @@ pub fn batch_verdict(batch: &BatchRow, failure_threshold_percent: u32) -> BatchV
     let threshold = u64::from(failure_threshold_percent);
     if bad * 100 > threshold * total {
         let zone = batch.zone.as_deref().map(|z| format!(", zone {z}")).unwrap_or_default();
+        let (index, region) = (batch.index, &batch.region);
         let reason = format!(
-            "{bad} of {total} machines failed or are unhealthy in batch {} (region {}{zone}): over the {threshold}% threshold",
-            batch.index, batch.region
+            "{bad} of {total} machines failed or are unhealthy in batch {index} (region {region}{zone}): \
+             over the {threshold}% threshold"
         );
         BatchVerdict::Halt { reason }
     } else if batch.machines.waiting() == 0 {
