@@ -32,6 +32,9 @@
 //! the whole plan. The plan depends on the input's content only, not its order: machines go by
 //! region, zone, set, update domain and id. Every input machine is either in exactly one batch
 //! or in `unplanned`, with the reason.
+//!
+//! How a rollout then advances, on its machines' results rather than on these times, is
+//! [`progress`]: the rollout loop's decisions as a pure state machine.
 
 mod batches;
 mod input;

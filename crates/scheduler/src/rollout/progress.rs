@@ -65,11 +65,17 @@
 //! # Differences from the store's dispatcher it replaces
 //! - A missed window moves to the first window starting at or after `now`, not after the missed
 //!   window's end (which, after a clock jump, gave a window already in the past).
-//! - A queued machine whose job is canceled for a missed window and has no window left fails at
-//!   once (the dispatcher left it queued until the next tick).
-//! - The candidates are read once, before the tick's decisions: a machine whose job was canceled
-//!   by someone else, or freed by another rollout's missed window in this tick, moves or installs
-//!   from the next tick on (a second later), not in the same one.
+//! - A queued machine whose unclaimed job is canceled for a missed window, and whose schedule has
+//!   no window left, fails in the same tick (the dispatcher could not fail a machine still
+//!   `queued`: it waited for a later tick to see it pending, and failed it only if its rollout
+//!   was still running).
+//! - The candidates are read once, before the tick's decisions. So a machine moves or installs
+//!   one tick (a second) later than with the dispatcher, which read them again after each step,
+//!   when: its job was canceled by someone else after its window ended (it is pending only once
+//!   the result is applied); another rollout's missed window freed it in this tick (its row is
+//!   still `busy`); or its move gave it a window starting exactly at `now`.
+//! - Failing a machine keeps its attempts, as before: attempts count the windows a machine was
+//!   given (only a new window adds one).
 
 mod board;
 mod decisions;
