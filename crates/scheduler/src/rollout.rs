@@ -32,16 +32,20 @@
 //! the whole plan. The plan depends on the input's content only, not its order: machines go by
 //! region, zone, set, update domain and id. Every input machine is either in exactly one batch
 //! or in `unplanned`, with the reason.
+//!
+//! How a rollout then advances, on its machines' results rather than on these times, is
+//! [`progress`]: the rollout loop's decisions as a pure state machine.
 
 mod batches;
 mod input;
-mod options;
 mod plan;
+pub mod progress;
 mod waves;
 
 pub use batches::{SET_MAX_PERCENT, SMALL_SET};
 pub use input::{PlanWindow, RolloutMachine, RolloutRelease};
-pub use options::{
+// The options moved to the domain (the store reads them without the scheduler); kept here too.
+pub use hotpatch_domain::rollout::{
     RolloutError, RolloutOptions, DEFAULT_FAILURE_THRESHOLD_PERCENT, DEFAULT_MAX_BATCH_PERCENT,
 };
 pub use plan::{plan_rollout, Batch, PlannedMachine, RolloutPlan, Unplanned, UnplannedReason, Wave};

@@ -17,6 +17,10 @@ use uuid::Uuid;
 use super::calendar::CalendarRule;
 use super::publish::active_in;
 
+// What a machine gets moved to the domain with the rollout states (the store reads it); the
+// cycle engine's path stays.
+pub use hotpatch_domain::rollout::CycleKind;
+
 /// What the cycle engine needs to know about a machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MachineState {
@@ -29,32 +33,6 @@ pub struct MachineState {
     pub latest_installed: Option<Uuid>,
     /// An installed update waits for a reboot.
     pub reboot_pending: bool,
-}
-
-/// What a machine gets in a month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CycleKind {
-    /// A baseline (planned or unplanned): reboot.
-    Baseline,
-    /// A hotpatch on top of the baseline: no reboot.
-    Hotpatch,
-    /// The monthly cumulative update of a machine without hotpatch: reboot.
-    CumulativeUpdate,
-}
-
-impl CycleKind {
-    /// Whether installing it requires a reboot: baselines and cumulative updates.
-    pub fn requires_reboot(self) -> bool {
-        !matches!(self, CycleKind::Hotpatch)
-    }
-
-    fn of(kind: ReleaseKind) -> CycleKind {
-        match kind {
-            ReleaseKind::Baseline => CycleKind::Baseline,
-            ReleaseKind::Hotpatch => CycleKind::Hotpatch,
-        }
-    }
 }
 
 /// The release a machine should install next.
@@ -120,6 +98,14 @@ pub fn baseline_of<'a>(catalog: &'a [Release], hotpatch: &Release) -> Option<&'a
         .max_by_key(|r| r.spec.month)
 }
 
+/// How a machine with hotpatch takes a release of `kind`.
+fn cycle_kind_of(kind: ReleaseKind) -> CycleKind {
+    match kind {
+        ReleaseKind::Baseline => CycleKind::Baseline,
+        ReleaseKind::Hotpatch => CycleKind::Hotpatch,
+    }
+}
+
 fn next(kind: CycleKind, r: &Release) -> NextRelease {
     NextRelease { kind, release_id: r.id, month: r.spec.month, reboot_required: kind.requires_reboot() }
 }
@@ -136,7 +122,7 @@ pub fn cycle_status(
     let (kind, next_release, needs_baseline) = if state.hotpatch {
         let this_month = active_in(catalog, os, month).filter(|r| r.is_out(now));
         let kind =
-            this_month.map_or(CycleKind::of(rule.planned_kind(os, month)), |r| CycleKind::of(r.spec.kind));
+            this_month.map_or(cycle_kind_of(rule.planned_kind(os, month)), |r| cycle_kind_of(r.spec.kind));
         match current_baseline(catalog, os, now) {
             None => (kind, None, false),
             Some(b) if state.current_baseline != Some(b.id) => {

@@ -1,11 +1,11 @@
 //! What the planner reads: the release, the machines, their windows; and what each machine gets.
 
 use chrono::{DateTime, Utc};
+use hotpatch_domain::rollout::RolloutError;
 use hotpatch_domain::{OsVersion, PatchOrchestration, Release, ReleaseKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::options::RolloutError;
 use super::plan::UnplannedReason;
 use crate::cycle::status::baseline_of;
 use crate::cycle::{CycleKind, MachineState};

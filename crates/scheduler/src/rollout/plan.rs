@@ -5,13 +5,13 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use hotpatch_domain::rollout::{RolloutError, RolloutOptions};
 use hotpatch_domain::ReleaseKind;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::batches::{key, RegionGroup};
 use super::input::{decide, Decision, PlanWindow, RolloutMachine, RolloutRelease};
-use super::options::{RolloutError, RolloutOptions};
 use super::waves::{region_waves, GeoPairs};
 use crate::cycle::CycleKind;
 
@@ -72,7 +72,6 @@ pub struct PlannedMachine {
     pub machine_id: Uuid,
     /// How it installs: `hotpatch`, `baseline` (a machine off the hotpatch's baseline gets that
     /// first) or `cumulative_update` (hotpatch off or not eligible).
-    #[serde(deserialize_with = "cycle_kind")]
     pub install: CycleKind,
     /// What it installs: the rollout's release, or the baseline it needs first.
     pub release_id: Uuid,
@@ -110,17 +109,6 @@ pub enum UnplannedReason {
     /// It has no maintenance window starting at or after its batch opens, within the window
     /// source's horizon.
     NoWindow,
-}
-
-/// Reads a [`CycleKind`] from its wire name (the cycle engine's type is serialize-only).
-fn cycle_kind<'de, D: Deserializer<'de>>(d: D) -> Result<CycleKind, D::Error> {
-    const NAMES: &[&str] = &["baseline", "hotpatch", "cumulative_update"];
-    match String::deserialize(d)?.as_str() {
-        "baseline" => Ok(CycleKind::Baseline),
-        "hotpatch" => Ok(CycleKind::Hotpatch),
-        "cumulative_update" => Ok(CycleKind::CumulativeUpdate),
-        other => Err(serde::de::Error::unknown_variant(other, NAMES)),
-    }
 }
 
 /// Plans the rollout of `release` to `machines` from `start`, by the rules of the module.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::options::RolloutError;
+use hotpatch_domain::rollout::RolloutError;
 
 /// Region name as compared: ASCII lower case.
 pub(super) fn region_key(region: &str) -> String {

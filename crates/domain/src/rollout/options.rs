@@ -1,9 +1,10 @@
 //! A rollout's options and everything that can make planning refuse.
 
 use chrono::{DateTime, Utc};
-use hotpatch_domain::FieldError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::FieldError;
 
 /// The default largest batch of machines outside availability sets, in percent of their group.
 pub const DEFAULT_MAX_BATCH_PERCENT: u32 = 20;
