@@ -30,6 +30,7 @@ pub mod object_only;
 pub mod operation;
 pub mod payload;
 pub mod release;
+pub mod schedule;
 pub mod validation;
 
 pub use auth::Role;

@@ -1,0 +1,18 @@
+//! Maintenance schedules and configurations (DESIGN §3 "Maintenance configuration"): the wire
+//! form a client sends, parsed once into types that cannot hold an invalid value, and the
+//! precedence rule that says which configuration governs a machine.
+//!
+//! - [`RecurrenceSpec`] → [`Recurrence`]: which local dates have a window.
+//!
+//! The window engine (`hotpatch-scheduler`) runs these values without further checks.
+
+mod recurrence;
+mod window;
+
+pub use recurrence::{
+    Day, Frequency, MonthAnchor, NthWeekday, Recurrence, RecurrenceRule, RecurrenceSpec, MAX_INTERVAL,
+    MAX_OFFSET_DAYS,
+};
+pub use window::{
+    check_blackouts, check_duration, check_start_time, Blackout, MAX_BLACKOUTS, MAX_DURATION, MIN_DURATION,
+};
