@@ -3,16 +3,21 @@
 //! precedence rule that says which configuration governs a machine.
 //!
 //! - [`RecurrenceSpec`] → [`Recurrence`]: which local dates have a window.
+//! - [`Scope`], [`ScopeMatch`] and [`applicable_configuration`]: which configuration a machine
+//!   follows (one naming it, then one matching its labels, then one listing its region; the
+//!   oldest among equals).
 //!
 //! The window engine (`hotpatch-scheduler`) runs these values without further checks.
 
 mod recurrence;
+mod scope;
 mod window;
 
 pub use recurrence::{
     Day, Frequency, MonthAnchor, NthWeekday, Recurrence, RecurrenceRule, RecurrenceSpec, MAX_INTERVAL,
     MAX_OFFSET_DAYS,
 };
+pub use scope::{applicable_configuration, Candidate, Scope, ScopeMatch};
 pub use window::{
     check_blackouts, check_duration, check_start_time, Blackout, MAX_BLACKOUTS, MAX_DURATION, MIN_DURATION,
 };
