@@ -3,16 +3,22 @@
 //! precedence rule that says which configuration governs a machine.
 //!
 //! - [`RecurrenceSpec`] → [`Recurrence`]: which local dates have a window.
+//! - [`ConfigurationSpec`] → [`MaintenanceConfiguration`]: the whole configuration, every
+//!   field error reported at once; it serializes back to the body the API shows and stores,
+//!   and deserializing that body parses it again, so a stored configuration loads as the
+//!   typed value or fails loudly.
 //! - [`Scope`], [`ScopeMatch`] and [`applicable_configuration`]: which configuration a machine
 //!   follows (one naming it, then one matching its labels, then one listing its region; the
 //!   oldest among equals).
 //!
 //! The window engine (`hotpatch-scheduler`) runs these values without further checks.
 
+mod configuration;
 mod recurrence;
 mod scope;
 mod window;
 
+pub use configuration::{ConfigurationSpec, InvalidConfiguration, MaintenanceConfiguration, MAX_NAME_CHARS};
 pub use recurrence::{
     Day, Frequency, MonthAnchor, NthWeekday, Recurrence, RecurrenceRule, RecurrenceSpec, MAX_INTERVAL,
     MAX_OFFSET_DAYS,
