@@ -5,7 +5,7 @@
 use chrono::{NaiveTime, TimeDelta, Timelike};
 use chrono_tz::Tz;
 use hotpatch_domain::schedule::{
-    check_blackouts, check_duration, check_start_time, Recurrence, RecurrenceRule,
+    check_blackouts, check_duration, check_start_time, MaintenanceConfiguration, Recurrence, RecurrenceRule,
 };
 use hotpatch_domain::FieldError;
 
@@ -29,8 +29,9 @@ pub struct ScheduleSpec {
     pub blackouts: Vec<Blackout>,
 }
 
-/// A valid schedule, made from a spec that passes the domain's checks ([`Schedule::new`]) or by
-/// the off-peak constructors, so the window engine never meets a zero
+/// A valid schedule, made from a parsed [`MaintenanceConfiguration`]
+/// ([`Schedule::of_configuration`]), from a spec that passes the domain's checks
+/// ([`Schedule::new`]) or by the off-peak constructors, so the window engine never meets a zero
 /// interval or an empty week.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
@@ -60,6 +61,18 @@ impl Schedule {
                 blackouts: merge(spec.blackouts),
             }),
             _ => Err(errors),
+        }
+    }
+
+    /// The windows of a configuration, on its own zone's clock or, when it has none, on the
+    /// machine's (`machine_zone`).
+    pub fn of_configuration(configuration: &MaintenanceConfiguration, machine_zone: Tz) -> Schedule {
+        Schedule {
+            rule: configuration.recurrence().rule(),
+            start_time: configuration.start_time(),
+            duration: configuration.duration().as_delta(),
+            timezone: configuration.timezone().map_or(machine_zone, |tz| tz.0),
+            blackouts: merge(configuration.blackouts().to_vec()),
         }
     }
 
