@@ -31,6 +31,7 @@ pub mod operation;
 pub mod payload;
 pub mod release;
 pub mod rollout;
+pub mod schedule;
 pub mod validation;
 
 pub use auth::Role;

@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 
-use super::schedule::{MonthAnchor, Rule};
+use hotpatch_domain::schedule::{MonthAnchor, RecurrenceRule as Rule};
 
 /// Ascending dates of a rule, from a first date to a last one (inclusive).
 pub(crate) struct Dates {
