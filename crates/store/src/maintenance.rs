@@ -147,16 +147,9 @@ pub async fn for_machine(
     region: &str,
 ) -> Result<Option<(Configuration, ScopeMatch)>, StoreError> {
     let row = sqlx::query!(
-        r#"select id, name, body, created_at, updated_at,
-                  case when $1 = any(scope_machine_ids) then 1
-                       when scope_labels <> '{}'::jsonb and $2::jsonb @> scope_labels then 2
-                       else 3 end as "rank!"
-           from maintenance_configuration
-           where $1 = any(scope_machine_ids)
-              or (scope_labels <> '{}'::jsonb and $2::jsonb @> scope_labels)
-              or $3 = any(scope_regions)
-           order by 6, created_at, id
-           limit 1"#,
+        r#"select c.id, c.name, c.body, c.created_at, c.updated_at, a.rank as "rank!"
+           from applicable_configuration($1, $2, $3) a
+           join maintenance_configuration c on c.id = a.configuration_id"#,
         machine_id,
         labels,
         region

@@ -92,9 +92,7 @@ pub async fn select_machines(
     let labels = selector.labels.as_ref().filter(|l| !l.is_empty()).map(|l| json!(l));
     let ids = sqlx::query_scalar!(
         "select id from machine
-         where ($1::uuid[] is null or id = any($1))
-           and ($2::jsonb is null or labels @> $2)
-           and ($3::text[] is null or region = any($3))
+         where selector_matches(id, labels, region, $1, $2, $3)
          order by id limit $4",
         selector.machine_ids.as_deref(),
         labels,

@@ -211,7 +211,7 @@ pub async fn inputs(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<StatusI
                   ro.rollout_id as "rollout_id?", ro.rollout_state as "rollout_state?", ro.state as "install_state?",
                   ro.batch_index as "batch_index?", ro.window_start as "window_start?",
                   ro.window_end as "window_end?", ro.attempts as "attempts?",
-                  mc.id as "config_id?", mc.body as "config_body?", mc.rank as "config_rank?",
+                  mc.id as "config_id?", mc.body as "config_body?", ac.rank as "config_rank?",
                   e.catalog_version, e.maintenance_version
            from machine m
            cross join status_epoch e
@@ -224,19 +224,8 @@ pub async fn inputs(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<StatusI
                from rollout_machine rm join rollout r on r.id = rm.rollout_id
                where rm.machine_id = m.id and r.state in ('running', 'paused', 'halted')
                order by rm.rollout_id desc limit 1) ro on true
-           -- The configuration that applies (as maintenance::for_machine chooses it): one naming
-           -- the machine, then one matching its labels, then its region; the oldest among equals.
-           left join lateral (
-               select c.id, c.body,
-                      case when m.id = any(c.scope_machine_ids) then 1
-                           when c.scope_labels <> '{}'::jsonb and m.labels @> c.scope_labels then 2
-                           else 3 end as rank
-               from maintenance_configuration c
-               where m.id = any(c.scope_machine_ids)
-                  or (c.scope_labels <> '{}'::jsonb and m.labels @> c.scope_labels)
-                  or m.region = any(c.scope_regions)
-               order by 3, c.created_at, c.id
-               limit 1) mc on true
+           left join lateral applicable_configuration(m.id, m.labels, m.region) ac on true
+           left join maintenance_configuration mc on mc.id = ac.configuration_id
            where m.id = any($1)
            order by m.id"#,
         ids

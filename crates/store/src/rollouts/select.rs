@@ -68,22 +68,11 @@ pub async fn planner_inputs(
                   m.timezone, s.current_baseline_id as "current_baseline_id?",
                   s.latest_installed_id as "latest_installed_id?",
                   coalesce(s.reboot_pending, false) as "reboot_pending!",
-                  c.id as "configuration_id?"
+                  c.configuration_id as "configuration_id?"
            from machine m
            left join machine_patch_state s on s.machine_id = m.id
-           left join lateral (
-               select mc.id from maintenance_configuration mc
-               where m.id = any(mc.scope_machine_ids)
-                  or (mc.scope_labels <> '{}'::jsonb and m.labels @> mc.scope_labels)
-                  or m.region = any(mc.scope_regions)
-               order by case when m.id = any(mc.scope_machine_ids) then 1
-                             when mc.scope_labels <> '{}'::jsonb and m.labels @> mc.scope_labels then 2
-                             else 3 end,
-                        mc.created_at, mc.id
-               limit 1) c on true
-           where ($1::uuid[] is null or m.id = any($1))
-             and ($2::jsonb is null or m.labels @> $2)
-             and ($3::text[] is null or m.region = any($3))
+           left join lateral applicable_configuration(m.id, m.labels, m.region) c on true
+           where selector_matches(m.id, m.labels, m.region, $1, $2, $3)
            order by m.id limit $4"#,
         selector.machine_ids.as_deref(),
         labels,
