@@ -5,7 +5,9 @@
 //! The states are stored and sent as their snake_case names ([`RolloutState::as_str`]) and read
 //! back with [`FromStr`]; a name that is none of them is an [`UnknownState`].
 
+pub mod decisions;
 mod options;
+pub mod snapshot;
 
 use std::fmt;
 use std::str::FromStr;

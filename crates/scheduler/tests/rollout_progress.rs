@@ -6,9 +6,9 @@ use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use hotpatch_domain::job::{HealthStatus, JobState};
 use hotpatch_domain::rollout::{BatchState, CycleKind, InstallState, RolloutState};
 use hotpatch_scheduler::rollout::progress::{
-    batch_verdict, maximum_duration_secs, next_window_after_miss, tick, BatchKey, BatchRow, BatchVerdict,
-    Candidate, Decisions, EndedJob, Halt, HaltedBatch, HealthChange, HealthReport, InstallResult, Missed,
-    MissedMove, RolloutRow, Snapshot, Tally, NO_WINDOW_LEFT,
+    self, batch_verdict, maximum_duration_secs, next_window_after_miss, tick, BatchKey, BatchRow,
+    BatchVerdict, Candidate, Decisions, EndedJob, Halt, HaltedBatch, HealthChange, HealthReport,
+    InstallResult, Missed, MissedMove, RolloutRow, Snapshot, Tally, NO_WINDOW_LEFT,
 };
 use hotpatch_scheduler::windows::{Blackout, Frequency, RecurrenceSpec, Schedule, ScheduleSpec, Tz};
 use uuid::Uuid;
@@ -495,7 +495,7 @@ fn a_missed_window_moves_to_the_first_window_at_or_after_now_however_far_the_clo
         (day(400, 12), day(401, 1)),
     ];
     for (now, start) in cases {
-        let moved = missed.moved(&nightly(), now);
+        let moved = progress::moved(&missed, &nightly(), now);
         assert_eq!(moved.to, MissedMove::Reschedule { start, end: start + Duration::hours(4) }, "at {now}");
         assert!(start >= now);
         assert_eq!((moved.attempts, moved.cancel_job), (2, Some(job(1))));
@@ -528,7 +528,7 @@ fn a_schedule_without_windows_fails_the_missed_machine() {
         window_end: at(5),
         attempts: 3,
     };
-    let moved = missed.moved(&schedule, at(5));
+    let moved = progress::moved(&missed, &schedule, at(5));
     assert_eq!(
         (moved.to, moved.attempts),
         (MissedMove::Fail { reason: NO_WINDOW_LEFT }, 3),

@@ -35,7 +35,7 @@
 //!    rollout. The queued job is canceled, and the machine takes its schedule's **first window
 //!    starting at or after `now`** with one more attempt, or fails with
 //!    [`NO_WINDOW_LEFT`] when the schedule has none ([`next_window_after_miss`],
-//!    [`Missed::moved`]: the caller resolves the machine's schedule).
+//!    [`moved`]: the caller resolves the machine's schedule).
 //! 7. **Installs that start** ([`due_installs`]). Up to `limit` machines, soonest-closing window
 //!    first: `pending` without a job, in an open batch of a running rollout (as decided in this
 //!    tick: a batch or rollout halted now enqueues nothing), inside their window
@@ -58,7 +58,7 @@
 //! with that job), health, batches succeeded, halts (rollout and batches), rollouts succeeded,
 //! batches opened; then for each missed machine, cancel its queued job (`where state =
 //! 'queued'`: when an agent claimed it meanwhile, leave the machine to its result) and apply
-//! [`Missed::moved`] (pending in the new window without a job, or failed); last, enqueue the
+//! [`moved`] (pending in the new window without a job, or failed); last, enqueue the
 //! jobs (one can still meet the one-active-disruptive-job index: that machine stays pending for
 //! a later tick) and mark their machines `queued` with them.
 //!
@@ -78,26 +78,27 @@
 //!   given (only a new window adds one).
 
 mod board;
-mod decisions;
 mod installs;
 mod opening;
 mod results;
-mod snapshot;
 mod verdicts;
 
 use chrono::{DateTime, Utc};
 
 pub use board::Board;
-pub use decisions::{
+pub use hotpatch_domain::rollout::decisions::{
     BatchKey, Decisions, Enqueue, Halt, HaltedBatch, HealthChange, InstallResult, Missed, MissedMove, Moved,
     Verdicts,
 };
+pub use hotpatch_domain::rollout::snapshot::{
+    BatchRow, Candidate, EndedJob, HealthReport, RolloutRow, Snapshot, Tally,
+};
 pub use installs::{
-    due_installs, maximum_duration_secs, missed_windows, next_window_after_miss, MIN_JOB_SECS, NO_WINDOW_LEFT,
+    due_installs, maximum_duration_secs, missed_windows, moved, next_window_after_miss, MIN_JOB_SECS,
+    NO_WINDOW_LEFT,
 };
 pub use opening::open_batches;
 pub use results::{record_health, sync_job_results};
-pub use snapshot::{BatchRow, Candidate, EndedJob, HealthReport, RolloutRow, Snapshot, Tally};
 pub use verdicts::{batch_verdict, judge_batches, BatchVerdict};
 
 /// One tick of the rollouts at `now`, by the rules of the module: everything to apply, in order.

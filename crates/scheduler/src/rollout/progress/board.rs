@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use hotpatch_domain::rollout::{BatchState, InstallState, RolloutState};
 use uuid::Uuid;
 
-use super::snapshot::{BatchRow, RolloutRow};
+use hotpatch_domain::rollout::snapshot::{BatchRow, RolloutRow};
 
 /// The rollouts of a tick, by id, their batches by index, and the machines whose job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use hotpatch_domain::rollout::InstallState;
 
 use super::board::Board;
-use super::decisions::{Enqueue, Missed, MissedMove, Moved};
-use super::snapshot::Candidate;
 use crate::rollout::PlanWindow;
 use crate::windows::Schedule;
+use hotpatch_domain::rollout::decisions::{Enqueue, Missed, MissedMove, Moved};
+use hotpatch_domain::rollout::snapshot::Candidate;
 
 /// The error of a machine that missed its window and has none left.
 pub const NO_WINDOW_LEFT: &str = "no maintenance window left in the schedule to retry the install in";
@@ -62,22 +62,20 @@ pub fn next_window_after_miss(schedule: &Schedule, now: DateTime<Utc>) -> Missed
     }
 }
 
-impl Missed {
-    /// The machine's transition, given its schedule ([`next_window_after_miss`]): pending in its
-    /// next window with one more attempt, or failed.
-    pub fn moved(&self, schedule: &Schedule, now: DateTime<Utc>) -> Moved {
-        let to = next_window_after_miss(schedule, now);
-        let attempts = match to {
-            MissedMove::Reschedule { .. } => self.attempts + 1,
-            MissedMove::Fail { .. } => self.attempts,
-        };
-        Moved {
-            rollout_id: self.rollout_id,
-            machine_id: self.machine_id,
-            cancel_job: self.cancel_job,
-            to,
-            attempts,
-        }
+/// The transition of a machine that missed its window, given its schedule
+/// ([`next_window_after_miss`]): pending in its next window with one more attempt, or failed.
+pub fn moved(missed: &Missed, schedule: &Schedule, now: DateTime<Utc>) -> Moved {
+    let to = next_window_after_miss(schedule, now);
+    let attempts = match to {
+        MissedMove::Reschedule { .. } => missed.attempts + 1,
+        MissedMove::Fail { .. } => missed.attempts,
+    };
+    Moved {
+        rollout_id: missed.rollout_id,
+        machine_id: missed.machine_id,
+        cancel_job: missed.cancel_job,
+        to,
+        attempts,
     }
 }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use hotpatch_domain::rollout::{BatchState, RolloutState};
 
 use super::board::Board;
-use super::decisions::BatchKey;
 use super::verdicts::unfinished;
+use hotpatch_domain::rollout::decisions::BatchKey;
 
 /// Rule 5: in each running rollout (as this tick left it: one halted or succeeded in this tick
 /// opens nothing), the current wave is the lowest wave with a batch pending, open or halted; in

@@ -5,8 +5,8 @@ use hotpatch_domain::job::{HealthStatus, JobState};
 use hotpatch_domain::rollout::{BatchState, InstallState};
 
 use super::board::Board;
-use super::decisions::{HealthChange, InstallResult};
-use super::snapshot::{EndedJob, HealthReport, Slot};
+use hotpatch_domain::rollout::decisions::{HealthChange, InstallResult};
+use hotpatch_domain::rollout::snapshot::{EndedJob, HealthReport, Slot};
 
 /// Rule 1: each machine whose job ended takes its outcome — `succeeded`; `failed` with the
 /// job's error (or `job failed`); or, for a canceled job, `pending` again with the job's error

@@ -4,8 +4,8 @@
 use hotpatch_domain::rollout::{BatchState, RolloutState};
 
 use super::board::Board;
-use super::decisions::{BatchKey, Halt, HaltedBatch, Verdicts};
-use super::snapshot::BatchRow;
+use hotpatch_domain::rollout::decisions::{BatchKey, Halt, HaltedBatch, Verdicts};
+use hotpatch_domain::rollout::snapshot::BatchRow;
 
 /// What an open batch's machines say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

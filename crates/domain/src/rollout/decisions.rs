@@ -1,8 +1,8 @@
 //! What a tick decides: transitions of rows, each list appliable with one set-based statement
 //! (see the module for the order).
 
+use super::{CycleKind, InstallState};
 use chrono::{DateTime, Utc};
-use hotpatch_domain::rollout::{CycleKind, InstallState};
 use uuid::Uuid;
 
 /// Everything one tick decided, in the order to apply it.
@@ -17,7 +17,7 @@ pub struct Decisions {
     /// Rule 5: batches that open.
     pub opened: Vec<BatchKey>,
     /// Rule 6: machines whose window ended before they installed; each moves to its next
-    /// window or fails ([`Missed::moved`], once the caller has the machine's schedule).
+    /// window or fails (`hotpatch_scheduler::rollout::progress::moved`, once the caller has the machine's schedule).
     pub missed: Vec<Missed>,
     /// Rule 7: machines whose install job is enqueued now.
     pub enqueue: Vec<Enqueue>,

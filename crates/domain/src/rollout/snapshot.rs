@@ -1,9 +1,9 @@
 //! What a tick reads: plain rows the store loads in the tick's transaction, each with the
 //! columns of one table or one join, nothing computed but the per-batch counts.
 
+use super::{BatchState, CycleKind, InstallState, RolloutState};
+use crate::job::{HealthStatus, JobState};
 use chrono::{DateTime, Utc};
-use hotpatch_domain::job::{HealthStatus, JobState};
-use hotpatch_domain::rollout::{BatchState, CycleKind, InstallState, RolloutState};
 use uuid::Uuid;
 
 /// Everything one tick decides from (see the module for what each list holds).
@@ -70,12 +70,18 @@ pub struct Tally {
 
 /// Where one machine counts in its batch's [`Tally`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Slot {
+pub enum Slot {
+    /// [`Tally::pending`].
     Pending,
+    /// [`Tally::queued`].
     Queued,
+    /// [`Tally::awaiting_health`].
     AwaitingHealth,
+    /// [`Tally::healthy`].
     Healthy,
+    /// [`Tally::unhealthy`].
     Unhealthy,
+    /// [`Tally::failed`].
     Failed,
 }
 
@@ -110,7 +116,8 @@ impl Tally {
     }
 
     /// One machine counts in `to` instead of `from`.
-    pub(super) fn move_one(&mut self, from: Slot, to: Slot) {
+    /// Moves one machine from one count to another (a decision of this tick).
+    pub fn move_one(&mut self, from: Slot, to: Slot) {
         let was = self.slot(from);
         *was = was.saturating_sub(1);
         *self.slot(to) += 1;
