@@ -11,9 +11,10 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::*;
 use hotpatch_api::AppState;
 use hotpatch_app::clock::Clock;
+use hotpatch_app::rollouts::dispatcher::BatchEvent;
 use hotpatch_app::rollouts::dispatcher::{self, Pass};
 use hotpatch_scheduler::rollout::{plan_rollout, PlanWindow, RolloutMachine, RolloutOptions, RolloutRelease};
-use hotpatch_store::rollouts::{self, BatchEvent, NewRollout, RolloutState};
+use hotpatch_store::rollouts::{self, NewRollout, RolloutState};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -108,15 +109,19 @@ async fn a_rollout_installs_in_each_machines_window_batch_after_batch_and_succee
     let [(_, first), (_, second)] = [f.machines[0].clone(), f.machines[1].clone()];
 
     let pass = f.tick().await;
-    assert_eq!((pass.opened, pass.enqueued), (1, 0), "the first batch opens, its window has not started");
+    assert_eq!(
+        (pass.opened.len(), pass.enqueued.len()),
+        (1, 0),
+        "the first batch opens, its window has not started"
+    );
     f.app.claim_nothing(&first).await;
 
     f.state.clock.set(w1());
-    assert_eq!(f.tick().await.enqueued, 1, "the window started");
+    assert_eq!(f.tick().await.enqueued.len(), 1, "the window started");
     let job = f.app.claim(&first).await;
     assert_install_of_the_rollout(&job, f.rollout);
     f.app.claim_nothing(&second).await;
-    assert_eq!(f.tick().await.enqueued, 0, "one job per machine and window");
+    assert_eq!(f.tick().await.enqueued.len(), 0, "one job per machine and window");
 
     f.app
         .report(&first, &job, "succeeded", json!({"installed": ["KB5000001"], "rebooted": true}))
@@ -130,10 +135,14 @@ async fn a_rollout_installs_in_each_machines_window_batch_after_batch_and_succee
     f.healthy(&first).await;
     let pass = f.tick().await;
     assert_eq!(pass.events, vec![BatchEvent::BatchSucceeded { rollout_id: f.rollout, batch_index: 1 }]);
-    assert_eq!((pass.opened, pass.enqueued), (1, 0), "the next batch opens and waits for its window");
+    assert_eq!(
+        (pass.opened.len(), pass.enqueued.len()),
+        (1, 0),
+        "the next batch opens and waits for its window"
+    );
 
     f.state.clock.set(w1() + TimeDelta::days(1));
-    assert_eq!(f.tick().await.enqueued, 1);
+    assert_eq!(f.tick().await.enqueued.len(), 1);
     let job = f.app.claim(&second).await;
     assert_install_of_the_rollout(&job, f.rollout);
     f.app
@@ -164,7 +173,11 @@ async fn a_failed_install_over_the_threshold_halts_the_rollout_with_a_reason() {
     assert_eq!(view.rollout.state, RolloutState::Halted);
     assert_eq!(view.rollout.halted_reason.as_deref(), Some(reason.as_str()));
     f.state.clock.set(w1() + TimeDelta::days(1));
-    assert_eq!(f.tick().await.enqueued, 0, "a halted rollout starts nothing, not even in the next window");
+    assert_eq!(
+        f.tick().await.enqueued.len(),
+        0,
+        "a halted rollout starts nothing, not even in the next window"
+    );
 }
 
 #[tokio::test]
@@ -172,11 +185,11 @@ async fn an_install_not_claimed_in_its_window_is_canceled_and_moved_to_the_next_
     let f = fleet(1).await;
     let (machine, agent) = f.machines[0].clone();
     f.state.clock.set(w1());
-    assert_eq!(f.tick().await.enqueued, 1);
+    assert_eq!(f.tick().await.enqueued.len(), 1);
     // The agent is away until the window has closed.
     f.state.clock.set(w1() + TimeDelta::hours(4));
     let pass = f.tick().await;
-    assert_eq!((pass.rescheduled, pass.enqueued), (1, 0), "{pass:?}");
+    assert_eq!((pass.rescheduled.len(), pass.enqueued.len()), (1, 0), "{pass:?}");
     f.app.claim_nothing(&agent).await;
     let mine = rollouts::machine_rollout(&f.state.pool, machine.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(mine.window_start, w1() + TimeDelta::days(1), "the next daily window");
@@ -194,6 +207,6 @@ async fn an_install_not_claimed_in_its_window_is_canceled_and_moved_to_the_next_
     );
     assert_eq!(status["rollout"]["windows_tried"], 2);
     f.state.clock.set(mine.window_start);
-    assert_eq!(f.tick().await.enqueued, 1, "retried in the next window");
+    assert_eq!(f.tick().await.enqueued.len(), 1, "retried in the next window");
     assert_install_of_the_rollout(&f.app.claim(&agent).await, f.rollout);
 }

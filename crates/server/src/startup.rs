@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use axum::Router;
-use hotpatch_store::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
+use hotpatch_pg::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
 use hotpatch_store::{PgPool, StoreError};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};

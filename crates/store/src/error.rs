@@ -25,6 +25,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl From<hotpatch_domain::rollout::UnknownState> for StoreError {
+    fn from(e: hotpatch_domain::rollout::UnknownState) -> Self {
+        StoreError::Decode(e.to_string())
+    }
+}
+
 /// Turns a unique violation into `Conflict`; every other error passes through.
 pub(crate) fn unique_violation(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {

@@ -3,7 +3,6 @@
 //! All SQL of the service lives here and in `migrations/`.
 
 pub mod agents;
-pub mod embedded;
 pub mod error;
 pub mod events;
 pub mod installs;

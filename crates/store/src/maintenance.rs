@@ -1,7 +1,11 @@
-//! Maintenance configurations: stored as the API shows them (one jsonb body), with their
-//! scope in columns so that the configuration of a machine is found at planning time.
+//! Maintenance configurations: stored as the API shows them (one jsonb body, loaded back only
+//! through the same checks as at write: `MaintenanceConfiguration`'s `Deserialize`), with their
+//! scope in columns so that the configuration of a machine is found at planning time by the one
+//! statement of the precedence rule (the SQL function `applicable_configuration`).
 
 use chrono::{DateTime, Utc};
+use hotpatch_domain::schedule::MaintenanceConfiguration;
+pub use hotpatch_domain::schedule::ScopeMatch;
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -13,101 +17,115 @@ use crate::error::{unique_violation, StoreError};
 pub struct Configuration {
     /// Its id (uuid v7).
     pub id: Uuid,
-    /// Its unique name.
-    pub name: String,
-    /// The validated configuration as the API shows it, without id and timestamps.
-    pub body: Value,
+    /// The configuration, as validated when it was written.
+    pub configuration: MaintenanceConfiguration,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
-/// What to write: the body and its scope.
-#[derive(Debug, Clone, Copy)]
-pub struct ConfigurationWrite<'a> {
-    /// Unique name.
-    pub name: &'a str,
-    /// The whole configuration as the API shows it.
-    pub body: &'a Value,
-    /// Machines named explicitly.
-    pub scope_machine_ids: &'a [Uuid],
-    /// Labels (a JSON object of strings) that a machine must all carry.
-    pub scope_labels: &'a Value,
-    /// Regions.
-    pub scope_regions: &'a [String],
+/// The row as read.
+struct Row {
+    id: Uuid,
+    body: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-/// How a machine is in a configuration's scope, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ScopeMatch {
-    /// The machine's id is listed.
-    MachineId,
-    /// The machine carries every label of the scope.
-    Label,
-    /// The machine is in one of the regions.
-    Region,
+impl TryFrom<Row> for Configuration {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<Configuration, StoreError> {
+        Ok(Configuration {
+            id: r.id,
+            configuration: load(r.id, r.body)?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// A stored body as the typed configuration; one that no longer passes the checks is stored
+/// data gone bad (`Decode`: an internal error, never "no configuration").
+pub fn load(id: Uuid, body: Value) -> Result<MaintenanceConfiguration, StoreError> {
+    serde_json::from_value(body)
+        .map_err(|e| StoreError::Decode(format!("maintenance configuration {id}: {e}")))
+}
+
+/// The body and scope columns of a configuration.
+fn columns(c: &MaintenanceConfiguration) -> Result<(Value, Value), StoreError> {
+    let body = serde_json::to_value(c).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let labels = serde_json::to_value(&c.scope().labels).map_err(|e| StoreError::Decode(e.to_string()))?;
+    Ok((body, labels))
 }
 
 /// Creates a configuration; a taken name is a `Conflict` on `maintenance_configuration_name_key`.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     id: Uuid,
-    w: ConfigurationWrite<'_>,
+    c: &MaintenanceConfiguration,
 ) -> Result<Configuration, StoreError> {
+    let (body, labels) = columns(c)?;
+    let scope = c.scope();
     sqlx::query_as!(
-        Configuration,
+        Row,
         r#"insert into maintenance_configuration (id, name, body, scope_machine_ids, scope_labels, scope_regions)
            values ($1, $2, $3, $4, $5, $6)
-           returning id, name, body, created_at, updated_at"#,
+           returning id, body, created_at, updated_at"#,
         id,
-        w.name,
-        w.body,
-        w.scope_machine_ids,
-        w.scope_labels,
-        w.scope_regions
+        c.name(),
+        body,
+        &scope.machine_ids,
+        labels,
+        &scope.regions
     )
     .fetch_one(db)
     .await
-    .map_err(unique_violation)
+    .map_err(unique_violation)?
+    .try_into()
 }
 
 /// Replaces a configuration.
 pub async fn update(
     db: impl PgExecutor<'_>,
     id: Uuid,
-    w: ConfigurationWrite<'_>,
+    c: &MaintenanceConfiguration,
 ) -> Result<Configuration, StoreError> {
+    let (body, labels) = columns(c)?;
+    let scope = c.scope();
     sqlx::query_as!(
-        Configuration,
+        Row,
         r#"update maintenance_configuration
            set name = $2, body = $3, scope_machine_ids = $4, scope_labels = $5, scope_regions = $6,
                updated_at = now()
            where id = $1
-           returning id, name, body, created_at, updated_at"#,
+           returning id, body, created_at, updated_at"#,
         id,
-        w.name,
-        w.body,
-        w.scope_machine_ids,
-        w.scope_labels,
-        w.scope_regions
+        c.name(),
+        body,
+        &scope.machine_ids,
+        labels,
+        &scope.regions
     )
     .fetch_optional(db)
     .await
     .map_err(unique_violation)?
-    .ok_or(StoreError::NotFound)
+    .ok_or(StoreError::NotFound)?
+    .try_into()
 }
 
 /// One configuration.
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Configuration, StoreError> {
     sqlx::query_as!(
-        Configuration,
-        "select id, name, body, created_at, updated_at from maintenance_configuration where id = $1",
+        Row,
+        "select id, body, created_at, updated_at from maintenance_configuration where id = $1",
         id
     )
     .fetch_optional(db)
     .await?
-    .ok_or(StoreError::NotFound)
+    .ok_or(StoreError::NotFound)?
+    .try_into()
 }
 
 /// Configurations in id order, after `after`, at most `limit`.
@@ -117,15 +135,15 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Configuration>, StoreError> {
     let rows = sqlx::query_as!(
-        Configuration,
-        r#"select id, name, body, created_at, updated_at from maintenance_configuration
+        Row,
+        r#"select id, body, created_at, updated_at from maintenance_configuration
            where $1::uuid is null or id > $1 order by id limit $2"#,
         after,
         limit
     )
     .fetch_all(db)
     .await?;
-    Ok(rows)
+    rows.into_iter().map(Configuration::try_from).collect()
 }
 
 /// Deletes a configuration; its machines fall back to their default window.
@@ -137,9 +155,8 @@ pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), StoreError>
     Ok(())
 }
 
-/// The configuration that applies to a machine, and how it matched: a configuration naming
-/// the machine beats one matching its labels, which beats one matching its region; among
-/// equals the oldest wins. `None`: the machine keeps its default off-peak window.
+/// The configuration that governs a machine, and how it matched (the rule is the SQL function
+/// `applicable_configuration`). `None`: the machine keeps its default off-peak window.
 pub async fn for_machine(
     db: impl PgExecutor<'_>,
     machine_id: Uuid,
@@ -147,7 +164,7 @@ pub async fn for_machine(
     region: &str,
 ) -> Result<Option<(Configuration, ScopeMatch)>, StoreError> {
     let row = sqlx::query!(
-        r#"select c.id, c.name, c.body, c.created_at, c.updated_at, a.rank as "rank!"
+        r#"select c.id, c.body, c.created_at, c.updated_at, a.rank as "rank!"
            from applicable_configuration($1, $2, $3) a
            join maintenance_configuration c on c.id = a.configuration_id"#,
         machine_id,
@@ -156,23 +173,22 @@ pub async fn for_machine(
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|r| {
-        let how = match r.rank {
-            1 => ScopeMatch::MachineId,
-            2 => ScopeMatch::Label,
-            _ => ScopeMatch::Region,
-        };
-        (
-            Configuration {
-                id: r.id,
-                name: r.name,
-                body: r.body,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-            },
-            how,
-        )
-    }))
+    row.map(|r| {
+        let how = scope_match(r.rank)?;
+        let row = Row { id: r.id, body: r.body, created_at: r.created_at, updated_at: r.updated_at };
+        Ok((Configuration::try_from(row)?, how))
+    })
+    .transpose()
+}
+
+/// How a machine matched, from `applicable_configuration`'s rank.
+pub fn scope_match(rank: i32) -> Result<ScopeMatch, StoreError> {
+    match rank {
+        1 => Ok(ScopeMatch::MachineId),
+        2 => Ok(ScopeMatch::Label),
+        3 => Ok(ScopeMatch::Region),
+        other => Err(StoreError::Decode(format!("unexpected configuration rank {other}"))),
+    }
 }
 
 /// The distinct time zones of the machines a scope matches now (at most `limit`, by name),

@@ -1,27 +1,13 @@
 //! Availability-first rollouts (DESIGN §1 "Orchestration"): the geo-pairs the planner keeps
-//! apart, a rollout as the planner made it ([`RolloutPlan`]), its progress, the operator's
+//! apart, a rollout as the planner made it, its progress, the operator's
 //! pause/resume/cancel, and the dispatcher's database steps.
 //!
 //! A rollout is written once ([`create`]): its batches, and per machine what it installs and in
-//! which window. From then on the dispatcher advances it on results, one leader per tick (the
-//! caller holds the advisory lock and the transaction), in this order:
-//! 0. [`lock_rollouts`]: the unfinished rollouts' rows, against the operator's transitions;
-//! 1. [`sync_job_results`]: machines whose job ended take its outcome;
-//! 2. [`record_health`]: installed machines take the health their agent reported since;
-//! 3. [`evaluate_batches`]: an open batch succeeds (every machine done and healthy, failures at
-//!    or under the threshold) or halts the rollout (failures over the threshold);
-//! 4. [`open_batches`]: the regions of the current wave go in parallel, each region's batches one
-//!    after the other; the next wave opens when every batch of this one succeeded;
-//! 5. [`missed_windows`]: machines whose window passed before their job was claimed: the caller
-//!    cancels the job ([`cancel_queued_job`]) and gives the machine its next window
-//!    ([`reschedule`]);
-//! 6. [`due_installs`]: machines of open batches inside their window: the caller enqueues a job
-//!    for each ([`crate::jobs::enqueue`]) and records it ([`mark_queued`]).
-//!
-//! Machines install in their own windows, never before the one the planner gave them: a batch
-//! that opens early waits for its machines' windows.
-//!
-//! [`RolloutPlan`]: hotpatch_scheduler::rollout::RolloutPlan
+//! which window. From then on the dispatcher (`hotpatch_app::rollouts::dispatcher`) advances it
+//! on results, one leader per tick: it locks the unfinished rollouts ([`lock_rollouts`]), reads
+//! their rows ([`load`]), lets `hotpatch_scheduler::rollout::progress` decide, and applies the
+//! decisions with the statements of [`dispatch`] in the same transaction. The rules live in the
+//! scheduler; the statements here only guard their writes with the states they were decided from.
 
 mod control;
 mod create;
@@ -30,13 +16,8 @@ mod pairs;
 mod select;
 mod view;
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use hotpatch_scheduler::cycle::CycleKind;
-use hotpatch_scheduler::rollout::RolloutOptions;
-use serde::{Deserialize, Serialize};
+use hotpatch_domain::rollout::{CycleKind, RolloutOptions};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -44,9 +25,8 @@ use crate::error::StoreError;
 pub use control::{automatic_in_flight, cancel, pause, resume, Canceled, Transition};
 pub use create::{create, NewRollout};
 pub use dispatch::{
-    cancel_queued_job, due_installs, evaluate_batches, lock_rollouts, mark_failed, mark_queued,
-    missed_windows, open_batches, record_health, reschedule, sync_job_results, BatchEvent, BatchRef,
-    DueInstall, MissedWindow, Synced,
+    apply_health, apply_results, cancel_queued_job, halt, load, lock_rollouts, mark_failed, mark_queued,
+    open_batches, reschedule, succeed_batches, succeed_rollouts,
 };
 pub use pairs::{region_pairs, remove_region_pair, set_region_pair};
 pub use select::{configuration_bodies, planner_inputs, PlannerInput};
@@ -54,101 +34,7 @@ pub use view::{
     get, list, machine_rollout, BatchProgress, InstallCounts, MachineRollout, RolloutView, WaveProgress,
 };
 
-/// Declares a state enum stored as snake_case text, with its text form both ways.
-macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            /// The stored (and wire) name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = StoreError;
-
-            fn from_str(s: &str) -> Result<Self, StoreError> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(StoreError::Decode(format!(
-                        concat!("unexpected ", stringify!($name), " {:?}"),
-                        other
-                    ))),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum! {
-    /// Where a rollout is.
-    RolloutState {
-        /// Batches open and machines install as their windows come.
-        Running = "running",
-        /// Stopped by an operator: no new installs start (jobs already queued run).
-        Paused = "paused",
-        /// Stopped because a batch's failure rate went over the threshold.
-        Halted = "halted",
-        /// Ended by an operator.
-        Canceled = "canceled",
-        /// Every batch succeeded.
-        Succeeded = "succeeded",
-    }
-}
-
-text_enum! {
-    /// Where a batch is.
-    BatchState {
-        /// Waiting for the batches before it.
-        Pending = "pending",
-        /// Its machines install as their windows come.
-        Open = "open",
-        /// Every machine installed and reported healthy (failures at or under the threshold).
-        Succeeded = "succeeded",
-        /// Its failure rate went over the threshold; resume reopens it.
-        Halted = "halted",
-        /// Its rollout was canceled.
-        Canceled = "canceled",
-    }
-}
-
-text_enum! {
-    /// Where one machine's install is.
-    InstallState {
-        /// Waiting for its batch or its window.
-        Pending = "pending",
-        /// A job is enqueued (or running) for it.
-        Queued = "queued",
-        /// Its job succeeded.
-        Succeeded = "succeeded",
-        /// Its job failed.
-        Failed = "failed",
-        /// Its rollout was canceled before it installed.
-        Canceled = "canceled",
-    }
-}
-
-impl RolloutState {
-    /// Whether the rollout is over.
-    pub fn is_final(self) -> bool {
-        matches!(self, RolloutState::Canceled | RolloutState::Succeeded)
-    }
-}
+pub use hotpatch_domain::rollout::{BatchState, InstallState, RolloutState};
 
 /// A rollout as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,40 +120,17 @@ impl TryFrom<RolloutRow> for Rollout {
 
 /// The stored name of an install kind.
 fn install_str(kind: CycleKind) -> &'static str {
-    match kind {
-        CycleKind::Hotpatch => "hotpatch",
-        CycleKind::Baseline => "baseline",
-        CycleKind::CumulativeUpdate => "cumulative_update",
-    }
+    kind.as_str()
 }
 
 /// An install kind from its stored name.
 fn parse_install(s: &str) -> Result<CycleKind, StoreError> {
-    match s {
-        "hotpatch" => Ok(CycleKind::Hotpatch),
-        "baseline" => Ok(CycleKind::Baseline),
-        "cumulative_update" => Ok(CycleKind::CumulativeUpdate),
-        other => Err(StoreError::Decode(format!("unexpected install kind {other:?}"))),
-    }
+    Ok(s.parse()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_read_back_from_their_stored_names() {
-        for s in ["running", "paused", "halted", "canceled", "succeeded"] {
-            assert_eq!(s.parse::<RolloutState>().map(RolloutState::as_str).ok(), Some(s));
-        }
-        for s in ["pending", "open", "succeeded", "halted", "canceled"] {
-            assert_eq!(s.parse::<BatchState>().map(BatchState::as_str).ok(), Some(s));
-        }
-        for s in ["pending", "queued", "succeeded", "failed", "canceled"] {
-            assert_eq!(s.parse::<InstallState>().map(InstallState::as_str).ok(), Some(s));
-        }
-        assert!("Running".parse::<RolloutState>().is_err());
-    }
 
     #[test]
     fn install_kinds_read_back_from_their_stored_names() {

@@ -54,10 +54,10 @@ pub struct StatusVersion {
 pub struct AppliedConfiguration {
     /// Its id.
     pub id: Uuid,
-    /// Its body as the API shows it.
-    pub body: serde_json::Value,
-    /// How the machine matched: 1 by id, 2 by labels, 3 by region.
-    pub rank: i32,
+    /// The configuration.
+    pub configuration: hotpatch_domain::schedule::MaintenanceConfiguration,
+    /// How the machine matched.
+    pub matched: hotpatch_domain::schedule::ScopeMatch,
 }
 
 /// Everything one machine's patch status is computed from (the catalog apart: see [`catalog`]).
@@ -244,7 +244,11 @@ pub async fn inputs(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<StatusI
                 r.attempts,
             )?;
             let configuration = match (r.config_id, r.config_body, r.config_rank) {
-                (Some(id), Some(body), Some(rank)) => Some(AppliedConfiguration { id, body, rank }),
+                (Some(id), Some(body), Some(rank)) => Some(AppliedConfiguration {
+                    id,
+                    configuration: crate::maintenance::load(id, body)?,
+                    matched: crate::maintenance::scope_match(rank)?,
+                }),
                 _ => None,
             };
             Ok(StatusInputs {

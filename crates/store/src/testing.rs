@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use hotpatch_pg::{EmbeddedOptions, EmbeddedPostgres};
 
 /// Prefix of every test database's name.
 const PREFIX: &str = "hotpatch_test_";
@@ -139,7 +139,7 @@ async fn server_url() -> String {
 
 /// One throw-away cluster for the whole test process. It is never dropped: the watchdog stops
 /// it and deletes its directory when the process ends.
-fn start_test_cluster() -> Result<String, crate::embedded::EmbeddedError> {
+fn start_test_cluster() -> Result<String, hotpatch_pg::EmbeddedError> {
     static CLUSTER: OnceLock<EmbeddedPostgres> = OnceLock::new();
     let dir = std::env::temp_dir().join(format!(
         "hotpatch-test-pg-{}-{}",

@@ -5,7 +5,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hotpatch_app::schedules::{self, ConfigurationSpec, ConfigurationView};
+use hotpatch_app::schedules::{self, ConfigurationView};
+use hotpatch_domain::schedule::ConfigurationSpec;
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -71,8 +72,8 @@ async fn get_configuration(
     _: Reader,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ConfigurationView>, ApiError> {
-    let c = schedules::get(&state, id).await?;
-    Ok(Json(ConfigurationView::from_stored(c, None)?))
+    let c: ConfigurationView = schedules::get(&state, id).await?;
+    Ok(Json(c))
 }
 
 /// Change some fields (JSON merge patch: the fields given replace the stored ones, `null`

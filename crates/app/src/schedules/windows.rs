@@ -3,14 +3,15 @@
 //! configuration has one.
 
 use chrono::{DateTime, FixedOffset, Utc};
+use hotpatch_domain::schedule::{MaintenanceConfiguration, ScopeMatch};
 use hotpatch_scheduler::windows::{next_windows, Schedule, Window};
 use hotpatch_store::machines::{self, Machine};
-use hotpatch_store::maintenance::{self, ScopeMatch};
+use hotpatch_store::maintenance;
 use serde::Serialize;
+use sqlx::PgExecutor;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::spec::{check, Checked, ConfigurationSpec};
 use crate::error::{AppError, OrNotFound};
 use crate::settings::Settings;
 use crate::App;
@@ -30,17 +31,8 @@ pub enum WindowSource {
     MaintenanceConfiguration,
 }
 
-/// How the machine is in the configuration's scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchedBy {
-    /// Its id is listed.
-    MachineId,
-    /// It carries every label of the scope.
-    Label,
-    /// Its region is listed.
-    Region,
-}
+/// How the machine is in the configuration's scope (shown as `MatchedBy`).
+pub use hotpatch_domain::schedule::ScopeMatch as MatchedBy;
 
 /// One window.
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,43 +85,42 @@ pub async fn machine(app: &App, id: Uuid) -> Result<Machine, AppError> {
 
 /// The schedule that governs the machine and where it comes from.
 pub async fn applied(app: &App, machine: &Machine) -> Result<Applied, AppError> {
-    let labels = serde_json::to_value(&machine.spec.labels).map_err(|e| AppError::Internal(e.to_string()))?;
-    let found = maintenance::for_machine(&app.pool, machine.id, &labels, &machine.spec.region).await?;
-    applied_from(&app.settings, &machine.spec.timezone, found.map(|(c, how)| (c.id, c.body, how)))
+    applied_in(app, &app.pool, machine).await
 }
 
-/// The schedule of a machine in zone `own_zone` under the configuration that applies to it
-/// (its id, body and how it matched), or its default off-peak window when none does.
+/// [`applied`], read through `db` (a transaction reads the configuration it decides with).
+pub async fn applied_in(app: &App, db: impl PgExecutor<'_>, machine: &Machine) -> Result<Applied, AppError> {
+    let labels = serde_json::to_value(&machine.spec.labels).map_err(AppError::internal)?;
+    let found = maintenance::for_machine(db, machine.id, &labels, &machine.spec.region).await?;
+    Ok(applied_from(
+        &app.settings,
+        &machine.spec.timezone,
+        found.as_ref().map(|(c, how)| (c.id, &c.configuration, *how)),
+    ))
+}
+
+/// The schedule of a machine in zone `own_zone` under the configuration that governs it (its id,
+/// the configuration and how the machine matched), or its default off-peak window when none does.
 pub fn applied_from(
     settings: &Settings,
     own_zone: &hotpatch_domain::Timezone,
-    configuration: Option<(Uuid, serde_json::Value, ScopeMatch)>,
-) -> Result<Applied, AppError> {
+    configuration: Option<(Uuid, &MaintenanceConfiguration, ScopeMatch)>,
+) -> Applied {
     let own_zone = own_zone.0;
-    let Some((id, body, how)) = configuration else {
-        return Ok(Applied {
+    match configuration {
+        None => Applied {
             schedule: Schedule::daily_off_peak(own_zone, settings.off_peak_start, settings.off_peak_duration),
             source: WindowSource::DefaultOffPeak,
             configuration_id: None,
             matched_by: None,
-        });
-    };
-    let checked = stored_schedule(id, body)?;
-    let schedule = match checked.timezone {
-        Some(_) => checked.schedule,
-        None => checked.schedule.with_timezone(own_zone),
-    };
-    let matched_by = match how {
-        ScopeMatch::MachineId => MatchedBy::MachineId,
-        ScopeMatch::Label => MatchedBy::Label,
-        ScopeMatch::Region => MatchedBy::Region,
-    };
-    Ok(Applied {
-        schedule,
-        source: WindowSource::MaintenanceConfiguration,
-        configuration_id: Some(id),
-        matched_by: Some(matched_by),
-    })
+        },
+        Some((id, configuration, how)) => Applied {
+            schedule: Schedule::of_configuration(configuration, own_zone),
+            source: WindowSource::MaintenanceConfiguration,
+            configuration_id: Some(id),
+            matched_by: Some(how),
+        },
+    }
 }
 
 /// The windows of an applied schedule that have not ended at `from`, at most `count`.
@@ -146,13 +137,6 @@ pub fn windows_of(a: &Applied, from: DateTime<Utc>, count: usize) -> Vec<WindowV
         notes: w.notes,
     };
     next_windows(&a.schedule, from, count.min(MAX_COUNT)).into_iter().map(view).collect()
-}
-
-/// A stored configuration's schedule; a body that no longer parses is an internal error.
-pub fn stored_schedule(id: Uuid, body: serde_json::Value) -> Result<Checked, AppError> {
-    let spec: ConfigurationSpec = serde_json::from_value(body)
-        .map_err(|e| AppError::Internal(format!("stored maintenance configuration {id}: {e}")))?;
-    check(&spec)
 }
 
 /// The machine's windows that have not ended at `from`, with their source (the same as
@@ -187,5 +171,6 @@ pub async fn configuration_schedule(app: &App, id: Uuid) -> Result<(String, Sche
     let c = maintenance::get(&app.pool, id)
         .await
         .or_not_found(|| format!("no maintenance configuration with id {id}"))?;
-    Ok((c.name, stored_schedule(c.id, c.body)?.schedule))
+    // A configuration without a zone of its own is read on the UTC clock here.
+    Ok((c.configuration.name().to_owned(), Schedule::of_configuration(&c.configuration, chrono_tz::UTC)))
 }

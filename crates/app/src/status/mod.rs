@@ -17,7 +17,6 @@ use hotpatch_domain::{
 };
 use hotpatch_scheduler::cycle::{cycle_status, CycleStatus, MachineState};
 use hotpatch_store::machines;
-use hotpatch_store::maintenance::ScopeMatch;
 use hotpatch_store::releases::{self, PatchState};
 use hotpatch_store::status::{self, StatusInputs, StatusVersion};
 use sha2::{Digest, Sha256};
@@ -170,16 +169,9 @@ fn status_of(
             release: find(Some(n.release_id))?,
         })
     });
-    let configuration = i.configuration.map(|c| {
-        let how = match c.rank {
-            1 => ScopeMatch::MachineId,
-            2 => ScopeMatch::Label,
-            _ => ScopeMatch::Region,
-        };
-        (c.id, c.body, how)
-    });
+    let configuration = i.configuration.as_ref().map(|c| (c.id, &c.configuration, c.matched));
     let next_window =
-        windows_of(&applied_from(&app.settings, &zone, configuration)?, now, 1).into_iter().next();
+        windows_of(&applied_from(&app.settings, &zone, configuration), now, 1).into_iter().next();
     // A mark this replica has not written yet is newer than the stored one.
     let mut version = i.version;
     let agent = version.agent.as_mut().map(|a| {

@@ -268,7 +268,11 @@ impl Sim {
                 }
                 (j.state, j.finished_at) = (JobState::Canceled, Some(now));
             }
-            let moved = hotpatch_scheduler::rollout::progress::moved(missed, &self.schedules[&missed.machine_id], now);
+            let moved = hotpatch_scheduler::rollout::progress::moved(
+                missed,
+                &self.schedules[&missed.machine_id],
+                now,
+            );
             let m = self.rollout_mut(missed.rollout_id).unwrap().machine_mut(missed.machine_id).unwrap();
             match moved.to {
                 MissedMove::Reschedule { start, end } => {

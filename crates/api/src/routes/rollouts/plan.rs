@@ -20,7 +20,6 @@ use uuid::Uuid;
 use crate::error::{ApiError, OrNotFound};
 use crate::routes::operations::MAX_SELECTED;
 use crate::AppState;
-use hotpatch_app::schedules::{check, ConfigurationSpec};
 
 /// Automatic installs must be done this long after the release (DESIGN §1).
 pub const DEADLINE_DAYS: i64 = 30;
@@ -225,10 +224,11 @@ pub async fn plan(
 async fn configurations(conn: &mut PgConnection) -> Result<HashMap<Uuid, (Schedule, bool)>, ApiError> {
     let mut out = HashMap::new();
     for (id, body) in rollouts::configuration_bodies(conn).await? {
-        let spec: ConfigurationSpec = serde_json::from_value(body)
-            .map_err(|e| ApiError::Internal(format!("stored maintenance configuration {id}: {e}")))?;
-        let checked = check(&spec)?;
-        out.insert(id, (checked.schedule, checked.timezone.is_some()));
+        let c = hotpatch_store::maintenance::load(id, body)?;
+        out.insert(
+            id,
+            (Schedule::of_configuration(&c, hotpatch_scheduler::windows::Tz::UTC), c.timezone().is_some()),
+        );
     }
     Ok(out)
 }

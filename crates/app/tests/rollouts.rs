@@ -1,25 +1,29 @@
 //! Rollouts against a real PostgreSQL (a fresh database per test): writing a plan, progress,
-//! the operator's pause/resume/cancel, and the dispatcher's steps driven tick by tick the way the
-//! server drives them, with agents claiming and completing the jobs.
+//! the operator's pause/resume/cancel, and the production dispatcher driven pass by pass with
+//! the service clock, with agents claiming and completing the jobs.
 //!
 //! Every instant is `t0()` moved explicitly; nothing sleeps.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "../../store/tests/support/mod.rs"]
 mod support;
 
 use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use hotpatch_app::rollouts::dispatcher::{self, BatchEvent};
+use hotpatch_app::{App, Clock, Settings};
 use hotpatch_domain::job::{Health, HealthStatus, JobKind, JobState, Outcome};
+use hotpatch_domain::rollout::decisions::BatchKey;
 use hotpatch_domain::{OsVersion, PatchOrchestration, ReleaseKind, ReleaseSpec};
 use hotpatch_scheduler::cycle::{CycleKind, MachineState};
 use hotpatch_scheduler::rollout::{
     plan_rollout, Batch, PlanWindow, PlannedMachine, RolloutMachine, RolloutOptions, RolloutPlan,
     RolloutRelease, Wave,
 };
-use hotpatch_store::jobs::{self, NewJob};
+use hotpatch_store::jobs;
 use hotpatch_store::rollouts::{
-    self, BatchEvent, BatchState, InstallState, NewRollout, Rollout, RolloutState, Transition,
+    self, BatchState, InstallState, NewRollout, Rollout, RolloutState, Transition,
 };
 use hotpatch_store::testing::fresh_db;
 use hotpatch_store::{agents, releases, PgPool, StoreError};
@@ -163,58 +167,17 @@ impl Tick {
     }
 }
 
-/// One dispatcher tick at `now`, in one transaction, the way the server runs it. A machine that
-/// missed its window gets the same window one day later.
+/// One pass of the production dispatcher (`hotpatch_app::rollouts::dispatcher::tick`) with the
+/// service clock at `now`.
 async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Tick {
-    let mut tx = pool.begin().await.unwrap();
-    let conn: &mut PgConnection = &mut tx;
-    let mut t = Tick::default();
-    rollouts::lock_rollouts(&mut *conn).await.unwrap();
-    rollouts::sync_job_results(&mut *conn, now).await.unwrap();
-    rollouts::record_health(&mut *conn, now).await.unwrap();
-    t.events = rollouts::evaluate_batches(conn, now).await.unwrap();
-    t.opened =
-        rollouts::open_batches(&mut *conn, now).await.unwrap().into_iter().map(|b| b.batch_index).collect();
-    for missed in rollouts::missed_windows(&mut *conn, now, 1000).await.unwrap() {
-        if let Some(job) = missed.job_id {
-            if !rollouts::cancel_queued_job(&mut *conn, job, now).await.unwrap() {
-                continue;
-            }
-        }
-        let (start, end) = window_of(conn, missed.rollout_id, missed.machine_id).await;
-        let moved = rollouts::reschedule(
-            &mut *conn,
-            missed.rollout_id,
-            missed.machine_id,
-            start + TimeDelta::days(1),
-            end + TimeDelta::days(1),
-            now,
-        )
-        .await
-        .unwrap();
-        assert!(moved);
-        t.rescheduled.push(missed.machine_id);
+    let app = App::new(pool.clone(), Settings::default()).with_clock(Clock::manual(now));
+    let pass = dispatcher::tick(&app).await.unwrap().expect("no other dispatcher runs");
+    Tick {
+        events: pass.events,
+        opened: pass.opened.iter().map(|b| b.batch_index).collect(),
+        rescheduled: pass.rescheduled,
+        enqueued: pass.enqueued,
     }
-    for due in rollouts::due_installs(&mut *conn, now, 1000).await.unwrap() {
-        let job = NewJob {
-            kind: JobKind::Install,
-            machine_id: due.machine_id,
-            payload: serde_json::json!({ "release_id": due.release_id, "reboot": due.reboot }),
-            priority: 0,
-            run_after: now,
-            max_attempts: 1,
-            operation_id: None,
-            rollout_id: Some(due.rollout_id),
-            now,
-        };
-        let job_id = jobs::enqueue(&mut *conn, &job).await.unwrap();
-        assert!(rollouts::mark_queued(&mut *conn, due.rollout_id, due.machine_id, job_id, now)
-            .await
-            .unwrap());
-        t.enqueued.push((due.machine_id, job_id));
-    }
-    tx.commit().await.unwrap();
-    t
 }
 
 /// The machine's current window (test inspection).
@@ -670,13 +633,8 @@ async fn a_machine_due_while_its_rollout_is_paused_is_not_marked_queued() {
     );
     let r = start(&db.pool, &p, false).await.unwrap();
     let mut conn = db.pool.acquire().await.unwrap();
-    rollouts::open_batches(&mut *conn, t0()).await.unwrap();
-    let due = rollouts::due_installs(&mut *conn, t0(), 10).await.unwrap();
-    assert_eq!(due.len(), 1);
-    assert_eq!(
-        (due[0].install, due[0].reboot, due[0].attempt, due[0].release_id),
-        (CycleKind::Baseline, true, 1, release_id)
-    );
+    let first = BatchKey { rollout_id: r.id, batch_index: 1 };
+    assert_eq!(rollouts::open_batches(&mut *conn, &[first], t0()).await.unwrap(), [first]);
     let job_id = jobs::enqueue(&mut *conn, &support::job(JobKind::Install, m[0], t0())).await.unwrap();
     rollouts::pause(&mut conn, r.id, t0()).await.unwrap();
     assert!(!rollouts::mark_queued(&mut *conn, r.id, m[0], job_id, t0()).await.unwrap());
@@ -930,12 +888,13 @@ async fn a_failure_rate_over_the_threshold_halts_the_rollout_and_resume_reopens_
     let t = tick(&db.pool, t0() + hours(5)).await;
     assert_eq!(t.rescheduled, [m[0]]);
     assert!(t.enqueued.is_empty());
-    let t = tick(&db.pool, t0() + hours(25)).await;
+    // Its schedule's next window: 01:00 Berlin time (the default off-peak window), t0 + 14 h.
+    let t = tick(&db.pool, t0() + hours(14)).await;
     assert_eq!(t.enqueued_machines(), [m[0]]);
-    assert_eq!(rollouts::due_installs(&db.pool, t0() + hours(25), 10).await.unwrap(), []);
+    assert!(tick(&db.pool, t0() + hours(14)).await.enqueued.is_empty(), "one install at a time");
     let (_, attempts, _, _, _) = machine_row(&db.pool, r.id, m[0]).await;
     assert_eq!(attempts, 2);
-    install(&db.pool, m[0], Outcome::Succeeded, t0() + hours(26)).await;
+    install(&db.pool, m[0], Outcome::Succeeded, t0() + hours(15)).await;
     report_health(&db.pool, m[0], HealthStatus::Healthy, t0() + hours(26) + mins(1)).await;
     let t = tick(&db.pool, t0() + hours(26) + mins(2)).await;
     assert_eq!(t.events, [BatchEvent::BatchSucceeded { rollout_id: r.id, batch_index: 1 }]);
@@ -999,13 +958,6 @@ async fn a_missed_window_cancels_the_unclaimed_job_and_moves_the_machine_to_its_
     // m[1]'s agent claims its job and is still at it when the window closes.
     let leased = jobs::claim(&db.pool, m[1], t0() + hours(3), TTL * 100).await.unwrap().unwrap();
 
-    let missed = rollouts::missed_windows(&db.pool, t0() + hours(4), 10).await.unwrap();
-    assert_eq!(missed.len(), 1);
-    assert_eq!(
-        (missed[0].machine_id, missed[0].job_id, missed[0].window_end),
-        (m[0], Some(unclaimed), t0() + hours(4))
-    );
-
     let t = tick(&db.pool, t0() + hours(4)).await;
     assert_eq!(t.rescheduled, [m[0]]);
     let job = jobs::get(&db.pool, unclaimed, m[0]).await.unwrap().unwrap();
@@ -1013,36 +965,26 @@ async fn a_missed_window_cancels_the_unclaimed_job_and_moves_the_machine_to_its_
     let (state, attempts, job_id, _, _) = machine_row(&db.pool, r.id, m[0]).await;
     assert_eq!((state.as_str(), attempts, job_id), ("pending", 2, None));
     let mut conn = db.pool.acquire().await.unwrap();
-    assert_eq!(window_of(&mut conn, r.id, m[0]).await, (t0() + hours(24), t0() + hours(28)));
+    // Its schedule's first window at or after now: the default off-peak 01:00–05:00 Berlin time.
+    assert_eq!(window_of(&mut conn, r.id, m[0]).await, (t0() + hours(14), t0() + hours(18)));
     assert_eq!(machine_row(&db.pool, r.id, m[1]).await.0, "queued", "a leased job runs on");
     assert_eq!(jobs::get(&db.pool, leased.id, m[1]).await.unwrap().unwrap().state, JobState::Leased);
 
     // The next window: due again, as attempt 2.
-    assert!(rollouts::due_installs(&db.pool, t0() + hours(23), 10).await.unwrap().is_empty());
-    let due = rollouts::due_installs(&db.pool, t0() + hours(24), 10).await.unwrap();
-    assert_eq!(due.len(), 1);
-    assert_eq!((due[0].machine_id, due[0].attempt, due[0].window_end), (m[0], 2, t0() + hours(28)));
+    assert!(tick(&db.pool, t0() + hours(13)).await.enqueued.is_empty());
+    let t = tick(&db.pool, t0() + hours(14)).await;
+    assert_eq!(t.enqueued_machines(), [m[0]]);
+    assert_eq!(machine_row(&db.pool, r.id, m[0]).await.1, 2);
 
-    // A machine that has no next window is failed with the reason.
-    assert!(rollouts::mark_failed(
-        &db.pool,
-        r.id,
-        m[0],
-        "no maintenance window in the next 60 days",
-        t0() + hours(24)
-    )
-    .await
-    .unwrap());
-    assert!(!rollouts::reschedule(
-        &db.pool,
-        r.id,
-        m[0],
-        t0() + hours(48),
-        t0() + hours(52),
-        t0() + hours(24)
-    )
-    .await
-    .unwrap());
+    // Failing and moving guard on the state the dispatcher decided from: a machine whose job is
+    // still queued neither fails nor moves; once its job is canceled it can fail, and a failed
+    // machine no longer moves.
+    let why = "no maintenance window left in the schedule to retry the install in";
+    let later = (t0() + hours(38), t0() + hours(42));
+    assert!(!rollouts::mark_failed(&db.pool, r.id, m[0], why, t0() + hours(14)).await.unwrap());
+    assert!(rollouts::cancel_queued_job(&db.pool, t.enqueued[0].1, t0() + hours(14)).await.unwrap());
+    assert!(rollouts::mark_failed(&db.pool, r.id, m[0], why, t0() + hours(14)).await.unwrap());
+    assert!(!rollouts::reschedule(&db.pool, r.id, m[0], later, 3, t0() + hours(14)).await.unwrap());
 }
 
 #[tokio::test]
@@ -1059,14 +1001,14 @@ async fn a_job_canceled_by_someone_else_sends_the_machine_back_to_wait_for_its_n
     let t = tick(&db.pool, t0()).await;
     assert!(rollouts::cancel_queued_job(&db.pool, t.enqueued[0].1, t0() + mins(5)).await.unwrap());
 
-    let mut conn = db.pool.acquire().await.unwrap();
-    let synced = rollouts::sync_job_results(&mut *conn, t0() + mins(6)).await.unwrap();
-    assert_eq!((synced.succeeded, synced.failed, synced.returned), (0, 0, 1));
+    let t = tick(&db.pool, t0() + mins(6)).await;
+    assert!(t.enqueued.is_empty() && t.rescheduled.is_empty(), "{t:?}");
     assert_eq!(machine_row(&db.pool, r.id, m[0]).await.0, "pending");
     // Not again in this window; moved on when it ends.
     assert!(tick(&db.pool, t0() + hours(1)).await.enqueued.is_empty());
     assert_eq!(tick(&db.pool, t0() + hours(4)).await.rescheduled, [m[0]]);
-    assert_eq!(tick(&db.pool, t0() + hours(24)).await.enqueued_machines(), [m[0]]);
+    // Its next window: 01:00 Berlin time (the default off-peak window) is t0 + 14 h.
+    assert_eq!(tick(&db.pool, t0() + hours(14)).await.enqueued_machines(), [m[0]]);
 }
 
 #[tokio::test]
