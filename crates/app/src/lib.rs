@@ -11,6 +11,7 @@ pub mod clock;
 pub mod duties;
 pub mod error;
 pub mod json;
+pub mod operations;
 pub mod queue;
 pub mod rollouts;
 pub mod schedules;
