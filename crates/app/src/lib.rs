@@ -18,6 +18,7 @@ pub mod rollouts;
 pub mod schedules;
 pub mod settings;
 pub mod status;
+pub mod tokens;
 pub mod webhooks;
 
 use std::sync::Arc;
