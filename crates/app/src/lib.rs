@@ -6,6 +6,7 @@
 //! Every service function takes the [`App`] (the pool, the clock, the settings and this
 //! replica's shared memory) and answers an [`AppError`].
 
+pub mod admin;
 pub mod catalog;
 pub mod clock;
 pub mod duties;
