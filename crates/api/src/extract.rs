@@ -1,12 +1,16 @@
-//! Extractors whose rejections are our problem documents instead of axum's plain text.
+//! Extractors, and helpers reading headers and query strings, whose rejections are our problem
+//! documents instead of axum's plain text.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::ApiError;
 
@@ -98,4 +102,45 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         }
         parse_json(&bytes).map(OptionalJson)
     }
+}
+
+/// `{}`: the only body a request without options accepts (e.g. `POST /v1/machines/{id}/assess`);
+/// with [`OptionalJson`], no body at all is accepted too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyObject {}
+
+/// The `Idempotency-Key` header, if any: 1–255 visible ASCII characters. What the key means (the
+/// same key with the same request returns the same operation) is the service's rule
+/// (`hotpatch_app::operations::idempotency`).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::bad_param("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?;
+    Ok(Some(key.to_owned()))
+}
+
+/// `?wait=` of a long-poll, the query's only parameter: 0 to `max` whole seconds, default 0.
+pub fn wait_param(raw: Option<&str>, max: u64) -> Result<Duration, ApiError> {
+    let mut wait = 0;
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "wait" => {
+                wait = v.parse::<u64>().ok().filter(|w| *w <= max).ok_or_else(|| {
+                    ApiError::bad_param("wait", format!("must be a whole number of seconds, 0 to {max}"))
+                })?;
+            }
+            k => {
+                return Err(ApiError::bad_param(
+                    &k.escape_debug().to_string(),
+                    "unknown query parameter (known: wait)",
+                ))
+            }
+        }
+    }
+    Ok(Duration::from_secs(wait))
 }

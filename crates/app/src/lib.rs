@@ -6,16 +6,20 @@
 //! Every service function takes the [`App`] (the pool, the clock, the settings and this
 //! replica's shared memory) and answers an [`AppError`].
 
+pub mod admin;
 pub mod catalog;
 pub mod clock;
 pub mod duties;
 pub mod error;
+pub mod events;
 pub mod json;
+pub mod operations;
 pub mod queue;
 pub mod rollouts;
 pub mod schedules;
 pub mod settings;
 pub mod status;
+pub mod tokens;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -1,13 +1,10 @@
 //! `/v1/admin/clock`: the service clock, and — only when `hotpatchd` runs with
-//! `HOTPATCH_CLOCK_CONTROL=true` — moving it, so end-to-end tests and demos can bring a fleet's
-//! maintenance windows in seconds instead of days. Production leaves it off: then the clock is
-//! the system clock and `PUT` answers 404.
+//! `HOTPATCH_CLOCK_CONTROL=true` — moving it (the rule is [`hotpatch_app::admin`]). Production
+//! leaves it off: then the clock is the system clock and `PUT` answers 404.
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use hotpatch_app::admin::{self, ClockView, SetClock};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,30 +13,9 @@ use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
 use crate::AppState;
 
-/// The service clock.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClockView {
-    /// What the service takes as now.
-    pub now: DateTime<Utc>,
-    /// Whether it can be moved (`HOTPATCH_CLOCK_CONTROL`).
-    pub controllable: bool,
-}
-
-/// Where to move the clock; it keeps running from there.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetClock {
-    /// The new now (RFC 3339).
-    pub now: DateTime<Utc>,
-}
-
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_clock, set_clock))
-}
-
-fn view(state: &AppState) -> ClockView {
-    ClockView { now: state.clock.now(), controllable: state.settings.clock_control }
 }
 
 /// The instant the service takes as now (rules, windows, leases, rollouts).
@@ -47,7 +23,7 @@ fn view(state: &AppState) -> ClockView {
     responses((status = 200, description = "The clock", body = ClockView)),
     security(("bearer" = [])))]
 async fn get_clock(State(state): State<AppState>, _: Reader) -> Json<ClockView> {
-    Json(view(&state))
+    Json(admin::clock(&state))
 }
 
 /// Moves the service clock to `now` (it keeps running from there). Only for test and demo
@@ -63,13 +39,5 @@ async fn set_clock(
     _: Admin,
     ApiJson(body): ApiJson<SetClock>,
 ) -> Result<Json<ClockView>, ApiError> {
-    if !state.settings.clock_control {
-        return Err(ApiError::NotFound(
-            "clock control is off (start hotpatchd with HOTPATCH_CLOCK_CONTROL=true to enable it)".to_owned(),
-        ));
-    }
-    let before = state.clock.now();
-    state.clock.set(body.now);
-    tracing::warn!(%before, now = %body.now, "service clock moved");
-    Ok(Json(view(&state)))
+    Ok(Json(admin::set_clock(&state, body)?))
 }

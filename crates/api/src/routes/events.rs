@@ -1,24 +1,19 @@
 //! The change feed, `GET /v1/events`: Server-Sent Events of machine status changes, finished
 //! operations, rollout progress and agents connecting or lost, so a portal can stop polling.
 //!
-//! A response first replays the stored events after `Last-Event-ID` (or `?after=`), then sends new
-//! ones as the process's feed reads them (see `hotpatch_store::events`), with no gap and no
-//! duplicate: it subscribes to the feed before reading the backlog and skips ids it already sent.
-//! While waiting it holds no database connection.
+//! A response replays the stored events after `Last-Event-ID` (or `?after=`), then sends new ones
+//! live, with no gap and no duplicate: that is the subscription of [`hotpatch_app::events`]. This
+//! module reads the request and frames the events as Server-Sent Events.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
-use hotpatch_store::events::{self, Batch, Event};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::broadcast::Receiver;
+use futures::StreamExt as _;
+use hotpatch_app::events::{self, Event};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -26,8 +21,6 @@ use crate::auth::Reader;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
 
-/// Events read from the table per query.
-const PAGE: i64 = 500;
 /// Interval of the keep-alive comments (proxies close idle connections).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -57,71 +50,38 @@ async fn stream_events(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers)?;
-    // Subscribe first: whatever commits while the backlog is read arrives here too.
-    let feed = state.wakeups.feed();
-    let live = feed.subscribe();
-    let (last, pending) = match params.after {
-        Some(after) => (after, Some(None)),
-        None => (events::last_id(&state.pool).await?, None),
-    };
-    let cursor =
-        Cursor { state: state.clone(), live, last, types: params.types, queue: VecDeque::new(), pending };
-    Ok(Sse::new(cursor.into_stream()).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
+    let request = parse(raw.as_deref(), &headers)?;
+    let subscription = events::subscribe(&state, request).await?;
+    let stream = subscription.into_stream().map(|event| Ok::<_, Infallible>(sse(&event)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
 }
 
-/// What a request asks for.
-#[derive(Debug, PartialEq)]
-struct Params {
-    /// Only these types (all when `None`).
-    types: Option<Vec<String>>,
-    /// Replay after this id (live only when `None`).
-    after: Option<i64>,
-}
-
-impl Params {
-    fn parse(raw: Option<&str>, headers: &HeaderMap) -> Result<Params, ApiError> {
-        let mut params = Params { types: None, after: None };
-        for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            match k.as_ref() {
-                "types" => params.types = Some(parse_types(&v)?),
-                "after" => params.after = Some(parse_id("after", &v)?),
-                k => {
-                    return Err(ApiError::bad_param(
-                        &k.escape_debug().to_string(),
-                        "unknown query parameter (known: types, after)",
-                    ))
-                }
+/// What a request asks for: `?types=` and `?after=`, or the `Last-Event-ID` header, which wins.
+fn parse(raw: Option<&str>, headers: &HeaderMap) -> Result<events::Request, ApiError> {
+    let mut request = events::Request::default();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "types" => {
+                request.types =
+                    Some(events::type_filter(v.split(',').map(str::trim).filter(|t| !t.is_empty()))?)
+            }
+            "after" => request.after = Some(parse_id("after", &v)?),
+            k => {
+                return Err(ApiError::bad_param(
+                    &k.escape_debug().to_string(),
+                    "unknown query parameter (known: types, after)",
+                ))
             }
         }
-        if let Some(v) = headers.get("last-event-id") {
-            let v = v.to_str().map_err(|_| ApiError::bad_param("Last-Event-ID", "must be an event id"))?;
-            // An empty value is how a client says "no last event" (per the SSE spec's reset).
-            if !v.trim().is_empty() {
-                params.after = Some(parse_id("Last-Event-ID", v)?);
-            }
-        }
-        Ok(params)
     }
-}
-
-fn parse_types(v: &str) -> Result<Vec<String>, ApiError> {
-    let mut types: Vec<String> = vec![];
-    for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        if !events::TYPES.contains(&t) {
-            return Err(ApiError::bad_param(
-                "types",
-                format!("unknown event type {:?} (known: {})", t, events::TYPES.join(", ")),
-            ));
-        }
-        if !types.iter().any(|have| have == t) {
-            types.push(t.to_owned());
+    if let Some(v) = headers.get("last-event-id") {
+        let v = v.to_str().map_err(|_| ApiError::bad_param("Last-Event-ID", "must be an event id"))?;
+        // An empty value is how a client says "no last event" (per the SSE spec's reset).
+        if !v.trim().is_empty() {
+            request.after = Some(parse_id("Last-Event-ID", v)?);
         }
     }
-    if types.is_empty() {
-        return Err(ApiError::bad_param("types", "names no event type"));
-    }
-    Ok(types)
+    Ok(request)
 }
 
 fn parse_id(name: &str, v: &str) -> Result<i64, ApiError> {
@@ -130,97 +90,6 @@ fn parse_id(name: &str, v: &str) -> Result<i64, ApiError> {
         .ok()
         .filter(|id| *id >= 0)
         .ok_or_else(|| ApiError::bad_param(name, "must be an event id"))
-}
-
-/// One response's position in the feed.
-struct Cursor {
-    state: AppState,
-    live: Receiver<Arc<Batch>>,
-    /// Every event with an id up to this one was sent or filtered out.
-    last: i64,
-    types: Option<Vec<String>>,
-    /// Read, not yet sent.
-    queue: VecDeque<Event>,
-    /// Reading from the table is under way, up to this id (`Some(None)`: up to the newest).
-    pending: Option<Option<i64>>,
-}
-
-impl Cursor {
-    fn into_stream(self) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-        futures::stream::unfold(self, |mut cursor| async move {
-            let stopped = cursor.state.wakeups.clone();
-            let next = tokio::select! {
-                next = cursor.next() => next,
-                // The process is stopping: end the response (the client resumes elsewhere).
-                () = stopped.feed().stopped() => return None,
-            };
-            match next {
-                Ok(Some(event)) => Some((Ok(sse(&event)), cursor)),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "change feed stream ended; the client resumes with Last-Event-ID");
-                    None
-                }
-            }
-        })
-    }
-
-    fn wants(&self, event: &Event) -> bool {
-        self.types.as_ref().is_none_or(|types| types.contains(&event.kind))
-    }
-
-    /// The next event to send; `None` when the feed is gone.
-    async fn next(&mut self) -> Result<Option<Event>, ApiError> {
-        loop {
-            if let Some(event) = self.queue.pop_front() {
-                return Ok(Some(event));
-            }
-            if let Some(upto) = self.pending {
-                self.read_stored(upto).await?;
-                continue;
-            }
-            match self.live.recv().await {
-                Ok(batch) => {
-                    if batch.after > self.last {
-                        // Events before this batch that this response has not seen (it subscribed
-                        // before the feed started, or fell behind): read them first.
-                        self.pending = Some(Some(batch.after));
-                        while self.pending.is_some() {
-                            self.read_stored(Some(batch.after)).await?;
-                        }
-                    }
-                    for event in &batch.events {
-                        if event.id > self.last {
-                            self.last = event.id;
-                            if self.wants(event) {
-                                self.queue.push_back(event.clone());
-                            }
-                        }
-                    }
-                }
-                // Too slow for the broadcast: what was missed is in the table.
-                Err(RecvError::Lagged(_)) => self.pending = Some(None),
-                Err(RecvError::Closed) => return Ok(None),
-            }
-        }
-    }
-
-    /// Reads one page of stored events after `last` (up to `upto`) into the queue.
-    async fn read_stored(&mut self, upto: Option<i64>) -> Result<(), ApiError> {
-        let page = events::after(&self.state.pool, self.last, upto, self.types.as_deref(), PAGE).await?;
-        let full = page.len() as i64 == PAGE;
-        if let Some(last) = page.last() {
-            self.last = last.id;
-        }
-        self.queue.extend(page);
-        if !full {
-            self.pending = None;
-            if let Some(upto) = upto {
-                self.last = self.last.max(upto);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// An event as sent: `id`, `event` and `data` (its fields, with `id` and `type`).
@@ -243,17 +112,17 @@ mod tests {
     fn the_last_event_id_header_wins_over_the_after_parameter() {
         let mut headers = HeaderMap::new();
         headers.insert("last-event-id", HeaderValue::from_static("42"));
-        let p = Params::parse(Some("after=7&types=agent.lost,agent.lost"), &headers).expect("valid");
-        assert_eq!(p, Params { types: Some(vec!["agent.lost".to_owned()]), after: Some(42) });
+        let p = parse(Some("after=7&types=agent.lost,agent.lost"), &headers).expect("valid");
+        assert_eq!(p, events::Request { types: Some(vec!["agent.lost".to_owned()]), after: Some(42) });
     }
 
     #[test]
     fn unknown_types_and_bad_ids_are_refused() {
         let none = HeaderMap::new();
-        assert!(Params::parse(Some("types=machine.exploded"), &none).is_err());
-        assert!(Params::parse(Some("types=,"), &none).is_err());
-        assert!(Params::parse(Some("after=-1"), &none).is_err());
-        assert!(Params::parse(Some("after=x"), &none).is_err());
-        assert!(Params::parse(Some("since=1"), &none).is_err());
+        assert!(parse(Some("types=machine.exploded"), &none).is_err());
+        assert!(parse(Some("types=,"), &none).is_err());
+        assert!(parse(Some("after=-1"), &none).is_err());
+        assert!(parse(Some("after=x"), &none).is_err());
+        assert!(parse(Some("since=1"), &none).is_err());
     }
 }

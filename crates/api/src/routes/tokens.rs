@@ -1,103 +1,22 @@
 //! `/v1/tokens` (admin) and `/v1/machines/{id}/agent-token` (operator): tokens are shown once.
+//!
+//! The use cases are [`hotpatch_app::tokens`]; this module mints the secret in the bearer format
+//! of [`crate::auth`] and puts a created token's credential into this replica's cache.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use hotpatch_domain::validation::has_control;
-use hotpatch_domain::Role;
-use hotpatch_store::tokens::{self, Credential, NewToken, Token};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use hotpatch_app::tokens::{self, CreateAgentToken, CreateToken, CreatedToken, Issued, NewSecret, TokenView};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::{mint, Admin, Operator};
-use crate::error::{ApiError, OrNotFound, Problem};
+use crate::auth::{mint, remember_created, Admin, Operator};
+use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, OptionalJson};
 use crate::pagination::{page, Page, PageParams};
 use crate::AppState;
-
-/// A token to create.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    /// What the token is for (1–200 characters).
-    pub name: String,
-    /// admin, operator, ci or reader (agent tokens come from `POST /v1/machines/{id}/agent-token`).
-    pub role: Role,
-    /// When it stops working; never when absent.
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Options of an agent token.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAgentToken {
-    /// Name; defaults to `agent <machine name>`.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// When it stops working; never when absent.
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// A token as listed; never carries the secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenView {
-    /// Identifier.
-    pub id: Uuid,
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// Bound machine (agent tokens).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub machine_id: Option<Uuid>,
-    /// Whether this is the `HOTPATCH_ADMIN_TOKEN` bootstrap token.
-    pub bootstrap: bool,
-    /// Expiry.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A created token: `token` is shown this once and never again.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
-    /// Identifier.
-    pub id: Uuid,
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// Bound machine (agent tokens).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub machine_id: Option<Uuid>,
-    /// The bearer token. Store it now: only its hash is kept.
-    pub token: String,
-    /// Expiry.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Token> for TokenView {
-    fn from(t: Token) -> Self {
-        TokenView {
-            id: t.id,
-            name: t.name,
-            role: t.role,
-            machine_id: t.machine_id,
-            bootstrap: t.bootstrap,
-            expires_at: t.expires_at,
-            created_at: t.created_at,
-        }
-    }
-}
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -107,55 +26,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_agent_token))
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    let n = name.chars().count();
-    if name.trim().is_empty() || n > 200 || has_control(name) {
-        return Err(ApiError::field("name", "must be 1–200 characters, without control characters"));
-    }
-    Ok(())
-}
-
-fn check_expiry(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), ApiError> {
-    if expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::field("expires_at", "must be in the future"));
-    }
-    Ok(())
-}
-
-async fn issue(
-    state: &AppState,
-    name: &str,
-    role: Role,
-    machine_id: Option<Uuid>,
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<Response, ApiError> {
+/// A new secret in the bearer format of [`crate::auth`].
+fn new_secret() -> NewSecret {
     let m = mint();
-    let generation = state.wakeups.token_generation();
-    let t = tokens::insert(
-        &state.pool,
-        &NewToken { id: m.id, name, role, secret_hash: &m.secret_hash, machine_id, expires_at },
-    )
-    .await?;
-    let credential = Credential {
-        id: t.id,
-        role,
-        secret_hash: m.secret_hash.to_vec(),
-        machine_id,
-        expires_at: t.expires_at,
-    };
-    crate::auth::remember_created(state, credential, generation);
-    tracing::info!(token_id = %t.id, role = <&'static str>::from(role), "token created");
-    let body = CreatedToken {
-        id: t.id,
-        name: t.name,
-        role: t.role,
-        machine_id: t.machine_id,
-        token: m.token,
-        expires_at: t.expires_at,
-        created_at: t.created_at,
-    };
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/v1/tokens/{}", t.id))], Json(body))
-        .into_response())
+    NewSecret { id: m.id, token: m.token, secret_hash: m.secret_hash }
+}
+
+/// 201 with the token (also in `Location`); its credential is cached here, so its first use on
+/// this replica (say an agent's first claim) reads no database.
+fn created(state: &AppState, issued: Issued) -> Response {
+    remember_created(state, issued.credential, issued.generation);
+    let location = format!("/v1/tokens/{}", issued.created.id);
+    (StatusCode::CREATED, [(header::LOCATION, location)], Json(issued.created)).into_response()
 }
 
 /// Create an API token for a person or a pipeline; the secret is in this answer only.
@@ -168,15 +50,8 @@ async fn create_token(
     _: Admin,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> Result<Response, ApiError> {
-    check_name(&req.name)?;
-    check_expiry(req.expires_at, state.clock.now())?;
-    if req.role == Role::Agent {
-        return Err(ApiError::field(
-            "role",
-            "agent tokens are bound to a machine: use POST /v1/machines/{id}/agent-token",
-        ));
-    }
-    issue(&state, &req.name, req.role, None, req.expires_at).await
+    let issued = tokens::create(&state, req, new_secret()).await?;
+    Ok(created(&state, issued))
 }
 
 /// List tokens (without secrets).
@@ -191,8 +66,8 @@ async fn list_tokens(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Page<TokenView>>, ApiError> {
     let p = PageParams::from_query(raw.as_deref(), &[])?;
-    let rows = tokens::list(&state.pool, p.after, p.limit + 1).await?;
-    Ok(Json(page(rows, p.limit, |t| t.id, TokenView::from)))
+    let views = tokens::list(&state, p.after, p.limit + 1).await?;
+    Ok(Json(page(views, p.limit, |t| t.id, |t| t)))
 }
 
 /// One token (without its secret).
@@ -206,8 +81,7 @@ async fn get_token(
     _: Admin,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<TokenView>, ApiError> {
-    let t = tokens::get(&state.pool, id).await.or_not_found(|| format!("no token with id {id}"))?;
-    Ok(Json(t.into()))
+    Ok(Json(tokens::get(&state, id).await?))
 }
 
 /// Revoke a token: it stops working at once.
@@ -220,8 +94,7 @@ async fn delete_token(
     _: Admin,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    tokens::delete(&state.pool, id).await.or_not_found(|| format!("no token with id {id}"))?;
-    tracing::info!(token_id = %id, "token revoked");
+    tokens::revoke(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -237,16 +110,6 @@ async fn create_agent_token(
     ApiPath(id): ApiPath<Uuid>,
     OptionalJson(req): OptionalJson<CreateAgentToken>,
 ) -> Result<Response, ApiError> {
-    let machine = hotpatch_store::machines::get(&state.pool, id)
-        .await
-        .or_not_found(|| format!("no machine with id {id}"))?;
-    let name = req.name.unwrap_or_else(|| format!("agent {}", machine.spec.name));
-    check_name(&name)?;
-    check_expiry(req.expires_at, state.clock.now())?;
-    // The machine now has an agent: its periodic assessment starts, the first one soon (spread
-    // over five minutes so a fleet enrolled at once is not assessed at once).
-    let first =
-        state.clock.now() + chrono::TimeDelta::seconds(rand::Rng::gen_range(&mut rand::thread_rng(), 0..300));
-    hotpatch_store::agents::ensure(&state.pool, id, first).await?;
-    issue(&state, &name, Role::Agent, Some(id), req.expires_at).await
+    let issued = tokens::create_agent_token(&state, id, req, new_secret()).await?;
+    Ok(created(&state, issued))
 }

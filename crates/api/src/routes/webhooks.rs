@@ -1,19 +1,12 @@
 //! `/v1/webhooks` (operator): subscribe a URL to change-feed event types, list, read, delete, and
-//! each webhook's delivery log. Deliveries are signed and retried (see [`crate::webhooks`]).
+//! each webhook's delivery log ([`hotpatch_app::webhooks::subscriptions`]). Deliveries are signed
+//! and retried (see [`hotpatch_app::webhooks::delivery`]).
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use hotpatch_domain::validation::has_control;
-use hotpatch_domain::FieldError;
-use hotpatch_store::events::TYPES;
-use hotpatch_store::webhooks::{self, Delivery, NewWebhook, Webhook};
-use hotpatch_store::StoreError;
-use rand::RngCore as _;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use hotpatch_app::webhooks::subscriptions::{self, DeliveryLog, WebhookList, WebhookRequest, WebhookView};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -23,157 +16,12 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
 
-/// Deliveries a log answer lists at most.
-const LOG_LIMIT: i64 = 1_000;
-
-/// A webhook to create.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookRequest {
-    /// Where to POST deliveries (`http://` or `https://`).
-    #[schema(example = "https://ops.example.com/hotpatch")]
-    pub url: String,
-    /// The event types to send (those of `GET /v1/events`).
-    #[schema(example = json!(["operation.finished", "rollout.halted"]))]
-    pub event_types: Vec<String>,
-    /// What it is for.
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-/// A webhook.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookView {
-    /// Identifier.
-    pub id: Uuid,
-    /// Target URL.
-    pub url: String,
-    /// Event types sent.
-    pub event_types: Vec<String>,
-    /// What it is for.
-    pub description: Option<String>,
-    /// The token that created it.
-    pub created_by: Option<Uuid>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// The HMAC-SHA256 key of the `Hotpatch-Signature` header: only in the answer to its creation.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-impl From<Webhook> for WebhookView {
-    fn from(w: Webhook) -> Self {
-        WebhookView {
-            id: w.id,
-            url: w.url,
-            event_types: w.event_types,
-            description: w.description,
-            created_by: w.created_by,
-            created_at: w.created_at,
-            secret: None,
-        }
-    }
-}
-
-/// Webhooks.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookList {
-    /// Every webhook, oldest first.
-    pub items: Vec<WebhookView>,
-}
-
-/// One delivery and its last attempt.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryView {
-    /// Identifier (the `Hotpatch-Delivery` header).
-    pub id: Uuid,
-    /// The change-feed event delivered.
-    pub event_id: i64,
-    /// Its type.
-    pub event_type: String,
-    /// `queued`, `delivering`, `succeeded` or `failed` (out of attempts).
-    pub state: String,
-    /// Attempts made.
-    pub attempt: i32,
-    /// Attempts it gets.
-    pub max_attempts: i32,
-    /// When it is tried next (queued ones).
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// The receiver's HTTP status at the last attempt (`null`: no answer).
-    pub last_status: Option<i32>,
-    /// What went wrong at the last attempt.
-    pub last_error: Option<String>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-    /// Delivered or given up.
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<Delivery> for DeliveryView {
-    fn from(d: Delivery) -> Self {
-        DeliveryView {
-            id: d.id,
-            event_id: d.event_id,
-            event_type: d.event_type,
-            next_attempt_at: (d.state == "queued").then_some(d.run_after),
-            state: d.state,
-            attempt: d.attempt,
-            max_attempts: d.max_attempts,
-            last_status: d.last_status,
-            last_error: d.last_error,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-            finished_at: d.finished_at,
-        }
-    }
-}
-
-/// A webhook's delivery log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryLog {
-    /// Its latest deliveries, newest first (at most 1,000).
-    pub items: Vec<DeliveryView>,
-}
-
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_webhook, list_webhooks))
         .routes(routes!(get_webhook, delete_webhook))
         .routes(routes!(webhook_deliveries))
-}
-
-fn check(req: &WebhookRequest) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    let scheme_ok = req.url.starts_with("http://") || req.url.starts_with("https://");
-    let parsed = reqwest::Url::parse(&req.url);
-    if !scheme_ok || req.url.len() > 2048 || parsed.as_ref().map_or(true, |u| u.host_str().is_none()) {
-        errors.push(FieldError::new(
-            "url",
-            "must be an http:// or https:// URL with a host, at most 2,048 characters",
-        ));
-    }
-    if req.event_types.is_empty() {
-        errors.push(FieldError::new("event_types", format!("name at least one of {}", TYPES.join(", "))));
-    }
-    for (i, t) in req.event_types.iter().enumerate() {
-        if !TYPES.contains(&t.as_str()) {
-            errors.push(FieldError::new(
-                format!("event_types[{i}]"),
-                format!("'{}' is not one of {}", t.escape_debug(), TYPES.join(", ")),
-            ));
-        }
-    }
-    if req.description.as_deref().is_some_and(|d| d.chars().count() > 500 || has_control(d)) {
-        errors.push(FieldError::new("description", "at most 500 characters, without control characters"));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Unprocessable { detail: "the webhook is invalid".to_owned(), errors })
-    }
 }
 
 /// Subscribes a URL to event types: 201 with the webhook and its signing `secret` (shown once;
@@ -185,28 +33,10 @@ fn check(req: &WebhookRequest) -> Result<(), ApiError> {
 async fn create_webhook(
     State(state): State<AppState>,
     Operator(principal): Operator,
-    ApiJson(mut req): ApiJson<WebhookRequest>,
+    ApiJson(req): ApiJson<WebhookRequest>,
 ) -> Result<Response, ApiError> {
-    check(&req)?;
-    req.event_types.sort();
-    req.event_types.dedup();
-    let mut key = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    let secret: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let id = Uuid::now_v7();
-    let new = NewWebhook {
-        id,
-        url: &req.url,
-        event_types: &req.event_types,
-        secret: &secret,
-        description: req.description.as_deref(),
-        created_by: Some(principal.token_id),
-    };
-    let created = webhooks::create(&state.pool, &new, state.clock.now()).await?;
-    tracing::info!(webhook_id = %id, url = %created.url, "webhook created");
-    let location = HeaderValue::from_str(&format!("/v1/webhooks/{id}"))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let view = WebhookView { secret: Some(secret), ..WebhookView::from(created) };
+    let view = subscriptions::create(&state, principal.token_id, req).await?;
+    let location = format!("/v1/webhooks/{}", view.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
 }
 
@@ -215,15 +45,7 @@ async fn create_webhook(
     responses((status = 200, description = "The webhooks", body = WebhookList)),
     security(("bearer" = [])))]
 async fn list_webhooks(State(state): State<AppState>, _: Operator) -> Result<Json<WebhookList>, ApiError> {
-    let items = webhooks::list(&state.pool).await?.into_iter().map(WebhookView::from).collect();
-    Ok(Json(WebhookList { items }))
-}
-
-fn not_found(id: Uuid) -> impl FnOnce(StoreError) -> ApiError {
-    move |e| match e {
-        StoreError::NotFound => ApiError::NotFound(format!("no webhook {id}")),
-        e => e.into(),
-    }
+    Ok(Json(subscriptions::list(&state).await?))
 }
 
 /// One webhook (without its secret).
@@ -237,7 +59,7 @@ async fn get_webhook(
     _: Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    Ok(Json(webhooks::get(&state.pool, id).await.map_err(not_found(id))?.into()))
+    Ok(Json(subscriptions::get(&state, id).await?))
 }
 
 /// Deletes a webhook with its delivery log; deliveries not yet sent are dropped.
@@ -251,8 +73,7 @@ async fn delete_webhook(
     _: Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    webhooks::delete(&state.pool, id).await.map_err(not_found(id))?;
-    tracing::info!(webhook_id = %id, "webhook deleted");
+    subscriptions::delete(&state, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -268,7 +89,5 @@ async fn webhook_deliveries(
     _: Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<DeliveryLog>, ApiError> {
-    webhooks::get(&state.pool, id).await.map_err(not_found(id))?;
-    let items = webhooks::deliveries(&state.pool, id, LOG_LIMIT).await?.into_iter().map(Into::into).collect();
-    Ok(Json(DeliveryLog { items }))
+    Ok(Json(subscriptions::deliveries(&state, id).await?))
 }

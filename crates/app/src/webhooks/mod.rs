@@ -2,3 +2,4 @@
 //! retried delivery ([`delivery`]).
 
 pub mod delivery;
+pub mod subscriptions;

@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, OrNotFound};
-use crate::routes::operations::MAX_SELECTED;
 use crate::AppState;
+use hotpatch_app::operations::MAX_SELECTED;
 
 /// Automatic installs must be done this long after the release (DESIGN §1).
 pub const DEADLINE_DAYS: i64 = 30;

@@ -1,0 +1,104 @@
+//! "Assess now": one machine, or every machine a selector names (`{}` is the whole fleet). Each
+//! request is one operation whose assessment jobs run ahead of the periodic ones; a machine with an
+//! assessment already queued joins it instead of getting a second one.
+
+use hotpatch_domain::operation::{Operation, OperationKind, Selector};
+use hotpatch_store::{jobs, machines, operations};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::idempotency::{self, Caller, Request, Started};
+use super::{MAX_RESULTS, MAX_SELECTED};
+use crate::error::{AppError, OrNotFound};
+use crate::App;
+
+/// Priority of an assessment someone asked for: ahead of the periodic ones (0).
+pub const ASSESS_NOW_PRIORITY: i16 = 10;
+/// Most labels a selector may name.
+pub const MAX_LABELS: usize = 50;
+/// Most regions a selector may name.
+pub const MAX_REGIONS: usize = 500;
+
+/// Assesses one machine now: the operation to poll (a 404 when there is no such machine).
+pub async fn machine(app: &App, caller: &Caller, machine_id: Uuid) -> Result<Operation, AppError> {
+    let path = format!("/v1/machines/{machine_id}/assess");
+    let body = json!({ "machine_ids": [machine_id] });
+    start(app, caller, &path, body, async |tx| {
+        machines::get(&mut *tx, machine_id)
+            .await
+            .or_not_found(|| format!("no machine with id {machine_id}"))?;
+        Ok(vec![machine_id])
+    })
+    .await
+}
+
+/// Assesses every machine the selector names: the operation to poll. A 422 names unknown
+/// machine ids, a selector that names no machine, or more than [`MAX_SELECTED`].
+pub async fn selected(app: &App, caller: &Caller, selector: Selector) -> Result<Operation, AppError> {
+    validate(&selector)?;
+    let body = serde_json::to_value(&selector).map_err(AppError::internal)?;
+    start(app, caller, "/v1/assessments", body, async |tx| select(tx, &selector).await).await
+}
+
+/// Creates an assess operation for the machines `machine_ids` finds (or finds the one its key
+/// made), enqueueing their assessments in the same transaction.
+async fn start(
+    app: &App,
+    caller: &Caller,
+    path: &str,
+    body: Value,
+    machine_ids: impl AsyncFnOnce(&mut PgConnection) -> Result<Vec<Uuid>, AppError>,
+) -> Result<Operation, AppError> {
+    let now = app.clock.now();
+    let mut tx = app.pool.begin().await?;
+    let request = Request { kind: OperationKind::Assess, path, body: &body, stored: &body };
+    let started = idempotency::start(&mut tx, caller, request, now).await?;
+    if let Started::New(id) = started {
+        let ids = machine_ids(&mut tx).await?;
+        jobs::enqueue_assessments(&mut tx, Some(id), &ids, ASSESS_NOW_PRIORITY, now).await?;
+        tracing::info!(operation_id = %id, machines = ids.len(), "assessment requested");
+    }
+    let view = operations::get(&mut tx, started.id(), MAX_RESULTS).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// The machines a selector names, in the caller's transaction.
+async fn select(tx: &mut PgConnection, selector: &Selector) -> Result<Vec<Uuid>, AppError> {
+    if let Some(ids) = &selector.machine_ids {
+        let unknown = operations::unknown_machines(&mut *tx, ids).await?;
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown.iter().take(20).map(Uuid::to_string).collect();
+            return Err(AppError::field(
+                "machine_ids",
+                format!("{} unknown machine id(s): {}", unknown.len(), list.join(", ")),
+            ));
+        }
+    }
+    let ids = operations::select_machines(&mut *tx, selector, MAX_SELECTED + 1).await?;
+    if ids.is_empty() {
+        return Err(AppError::field("selector", "names no machine"));
+    }
+    if ids.len() as i64 > MAX_SELECTED {
+        return Err(AppError::field(
+            "selector",
+            format!("names more than {MAX_SELECTED} machines; narrow it"),
+        ));
+    }
+    Ok(ids)
+}
+
+/// The selector's sizes, checked before any database work.
+fn validate(s: &Selector) -> Result<(), AppError> {
+    if s.machine_ids.as_ref().is_some_and(|ids| ids.len() as i64 > MAX_SELECTED) {
+        return Err(AppError::field("machine_ids", format!("at most {MAX_SELECTED} ids")));
+    }
+    if s.labels.as_ref().is_some_and(|l| l.len() > MAX_LABELS) {
+        return Err(AppError::field("labels", format!("at most {MAX_LABELS} labels")));
+    }
+    if s.regions.as_ref().is_some_and(|r| r.len() > MAX_REGIONS) {
+        return Err(AppError::field("regions", format!("at most {MAX_REGIONS} regions")));
+    }
+    Ok(())
+}

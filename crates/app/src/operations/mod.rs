@@ -1,0 +1,21 @@
+//! Operations: what a client asked to be done to machines now (assess, install, roll back), each
+//! one row that clients poll and that ends when its jobs do.
+//!
+//! This module owns starting them ([`assess`], [`install`], [`rollback`]), the `Idempotency-Key`
+//! rule they share ([`idempotency`]), the one install, rollback or reboot a machine runs at a time
+//! ([`disruptive`]), and reading one, long-polled until it changes ([`waiting`]).
+
+pub mod assess;
+pub mod disruptive;
+pub mod idempotency;
+pub mod install;
+pub mod rollback;
+pub mod waiting;
+
+pub use idempotency::Caller;
+pub use waiting::{get, MAX_WAIT_SECS};
+
+/// At most this many machines per bulk request.
+pub const MAX_SELECTED: i64 = 100_000;
+/// Per-machine results listed in an operation view.
+pub const MAX_RESULTS: i64 = 1_000;
