@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clock;
 pub mod duties;
 pub mod error;
+pub mod fleet;
 pub mod json;
 pub mod queue;
 pub mod rollouts;
