@@ -12,6 +12,7 @@ pub mod clock;
 pub mod duties;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod json;
 pub mod operations;
 pub mod queue;

@@ -24,6 +24,7 @@ macro_rules! serde_as_string {
 
 pub mod auth;
 pub mod eligibility;
+pub mod fleet;
 pub mod job;
 pub mod machine;
 pub mod object_only;
@@ -39,6 +40,7 @@ pub use eligibility::{
     assess, supported_skus, Eligibility, EligibilityRejection, Reason, ReasonCode, RegionCapabilities,
     SUPPORTED_IMAGES,
 };
+pub use fleet::Machine;
 pub use machine::{
     takes_hotpatches, Edition, Enrollment, HotpatchStatus, Image, ImageKind, MachinePatch, MachineSpec,
     OrchestrationMode, OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,

@@ -13,24 +13,9 @@ use uuid::Uuid;
 
 use crate::error::{unique_violation, StoreError};
 
-/// A machine as stored: the operator's spec and what the service derived from it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Machine {
-    /// Identifier (uuid v7).
-    pub id: Uuid,
-    /// What the operator registered.
-    pub spec: MachineSpec,
-    /// The eligibility rules' verdict at the last write.
-    pub eligibility: Eligibility,
-    /// Hotpatch status as lists filter on it.
-    pub hotpatch_status: HotpatchStatus,
-    /// Arc preview enrollment (Arc machines only).
-    pub enrollment: Option<Enrollment>,
-    /// When it was registered.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
+/// A machine as stored is the domain's [`hotpatch_domain::Machine`]; this path stays for the
+/// callers that name it here.
+pub use hotpatch_domain::Machine;
 
 /// A machine to write: the spec plus its derived state.
 #[derive(Debug, Clone)]

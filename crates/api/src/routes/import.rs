@@ -1,118 +1,28 @@
-//! `POST /v1/machines/import`: up to 10,000 machines in one request, all or nothing.
+//! `POST /v1/machines/import`: up to 10,000 machines in one request, all or nothing (the use
+//! case is `hotpatch_app::fleet::import`).
 //!
 //! Every item is checked before anything is written, so one answer lists every bad
 //! item by index; then the whole batch goes in with one statement.
-
-use std::collections::HashMap;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hotpatch_domain::{HotpatchStatus, MachineSpec, ObjectOnly, RegionCapabilities};
-use hotpatch_store::machines::{self, MachineWrite};
-use hotpatch_store::regions;
-use serde::{Deserialize as _, Serialize};
-use utoipa::ToSchema;
+use hotpatch_app::fleet::import::{self, ImportResult};
+use hotpatch_domain::MachineSpec;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::Operator;
-use crate::error::{ApiError, ItemError, Problem};
-use crate::extract::{field_error, json_body, parse_json};
-use crate::routes::machines::{derive, write, Derived};
+use crate::error::{ApiError, Problem};
+use crate::extract::{json_body, parse_json};
 use crate::AppState;
-
-/// Most machines one import may carry.
-pub const MAX_IMPORT: usize = 10_000;
-
-/// One imported machine.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportedMachine {
-    /// Index in the request array.
-    pub index: usize,
-    /// New identifier.
-    pub id: Uuid,
-    /// Name.
-    pub name: String,
-    /// Hotpatch status.
-    pub hotpatch_status: HotpatchStatus,
-    /// Whether the machine is eligible for hotpatch.
-    pub eligible: bool,
-}
-
-/// Result of an import.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportResult {
-    /// How many machines were registered.
-    pub imported: usize,
-    /// The machines, in request order.
-    pub items: Vec<ImportedMachine>,
-}
 
 /// The route of this module, with the larger body limit imports need.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(import_machines))
         .layer(axum::extract::DefaultBodyLimit::max(crate::IMPORT_BODY_LIMIT))
-}
-
-/// An item that passed every check.
-struct Valid {
-    index: usize,
-    spec: MachineSpec,
-    derived: Derived,
-}
-
-fn conflict(index: usize, message: String) -> ItemError {
-    ItemError { index, field: "name".to_owned(), message, code: Some("conflict".to_owned()) }
-}
-
-/// Checks every item (shape, fields, eligibility, names unique within the import) without
-/// touching the database; returns the valid items and every problem of the others.
-fn check_items(items: Vec<serde_json::Value>, caps: &RegionCapabilities) -> (Vec<Valid>, Vec<ItemError>) {
-    let mut errors = Vec::new();
-    let mut valid = Vec::with_capacity(items.len());
-    let mut first_index: HashMap<String, usize> = HashMap::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let mut track = serde_path_to_error::Track::new();
-        let tracked = serde_path_to_error::Deserializer::new(item, &mut track);
-        let spec = match MachineSpec::deserialize(ObjectOnly(tracked)) {
-            Ok(s) => s,
-            Err(e) => {
-                let fe = field_error(&track.path().to_string(), &e);
-                errors.push(ItemError { index, field: fe.field, message: fe.message, code: None });
-                continue;
-            }
-        };
-        if let Some(first) = first_index.get(&spec.name) {
-            errors.push(conflict(index, format!("'{}' is also the name of item {first}", spec.name)));
-        } else {
-            first_index.insert(spec.name.clone(), index);
-        }
-        match derive(&spec, caps, None) {
-            Ok(derived) => valid.push(Valid { index, spec, derived }),
-            Err(ApiError::Unprocessable { errors: fe, .. }) => {
-                errors.extend(fe.into_iter().map(|f| ItemError {
-                    index,
-                    field: f.field,
-                    message: f.message,
-                    code: None,
-                }))
-            }
-            Err(ApiError::Ineligible(r)) => errors.push(ItemError {
-                index,
-                field: "hotpatch_enabled".to_owned(),
-                message: r.detail,
-                code: Some(<&'static str>::from(r.code).to_owned()),
-            }),
-            Err(other) => {
-                errors.push(ItemError { index, field: String::new(), message: other.to_string(), code: None })
-            }
-        }
-    }
-    (valid, errors)
 }
 
 /// Register up to 10,000 machines at once: all or nothing; errors carry the item index.
@@ -128,55 +38,9 @@ async fn import_machines(
     _: Operator,
     request: Request,
 ) -> Result<Response, ApiError> {
+    // Items are parsed one by one by the service, so that every bad item is named by index.
     let body = json_body(request, &()).await?;
     let items: Vec<serde_json::Value> = parse_json(&body)?;
-    let total = items.len();
-    if total > MAX_IMPORT {
-        return Err(ApiError::field(
-            "body",
-            format!("an import holds at most {MAX_IMPORT} machines, got {total}"),
-        ));
-    }
-    if total == 0 {
-        return Err(ApiError::field("body", "an import needs at least one machine"));
-    }
-    let caps = regions::capabilities(&state.pool).await?;
-    let (valid, mut errors) = check_items(items, &caps);
-
-    let mut tx = state.pool.begin().await?;
-    let names: Vec<String> = valid.iter().map(|v| v.spec.name.clone()).collect();
-    let taken = machines::taken_names(&mut *tx, &names).await?;
-    errors.extend(
-        valid
-            .iter()
-            .filter(|v| taken.contains(&v.spec.name))
-            .map(|v| conflict(v.index, format!("a machine named '{}' already exists", v.spec.name))),
-    );
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.index);
-        let conflict_only = errors.iter().all(|e| e.code.as_deref() == Some("conflict"));
-        let mut bad: Vec<usize> = errors.iter().map(|e| e.index).collect();
-        bad.dedup();
-        return Err(ApiError::ImportRejected {
-            detail: format!("{} of {total} machines are invalid; nothing was imported", bad.len()),
-            errors,
-            conflict_only,
-        });
-    }
-    let writes: Vec<MachineWrite<'_>> = valid.iter().map(|v| write(&v.spec, &v.derived)).collect();
-    let inserted = machines::insert_many(&mut tx, &writes).await?;
-    tx.commit().await?;
-    tracing::info!(count = inserted.len(), "machines imported");
-    let items: Vec<ImportedMachine> = valid
-        .iter()
-        .zip(inserted)
-        .map(|(v, m)| ImportedMachine {
-            index: v.index,
-            id: m.id,
-            name: m.spec.name,
-            hotpatch_status: m.hotpatch_status,
-            eligible: v.derived.eligibility.eligible,
-        })
-        .collect();
-    Ok((StatusCode::CREATED, Json(ImportResult { imported: items.len(), items })).into_response())
+    let result = import::import(&state, items).await?;
+    Ok((StatusCode::CREATED, Json(result)).into_response())
 }

@@ -1,54 +1,19 @@
-//! `/v1/regions`: which regions offer Windows Server 2025 Azure Edition (data, not code).
+//! `/v1/regions`: which regions offer Windows Server 2025 Azure Edition (data, not code); the
+//! use cases are `hotpatch_app::fleet::regions`'s.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
+use hotpatch_app::fleet::regions::{self, PutRegion, RegionView};
 use hotpatch_domain::validation::is_identifier;
-use hotpatch_store::regions::{self, Region};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Admin, Reader};
-use crate::error::{ApiError, OrNotFound, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::Page;
-use crate::routes::machines::reevaluate_region;
 use crate::AppState;
-
-/// A region's capabilities.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RegionView {
-    /// Region name, e.g. `uksouth`.
-    pub name: String,
-    /// Whether Windows Server 2025 Azure Edition images are available there.
-    pub windows_server_2025_azure_edition: bool,
-    /// When it was first recorded.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Region> for RegionView {
-    fn from(r: Region) -> Self {
-        RegionView {
-            name: r.name,
-            windows_server_2025_azure_edition: r.windows_server_2025_azure_edition,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-/// The capabilities to set on a region.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PutRegion {
-    /// Whether Windows Server 2025 Azure Edition images are available there.
-    pub windows_server_2025_azure_edition: bool,
-}
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -60,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Every region (one page)", body = Page<RegionView>)),
     security(("bearer" = [])))]
 async fn list_regions(State(state): State<AppState>, _: Reader) -> Result<Json<Page<RegionView>>, ApiError> {
-    let items = regions::list(&state.pool).await?.into_iter().map(RegionView::from).collect();
+    let items = regions::list(&state).await?;
     Ok(Json(Page { items, next_cursor: None }))
 }
 
@@ -84,8 +49,7 @@ async fn get_region(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<RegionView>, ApiError> {
     region_name(&name)?;
-    let r = regions::get(&state.pool, &name).await.or_not_found(|| format!("no region named '{name}'"))?;
-    Ok(Json(r.into()))
+    Ok(Json(regions::get(&state, &name).await?))
 }
 
 /// Create or update a region. Machines whose eligibility depends on it are re-evaluated
@@ -103,10 +67,6 @@ async fn put_region(
     ApiJson(body): ApiJson<PutRegion>,
 ) -> Result<(StatusCode, Json<RegionView>), ApiError> {
     region_name(&name)?;
-    let mut tx = state.pool.begin().await?;
-    let (region, created) = regions::upsert(&mut *tx, &name, body.windows_server_2025_azure_edition).await?;
-    let reevaluated = reevaluate_region(&mut tx, &name).await?;
-    tx.commit().await?;
-    tracing::info!(region = %name, ws2025 = body.windows_server_2025_azure_edition, reevaluated, "region updated");
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(region.into())))
+    let (region, created) = regions::put(&state, &name, &body).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(region)))
 }
