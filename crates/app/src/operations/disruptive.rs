@@ -143,14 +143,3 @@ async fn replayed_payload<P: DeserializeOwned>(
         AppError::Internal(format!("payload of job {} of operation {operation_id}: {e}", job.id))
     })
 }
-
-/// Whether the machine takes hotpatches: requested, eligible and, on Arc (a preview enabled per
-/// machine), confirmed by the machine.
-pub fn takes_hotpatches(m: &Machine) -> bool {
-    hotpatch_domain::takes_hotpatches(
-        m.spec.hotpatch_enabled,
-        m.eligibility.eligible,
-        m.spec.platform,
-        m.enrollment,
-    )
-}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::disruptive::{self, takes_hotpatches};
+use super::disruptive;
 use super::idempotency::{Caller, Request};
 use crate::error::AppError;
 use crate::App;
@@ -102,7 +102,7 @@ pub async fn install_now(
         tracing::info!(%operation_id, %machine_id, ?reboot, "install now requested");
     }
     let mut operation = started.operation;
-    operation.warnings = install_warnings(takes_hotpatches(&started.machine), &started.payload);
+    operation.warnings = install_warnings(started.machine.takes_hotpatches(), &started.payload);
     Ok(operation)
 }
 

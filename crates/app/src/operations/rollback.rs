@@ -14,7 +14,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::disruptive::{self, takes_hotpatches};
+use super::disruptive;
 use super::idempotency::{Caller, Request};
 use crate::error::AppError;
 use crate::App;
@@ -57,7 +57,7 @@ async fn plan_rollback(tx: &mut PgConnection, machine: &Machine) -> Result<Rollb
     let installed = releases::patch_state(&mut *tx, machine.id).await?;
     let catalog = releases::catalog_of(&mut *tx, machine.spec.os).await?;
     let machine_state = MachineState {
-        hotpatch: takes_hotpatches(machine),
+        hotpatch: machine.takes_hotpatches(),
         current_baseline: installed.current_baseline,
         latest_installed: installed.latest_installed,
         reboot_pending: installed.reboot_pending,

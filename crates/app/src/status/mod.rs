@@ -116,17 +116,6 @@ fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Whether the machine takes hotpatches: requested, eligible and, on Arc (a preview enabled per
-/// machine), confirmed by the machine.
-fn takes_hotpatches(
-    enabled: bool,
-    eligible: bool,
-    platform: Platform,
-    enrollment: Option<Enrollment>,
-) -> bool {
-    hotpatch_domain::takes_hotpatches(enabled, eligible, platform, enrollment)
-}
-
 /// The hotpatch status the portal shows: the switch and the rules, and `needs_baseline` when a
 /// machine that takes hotpatches is not on the current baseline.
 fn hotpatch_status(eligible: bool, enabled: bool, takes: bool, cycle: &CycleStatus) -> HotpatchStatus {
@@ -153,7 +142,7 @@ fn status_of(
     let enrollment: Option<Enrollment> =
         i.enrollment.as_deref().map(|e| parse("machine.enrollment", e)).transpose()?;
     let zone: Timezone = parse("machine.timezone", &i.timezone)?;
-    let takes = takes_hotpatches(i.hotpatch_enabled, i.eligible, platform, enrollment);
+    let takes = hotpatch_domain::takes_hotpatches(i.hotpatch_enabled, i.eligible, platform, enrollment);
     let machine_state = MachineState {
         hotpatch: takes,
         current_baseline: i.current_baseline_id,
