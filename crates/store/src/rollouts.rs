@@ -42,7 +42,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 
 pub use control::{automatic_in_flight, cancel, pause, resume, Canceled, Transition};
-pub use create::{create, NewRollout};
+pub use create::{create, BatchRow, MachineRow, NewRollout, PlanRows};
 pub use dispatch::{
     cancel_queued_job, due_installs, evaluate_batches, lock_rollouts, mark_failed, mark_queued,
     missed_windows, open_batches, record_health, reschedule, sync_job_results, BatchEvent, BatchRef,

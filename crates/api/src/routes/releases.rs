@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use hotpatch_app::rollouts;
 use hotpatch_domain::validation::has_control;
 use hotpatch_domain::{Classification, FieldError, Month, OsVersion, ReleaseKind, ReleaseSpec, UpdateSpec};
 use hotpatch_scheduler::cycle::{check_publish, PublishRuleViolation};
@@ -25,7 +26,6 @@ use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, OrNotFound, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
-use crate::routes::rollouts;
 use crate::AppState;
 
 /// A release in the catalog.
