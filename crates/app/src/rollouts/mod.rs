@@ -13,6 +13,9 @@ pub mod plan_view;
 pub mod start;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use automatic::start_automatic;
 pub use control::{cancel, pause, resume};
 pub use hotpatch_store::rollouts::RolloutState;
