@@ -180,18 +180,6 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Names the missing resource in a store lookup's 404.
-pub(crate) trait OrNotFound<T> {
-    /// Turns `StoreError::NotFound` into a 404 whose detail is `what()`.
-    fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T, ApiError>;
-}
-
-impl<T> OrNotFound<T> for Result<T, StoreError> {
-    fn or_not_found(self, what: impl FnOnce() -> String) -> Result<T, ApiError> {
-        hotpatch_app::error::OrNotFound::or_not_found(self, what).map_err(ApiError::from)
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();

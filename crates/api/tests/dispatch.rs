@@ -70,7 +70,7 @@ async fn fleet(n: usize) -> Fleet {
         automatic: false,
         created_by: None,
         deadline: t0() + TimeDelta::days(30),
-        plan: &plan,
+        plan: &hotpatch_app::rollouts::rows(&plan).unwrap(),
     };
     rollouts::create(&mut conn, &new, t0()).await.unwrap();
     // Plan order: batch k holds the machine whose window comes k-th.

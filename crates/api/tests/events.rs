@@ -291,7 +291,7 @@ async fn a_rollout_halted_by_a_failed_install_is_an_event_with_its_reason() {
         automatic: false,
         created_by: None,
         deadline: t0() + TimeDelta::days(30),
-        plan: &plan,
+        plan: &hotpatch_app::rollouts::rows(&plan).unwrap(),
     };
     rollouts::create(&mut state.pool.acquire().await.unwrap(), &new, t0()).await.unwrap();
 

@@ -137,13 +137,14 @@ fn plan(release_id: Uuid, threshold: u32, batches: Vec<B<'_>>) -> RolloutPlan {
 /// Writes `plan` as a rollout created at `t0()`, due 30 days after.
 async fn start(pool: &PgPool, plan: &RolloutPlan, automatic: bool) -> Result<Rollout, StoreError> {
     let selector = serde_json::json!({ "regions": ["eastus"] });
+    let rows = hotpatch_app::rollouts::rows(plan).unwrap();
     let new = NewRollout {
         id: Uuid::now_v7(),
         selector: &selector,
         automatic,
         created_by: None,
         deadline: t0() + TimeDelta::days(30),
-        plan,
+        plan: &rows,
     };
     let mut tx = pool.begin().await.unwrap();
     let rollout = rollouts::create(&mut tx, &new, t0()).await?;

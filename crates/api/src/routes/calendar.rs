@@ -1,59 +1,17 @@
 //! `GET /v1/calendar?os=&year=`: the twelve months of a year, each published (the catalog's
-//! active release) or projected (the calendar rule's plan; projections are always planned).
+//! active release) or projected (the calendar rule's plan; projections are always planned); the
+//! HTTP side of [`hotpatch_app::catalog::calendar`].
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
-use hotpatch_domain::{Month, OsVersion, ReleaseKind};
-use hotpatch_scheduler::cycle::{calendar, MonthStatus};
-use hotpatch_store::releases;
-use serde::Serialize;
-use utoipa::ToSchema;
+use hotpatch_app::catalog::{self, CalendarView};
+use hotpatch_domain::OsVersion;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Reader;
 use crate::error::{ApiError, Problem};
-use crate::routes::releases::ReleaseRef;
 use crate::AppState;
-
-/// Published or projected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MonthStatusView {
-    /// The catalog has the month's release.
-    Published,
-    /// Nothing published yet: the calendar rule's plan.
-    Projected,
-}
-
-/// One month of the calendar.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CalendarMonthView {
-    /// `YYYY-MM`.
-    #[schema(value_type = String, example = "2025-01")]
-    pub month: Month,
-    /// Baseline or hotpatch.
-    pub kind: ReleaseKind,
-    /// `false` only for a published unplanned baseline.
-    pub planned: bool,
-    /// Published or projected.
-    pub status: MonthStatusView,
-    /// The month's active release, when published.
-    pub release: Option<ReleaseRef>,
-    /// Whether installing the month's release requires a reboot (baselines).
-    pub reboot_required: bool,
-}
-
-/// A year of the cycle for one OS.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CalendarView {
-    /// The OS.
-    pub os: OsVersion,
-    /// The year.
-    pub year: i32,
-    /// Its twelve months, January first.
-    pub months: Vec<CalendarMonthView>,
-}
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -112,20 +70,5 @@ async fn get_calendar(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<CalendarView>, ApiError> {
     let (os, year) = query(raw.as_deref())?;
-    let catalog = releases::catalog_of(&state.pool, os).await?;
-    let months = calendar(os, year, &state.settings.calendar, &catalog)
-        .into_iter()
-        .map(|m| CalendarMonthView {
-            month: m.month,
-            kind: m.kind,
-            planned: m.planned,
-            status: match m.status {
-                MonthStatus::Published => MonthStatusView::Published,
-                MonthStatus::Projected => MonthStatusView::Projected,
-            },
-            release: m.release.map(ReleaseRef::from),
-            reboot_required: m.reboot_required,
-        })
-        .collect();
-    Ok(Json(CalendarView { os, year, months }))
+    Ok(Json(catalog::calendar(&state, os, year).await?))
 }

@@ -1,110 +1,25 @@
 //! `/v1/releases` (the catalog of baselines and hotpatches, with the publishing rules) and
-//! `/v1/updates` (the updates hotpatch does not cover).
+//! `/v1/updates` (the updates hotpatch does not cover): the HTTP side of
+//! [`hotpatch_app::catalog`].
 //!
-//! Publishing reads the catalog under a per-OS lock, checks the rules (pure, in the scheduler)
-//! and inserts; a refused release is a 409 (it collides with the catalog) or a 422 (the rules
-//! forbid it), whose `detail` names the rule.
+//! A refused release is a 409 (it collides with the catalog) or a 422 (the rules forbid it),
+//! whose `detail` names the rule.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use hotpatch_domain::validation::has_control;
-use hotpatch_domain::{Classification, FieldError, Month, OsVersion, ReleaseKind, ReleaseSpec, UpdateSpec};
-use hotpatch_scheduler::cycle::{check_publish, PublishRuleViolation};
-use hotpatch_store::releases::{self, ReleaseFilter, StoredRelease, StoredUpdate, UpdateFilter};
-use hotpatch_store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
+use hotpatch_app::catalog::{self, ReleaseFilter, ReleaseView, UpdateFilter, UpdateView};
+use hotpatch_domain::{Classification, Month, OsVersion, ReleaseKind, ReleaseSpec, UpdateSpec};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{Operator, Reader};
-use crate::error::{ApiError, OrNotFound, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::pagination::{page, Page, PageParams};
-use crate::routes::rollouts;
 use crate::AppState;
-
-/// A release in the catalog.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReleaseView {
-    /// Identifier.
-    pub id: Uuid,
-    /// What was published.
-    #[serde(flatten)]
-    pub spec: ReleaseSpec,
-    /// The unplanned baseline that replaced this hotpatch; it then no longer applies.
-    pub superseded_by: Option<Uuid>,
-    /// Whether installing it requires a reboot (baselines).
-    pub reboot_required: bool,
-    /// When it was published here.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// The rollout its publication started (only in the answer to `POST /v1/releases`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub automatic_rollout_id: Option<Uuid>,
-}
-
-impl From<StoredRelease> for ReleaseView {
-    fn from(s: StoredRelease) -> Self {
-        ReleaseView {
-            id: s.release.id,
-            reboot_required: s.release.spec.kind.requires_reboot(),
-            spec: s.release.spec,
-            superseded_by: s.release.superseded_by,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            automatic_rollout_id: None,
-        }
-    }
-}
-
-pub use hotpatch_app::catalog::ReleaseRef;
-
-/// An update hotpatch does not cover.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UpdateView {
-    /// Identifier.
-    pub id: Uuid,
-    /// KB number.
-    #[schema(value_type = String, example = "KB5034685")]
-    pub kb: String,
-    /// Title.
-    pub title: String,
-    /// Classification.
-    pub classification: Classification,
-    /// The OS it is for; `null` for every OS.
-    pub os: Option<OsVersion>,
-    /// Whether installing it requires a reboot.
-    pub requires_reboot: bool,
-    /// Whether automatic patching installs it (critical and security only); the others are
-    /// listed as available and installed on request.
-    pub auto_installed: bool,
-    /// When it was released.
-    pub released_at: DateTime<Utc>,
-    /// When it was published here.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<StoredUpdate> for UpdateView {
-    fn from(u: StoredUpdate) -> Self {
-        UpdateView {
-            id: u.id,
-            kb: u.spec.kb.to_string(),
-            title: u.spec.title,
-            classification: u.spec.classification,
-            os: u.spec.os,
-            requires_reboot: u.spec.requires_reboot.unwrap_or(true),
-            auto_installed: u.spec.classification.is_auto_installed(),
-            released_at: u.spec.released_at,
-            created_at: u.created_at,
-        }
-    }
-}
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -112,37 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(publish_release, list_releases))
         .routes(routes!(get_release))
         .routes(routes!(publish_update, list_updates))
-}
-
-/// A refused release as a problem: 409 when it collides with the catalog, 422 otherwise.
-fn refused(v: PublishRuleViolation) -> ApiError {
-    let field = match &v {
-        PublishRuleViolation::KbTaken { .. } => "kb",
-        PublishRuleViolation::UnplannedHotpatch => "planned",
-        _ => "month",
-    };
-    if v.is_conflict() {
-        ApiError::Conflict(v.to_string())
-    } else {
-        let detail = v.to_string();
-        ApiError::Unprocessable { errors: vec![FieldError::new(field, detail.clone())], detail }
-    }
-}
-
-/// The catalog's constraints, for a writer that raced past the rules' check (another OS's
-/// publisher taking the same KB).
-fn constraint_refused(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict { constraint, .. } if constraint.ends_with("_kb_key") => {
-            ApiError::Conflict("rule 'kb unique': that KB is already in the catalog".to_owned())
-        }
-        StoreError::Conflict { constraint, .. } if constraint == "release_one_active_per_os_month" => {
-            ApiError::Conflict(
-                "rule 'one active release per os and month': that month already has a release".to_owned(),
-            )
-        }
-        e => e.into(),
-    }
 }
 
 /// Publish a release. Rules: planned baselines only in baseline months; hotpatches only in the
@@ -162,17 +46,8 @@ async fn publish_release(
     _: Operator,
     ApiJson(spec): ApiJson<ReleaseSpec>,
 ) -> Result<Response, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    releases::lock_catalog(&mut tx, spec.os).await?;
-    let catalog = releases::catalog(&mut *tx).await?;
-    let publication = check_publish(&catalog, &spec, &state.settings.calendar).map_err(refused)?;
-    let r = releases::insert(&mut tx, &spec, publication.supersedes).await.map_err(constraint_refused)?;
-    let rollout = rollouts::start_automatic(&state, &mut tx, &r.release, &catalog, state.clock.now()).await?;
-    tx.commit().await?;
-    tracing::info!(release_id = %r.release.id, kb = %r.release.spec.kb, month = %r.release.spec.month,
-        kind = <&'static str>::from(r.release.spec.kind), supersedes = ?publication.supersedes, "release published");
-    let location = format!("/v1/releases/{}", r.release.id);
-    let view = ReleaseView { automatic_rollout_id: rollout, ..ReleaseView::from(r) };
+    let view = catalog::publish_release(&state, spec).await?;
+    let location = format!("/v1/releases/{}", view.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
 }
 
@@ -233,8 +108,8 @@ async fn list_releases(
 ) -> Result<Json<Page<ReleaseView>>, ApiError> {
     let filter = release_filter(raw.as_deref())?;
     let paging = PageParams::from_query(raw.as_deref(), &["os", "kind", "from", "to"])?;
-    let rows = releases::list(&state.pool, &filter, paging.after, paging.limit + 1).await?;
-    Ok(Json(page(rows, paging.limit, |r| r.release.id, ReleaseView::from)))
+    let views = catalog::list_releases(&state, &filter, paging.after, paging.limit + 1).await?;
+    Ok(Json(page(views, paging.limit, |r| r.id, |r| r)))
 }
 
 /// One release.
@@ -248,8 +123,7 @@ async fn get_release(
     _: Reader,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ReleaseView>, ApiError> {
-    let r = releases::get(&state.pool, id).await.or_not_found(|| format!("no release with id {id}"))?;
-    Ok(Json(r.into()))
+    Ok(Json(catalog::get_release(&state, id).await?))
 }
 
 /// Publish an update hotpatch does not cover (non-security, .NET, drivers, firmware…).
@@ -265,19 +139,9 @@ async fn publish_update(
     _: Operator,
     ApiJson(spec): ApiJson<UpdateSpec>,
 ) -> Result<Response, ApiError> {
-    let title = spec.title.trim();
-    if title.is_empty() || title.chars().count() > 500 || has_control(&spec.title) {
-        return Err(ApiError::field("title", "must be 1–500 characters, without control characters"));
-    }
-    let u = releases::insert_update(&state.pool, &spec).await.map_err(|e| match e {
-        StoreError::Conflict { .. } => {
-            ApiError::Conflict(format!("an update with {} is already published", spec.kb))
-        }
-        e => e.into(),
-    })?;
-    tracing::info!(update_id = %u.id, kb = %u.spec.kb, "update published");
-    let location = format!("/v1/updates/{}", u.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(UpdateView::from(u))).into_response())
+    let view = catalog::publish_update(&state, spec).await?;
+    let location = format!("/v1/updates/{}", view.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
 }
 
 /// Updates hotpatch does not cover, a page at a time; filters `os` (also lists updates for
@@ -312,6 +176,6 @@ async fn list_updates(
         }
     }
     let paging = PageParams::from_query(raw.as_deref(), &["os", "classification"])?;
-    let rows = releases::list_updates(&state.pool, &filter, paging.after, paging.limit + 1).await?;
-    Ok(Json(page(rows, paging.limit, |u| u.id, UpdateView::from)))
+    let views = catalog::list_updates(&state, &filter, paging.after, paging.limit + 1).await?;
+    Ok(Json(page(views, paging.limit, |u| u.id, |u| u)))
 }

@@ -1,8 +1,11 @@
 //! Writing a rollout: the rollout, its batches and every machine of its plan, in the caller's
 //! transaction.
+//!
+//! The input is plain rows ([`PlanRows`]), the plan as the rollout tables hold it: the store
+//! does not know the planner (the application layer turns a plan into rows).
 
 use chrono::{DateTime, Utc};
-use hotpatch_scheduler::rollout::{PlannedMachine, RolloutPlan};
+use hotpatch_domain::rollout::{CycleKind, RolloutOptions};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -13,7 +16,7 @@ use crate::error::{unique_violation, StoreError};
 /// message, and a rollout of 100,000 machines takes ten round trips.
 const CHUNK: usize = 10_000;
 
-/// A rollout to write. The release and the options are the plan's.
+/// A rollout to write.
 #[derive(Debug, Clone, Copy)]
 pub struct NewRollout<'a> {
     /// Its id (uuid v7, chosen by the caller so that it can answer with it).
@@ -26,8 +29,65 @@ pub struct NewRollout<'a> {
     pub created_by: Option<Uuid>,
     /// When automatic installs must be done: the release's `released_at` + 30 days.
     pub deadline: DateTime<Utc>,
-    /// The plan.
-    pub plan: &'a RolloutPlan,
+    /// The plan, as rows.
+    pub plan: &'a PlanRows<'a>,
+}
+
+/// A rollout plan as the rollout tables hold it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRows<'a> {
+    /// The release rolled out.
+    pub release_id: Uuid,
+    /// The options it was planned with (the failure threshold is applied while it runs).
+    pub options: RolloutOptions,
+    /// The planner's estimate of its end (`None`: nothing to install).
+    pub expected_finish: Option<DateTime<Utc>>,
+    /// Every batch, in plan order.
+    pub batches: Vec<BatchRow<'a>>,
+    /// Every machine of every batch.
+    pub machines: Vec<MachineRow<'a>>,
+}
+
+/// One batch of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRow<'a> {
+    /// Number across the plan, from 1.
+    pub index: i32,
+    /// Its wave, from 1.
+    pub wave: i32,
+    /// Region.
+    pub region: &'a str,
+    /// Availability zone (`None`: machines without one).
+    pub zone: Option<&'a str>,
+    /// The planner's estimate of its start.
+    pub planned_start: DateTime<Utc>,
+    /// The planner's estimate of its end.
+    pub planned_end: DateTime<Utc>,
+}
+
+/// One machine of a plan, in its batch and window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineRow<'a> {
+    /// The machine.
+    pub machine_id: Uuid,
+    /// Its batch's number.
+    pub batch_index: i32,
+    /// Its batch's wave.
+    pub wave: i32,
+    /// How it installs.
+    pub install: CycleKind,
+    /// What it installs: the rollout's release or the baseline it needs first.
+    pub release_id: Uuid,
+    /// Whether it reboots.
+    pub reboot: bool,
+    /// Its availability set.
+    pub availability_set: Option<&'a str>,
+    /// Its update domain.
+    pub update_domain: Option<i32>,
+    /// Its planned window's start.
+    pub window_start: DateTime<Utc>,
+    /// Its planned window's end.
+    pub window_end: DateTime<Utc>,
 }
 
 /// Writes the rollout (state `running`), its batches (`pending`) and its machines (`pending`, in
@@ -44,7 +104,8 @@ pub async fn create(
     let plan = new.plan;
     let options = serde_json::to_value(&plan.options).map_err(|e| StoreError::Decode(e.to_string()))?;
     let threshold = i32::try_from(plan.options.failure_threshold_percent).unwrap_or(i32::MAX);
-    let machine_count: usize = plan.waves.iter().flat_map(|w| &w.batches).map(|b| b.machines.len()).sum();
+    let machine_count = i32::try_from(plan.machines.len())
+        .map_err(|_| StoreError::Decode(format!("{} machines do not fit a rollout", plan.machines.len())))?;
     let row = sqlx::query_as!(
         RolloutRow,
         "insert into rollout (id, release_id, selector, options, failure_threshold_percent, automatic,
@@ -61,39 +122,39 @@ pub async fn create(
         new.created_by,
         new.deadline,
         plan.expected_finish,
-        count(machine_count)?,
+        machine_count,
         now,
     )
     .fetch_one(&mut *conn)
     .await
     .map_err(unique_violation)?;
 
-    write_batches(conn, new.id, plan, now).await?;
-    write_machines(conn, new.id, plan, now).await?;
+    write_batches(conn, new.id, &plan.batches, now).await?;
+    write_machines(conn, new.id, &plan.machines, now).await?;
     row.try_into()
-}
-
-/// A count or index as the `integer` it is stored as.
-fn count(n: usize) -> Result<i32, StoreError> {
-    i32::try_from(n).map_err(|_| StoreError::Decode(format!("{n} does not fit a rollout column")))
 }
 
 /// Every batch, in one statement (a plan has a few thousand at most).
 async fn write_batches(
     conn: &mut PgConnection,
     rollout_id: Uuid,
-    plan: &RolloutPlan,
+    batches: &[BatchRow<'_>],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let batches: Vec<_> =
-        plan.waves.iter().flat_map(|w| w.batches.iter().map(move |b| (w.index, b))).collect();
-    let (mut index, mut wave, mut region, mut zone, mut start, mut end) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (w, b) in batches {
-        index.push(count(b.index)?);
-        wave.push(count(w)?);
-        region.push(b.region.clone());
-        zone.push(b.zone.clone());
+    let n = batches.len();
+    let (mut index, mut wave, mut region, mut zone, mut start, mut end) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for b in batches {
+        index.push(b.index);
+        wave.push(b.wave);
+        region.push(b.region);
+        zone.push(b.zone);
         start.push(b.planned_start);
         end.push(b.planned_end);
     }
@@ -106,8 +167,8 @@ async fn write_batches(
         rollout_id,
         &index,
         &wave,
-        &region,
-        &zone as &[Option<String>],
+        &region as &[&str],
+        &zone as &[Option<&str>],
         &start,
         &end,
         now,
@@ -117,29 +178,16 @@ async fn write_batches(
     Ok(())
 }
 
-/// One machine of the plan, flattened with its batch and wave.
-struct Row<'a> {
-    batch_index: i32,
-    wave: i32,
-    machine: &'a PlannedMachine,
-}
-
 /// Every machine, in chunks of [`CHUNK`] rows per statement. Rows go in machine id order, so the
 /// primary key (machine first) is written page after page rather than all over.
 async fn write_machines(
     conn: &mut PgConnection,
     rollout_id: Uuid,
-    plan: &RolloutPlan,
+    machines: &[MachineRow<'_>],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut rows = Vec::new();
-    for w in &plan.waves {
-        for b in &w.batches {
-            let (batch_index, wave) = (count(b.index)?, count(w.index)?);
-            rows.extend(b.machines.iter().map(|machine| Row { batch_index, wave, machine }));
-        }
-    }
-    rows.sort_unstable_by_key(|r| r.machine.machine_id);
+    let mut rows: Vec<&MachineRow<'_>> = machines.iter().collect();
+    rows.sort_unstable_by_key(|m| m.machine_id);
 
     for chunk in rows.chunks(CHUNK) {
         let n = chunk.len();
@@ -153,15 +201,14 @@ async fn write_machines(
         let mut domain = Vec::with_capacity(n);
         let mut start = Vec::with_capacity(n);
         let mut end = Vec::with_capacity(n);
-        for r in chunk {
-            let m = r.machine;
+        for m in chunk {
             machine.push(m.machine_id);
-            batch.push(r.batch_index);
-            wave.push(r.wave);
+            batch.push(m.batch_index);
+            wave.push(m.wave);
             install.push(install_str(m.install));
             release.push(m.release_id);
             reboot.push(m.reboot);
-            set.push(m.availability_set.as_deref());
+            set.push(m.availability_set);
             domain.push(m.update_domain);
             start.push(m.window_start);
             end.push(m.window_end);

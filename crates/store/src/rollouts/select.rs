@@ -1,11 +1,12 @@
 //! What the rollout planner reads from the database, in bulk: the selected machines with their
 //! recorded patch state and the maintenance configuration that applies to each (one query), and
-//! every maintenance configuration's body (one query).
+//! every maintenance configuration, loaded as its typed value (one query).
 
 use hotpatch_domain::machine::Timezone;
 use hotpatch_domain::operation::Selector;
+use hotpatch_domain::schedule::MaintenanceConfiguration;
 use hotpatch_domain::{Enrollment, OsVersion, PatchOrchestration, Platform};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -105,9 +106,20 @@ pub async fn planner_inputs(
         .collect()
 }
 
-/// Every maintenance configuration's id and stored body.
-pub async fn configuration_bodies(db: impl PgExecutor<'_>) -> Result<Vec<(Uuid, Value)>, StoreError> {
+/// Every maintenance configuration by id, loaded as the typed value it was stored from. A body
+/// that no longer loads (edited outside the service, or written by a version with other rules)
+/// is a [`StoreError::Decode`] naming the configuration and every bad field: never skipped,
+/// so a plan never silently leaves out the machines it governs.
+pub async fn configuration_bodies(
+    db: impl PgExecutor<'_>,
+) -> Result<Vec<(Uuid, MaintenanceConfiguration)>, StoreError> {
     let rows =
         sqlx::query!("select id, body from maintenance_configuration order by id").fetch_all(db).await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.body)).collect())
+    rows.into_iter()
+        .map(|r| {
+            let configuration = serde_json::from_value(r.body)
+                .map_err(|e| StoreError::Decode(format!("stored maintenance configuration {}: {e}", r.id)))?;
+            Ok((r.id, configuration))
+        })
+        .collect()
 }

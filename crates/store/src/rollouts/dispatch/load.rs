@@ -9,8 +9,8 @@ use hotpatch_domain::rollout::snapshot::{
 };
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::rollouts::parse_install;
 use crate::error::StoreError;
+use crate::rollouts::parse_install;
 
 fn decode<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError> {
     s.parse().map_err(|_| StoreError::Decode(format!("unexpected {what} {s:?}")))
@@ -215,4 +215,3 @@ async fn candidate_rows(
         })
         .collect()
 }
-

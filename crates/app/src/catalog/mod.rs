@@ -1,10 +1,20 @@
-//! The release catalog: baselines, hotpatches and the updates hotpatch does not cover.
+//! The release catalog: baselines and hotpatches with their publishing rules ([`releases`]),
+//! the updates hotpatch does not cover ([`updates`]), and a year of the cycle ([`calendar`]).
+
+pub mod calendar;
+pub mod releases;
+pub mod updates;
 
 use chrono::{DateTime, Utc};
 use hotpatch_domain::{Month, Release, ReleaseKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use calendar::{calendar, CalendarMonthView, CalendarView, MonthStatusView};
+pub use hotpatch_store::releases::{ReleaseFilter, UpdateFilter};
+pub use releases::{get_release, list_releases, publish_release, ReleaseView};
+pub use updates::{list_updates, publish_update, UpdateView};
 
 /// A short reference to a release.
 #[derive(Debug, Clone, Serialize, ToSchema)]

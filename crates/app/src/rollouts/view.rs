@@ -1,14 +1,19 @@
-//! A stored rollout as the API shows it: its header (lists) and its progress by wave and batch.
+//! Reading rollouts: a stored rollout as the API shows it, its header (lists) and its progress
+//! by wave and batch.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use hotpatch_store::rollouts::{BatchProgress, InstallCounts, Rollout, RolloutView, WaveProgress};
+use hotpatch_store::rollouts::{
+    self, BatchProgress, InstallCounts, Rollout, RolloutState, RolloutView, WaveProgress,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::plan::OptionsView;
+use super::options::OptionsView;
+use crate::error::AppError;
+use crate::App;
 
 /// Machines by install state.
 #[derive(Debug, Serialize, ToSchema)]
@@ -210,4 +215,30 @@ impl RolloutDetail {
             next_install_at: v.next_install_at,
         }
     }
+}
+
+/// "no rollout {id}", the detail of a rollout that does not exist.
+pub(crate) fn not_found(id: Uuid) -> AppError {
+    AppError::NotFound(format!("no rollout {id}"))
+}
+
+/// A rollout with its progress by wave and batch.
+pub async fn get(app: &App, id: Uuid) -> Result<RolloutDetail, AppError> {
+    let now = app.clock.now();
+    let mut conn = app.pool.acquire().await?;
+    let view = rollouts::get(&mut conn, id, now).await?.ok_or_else(|| not_found(id))?;
+    Ok(RolloutDetail::new(&view, now))
+}
+
+/// Rollouts newest first, created before the rollout `before`, at most `limit`, only in `state`
+/// when given.
+pub async fn list(
+    app: &App,
+    state: Option<RolloutState>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RolloutSummary>, AppError> {
+    let now = app.clock.now();
+    let rows = rollouts::list(&app.pool, state, before, limit).await?;
+    Ok(rows.iter().map(|r| RolloutSummary::new(r, now)).collect())
 }
