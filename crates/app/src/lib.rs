@@ -18,6 +18,7 @@ pub mod operations;
 pub mod queue;
 pub mod rollouts;
 pub mod schedules;
+pub mod selector;
 pub mod settings;
 pub mod status;
 pub mod tokens;

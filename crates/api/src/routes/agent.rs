@@ -4,8 +4,6 @@
 //! Every handler takes the machine from the [`Agent`] extractor, never from the request, so an
 //! agent cannot see or touch another machine's jobs: the store queries are scoped by it.
 
-use std::time::Duration;
-
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::Agent;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{wait_param, ApiJson, ApiPath};
 use crate::AppState;
 
 /// The routes of this module.
@@ -49,27 +47,6 @@ pub struct JobDone {
     pub state: JobState,
     /// Whether this request recorded it (`false`: the same result was already recorded).
     pub recorded: bool,
-}
-
-/// `?wait=` of a claim: 0–60 seconds, default 0.
-pub(crate) fn wait_param(raw: Option<&str>, max: u64) -> Result<Duration, ApiError> {
-    let mut wait = 0;
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        match k.as_ref() {
-            "wait" => {
-                wait = v.parse::<u64>().ok().filter(|w| *w <= max).ok_or_else(|| {
-                    ApiError::bad_param("wait", format!("must be a whole number of seconds, 0 to {max}"))
-                })?;
-            }
-            k => {
-                return Err(ApiError::bad_param(
-                    &k.escape_debug().to_string(),
-                    "unknown query parameter (known: wait)",
-                ))
-            }
-        }
-    }
-    Ok(Duration::from_secs(wait))
 }
 
 /// Claim the machine's next job: 200 with the job and its lease, or 204 when none came within

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::idempotency::{self, Caller, Request, Started};
 use super::{MAX_RESULTS, MAX_SELECTED};
 use crate::error::{AppError, OrNotFound};
+use crate::selector;
 use crate::App;
 
 /// Priority of an assessment someone asked for: ahead of the periodic ones (0).
@@ -36,7 +37,7 @@ pub async fn machine(app: &App, caller: &Caller, machine_id: Uuid) -> Result<Ope
 /// Assesses every machine the selector names: the operation to poll. A 422 names unknown
 /// machine ids, a selector that names no machine, or more than [`MAX_SELECTED`].
 pub async fn selected(app: &App, caller: &Caller, selector: Selector) -> Result<Operation, AppError> {
-    validate(&selector)?;
+    selector::check_sizes(&selector, "")?;
     let body = serde_json::to_value(&selector).map_err(AppError::internal)?;
     start(app, caller, "/v1/assessments", body, async |tx| select(tx, &selector).await).await
 }
@@ -66,39 +67,11 @@ async fn start(
 
 /// The machines a selector names, in the caller's transaction.
 async fn select(tx: &mut PgConnection, selector: &Selector) -> Result<Vec<Uuid>, AppError> {
-    if let Some(ids) = &selector.machine_ids {
-        let unknown = operations::unknown_machines(&mut *tx, ids).await?;
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().take(20).map(Uuid::to_string).collect();
-            return Err(AppError::field(
-                "machine_ids",
-                format!("{} unknown machine id(s): {}", unknown.len(), list.join(", ")),
-            ));
-        }
-    }
+    selector::check_known(&mut *tx, selector, "").await?;
     let ids = operations::select_machines(&mut *tx, selector, MAX_SELECTED + 1).await?;
     if ids.is_empty() {
         return Err(AppError::field("selector", "names no machine"));
     }
-    if ids.len() as i64 > MAX_SELECTED {
-        return Err(AppError::field(
-            "selector",
-            format!("names more than {MAX_SELECTED} machines; narrow it"),
-        ));
-    }
+    selector::check_count(ids.len())?;
     Ok(ids)
-}
-
-/// The selector's sizes, checked before any database work.
-fn validate(s: &Selector) -> Result<(), AppError> {
-    if s.machine_ids.as_ref().is_some_and(|ids| ids.len() as i64 > MAX_SELECTED) {
-        return Err(AppError::field("machine_ids", format!("at most {MAX_SELECTED} ids")));
-    }
-    if s.labels.as_ref().is_some_and(|l| l.len() > MAX_LABELS) {
-        return Err(AppError::field("labels", format!("at most {MAX_LABELS} labels")));
-    }
-    if s.regions.as_ref().is_some_and(|r| r.len() > MAX_REGIONS) {
-        return Err(AppError::field("regions", format!("at most {MAX_REGIONS} regions")));
-    }
-    Ok(())
 }

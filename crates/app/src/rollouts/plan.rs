@@ -18,13 +18,14 @@ use hotpatch_domain::Release;
 use hotpatch_scheduler::cycle::MachineState;
 use hotpatch_scheduler::rollout::{plan_rollout, PlanWindow, RolloutMachine, RolloutPlan, RolloutRelease};
 use hotpatch_scheduler::windows::Schedule;
+use hotpatch_store::releases;
 use hotpatch_store::rollouts::{self, PlannerInput};
-use hotpatch_store::{operations, releases};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{DEADLINE_DAYS, MAX_SELECTED};
 use crate::error::{AppError, OrNotFound};
+use crate::selector;
 use crate::App;
 
 /// A plan and what the views need besides it.
@@ -58,19 +59,6 @@ pub fn refused(e: RolloutError) -> AppError {
     }
 }
 
-fn check_selector(s: &Selector) -> Result<(), AppError> {
-    if s.machine_ids.as_ref().is_some_and(|ids| ids.len() as i64 > MAX_SELECTED) {
-        return Err(AppError::field("selector.machine_ids", format!("at most {MAX_SELECTED} ids")));
-    }
-    if s.labels.as_ref().is_some_and(|l| l.len() > 50) {
-        return Err(AppError::field("selector.labels", "at most 50 labels"));
-    }
-    if s.regions.as_ref().is_some_and(|r| r.len() > 500) {
-        return Err(AppError::field("selector.regions", "at most 500 regions"));
-    }
-    Ok(())
-}
-
 /// Plans the rollout of `release_id` to the machines of `selector` from `start`. A selector
 /// that names no machine is invalid (`selector: names no machine`).
 pub async fn plan(
@@ -98,7 +86,7 @@ pub async fn plan_selected(
     start: DateTime<Utc>,
 ) -> Result<Option<Planned>, AppError> {
     options.validate().map_err(refused)?;
-    check_selector(selector)?;
+    selector::check_sizes(selector, "selector")?;
     let release = releases::get(&mut *conn, release_id)
         .await
         .or_not_found(|| format!("no release with id {release_id}"))?
@@ -129,26 +117,12 @@ async fn selected_machines(
     conn: &mut PgConnection,
     selector: &Selector,
 ) -> Result<Option<Vec<PlannerInput>>, AppError> {
-    if let Some(ids) = &selector.machine_ids {
-        let unknown = operations::unknown_machines(&mut *conn, ids).await?;
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().take(20).map(Uuid::to_string).collect();
-            return Err(AppError::field(
-                "selector.machine_ids",
-                format!("{} unknown machine id(s): {}", unknown.len(), list.join(", ")),
-            ));
-        }
-    }
+    selector::check_known(&mut *conn, selector, "selector").await?;
     let inputs = rollouts::planner_inputs(&mut *conn, selector, MAX_SELECTED + 1).await?;
     if inputs.is_empty() {
         return Ok(None);
     }
-    if inputs.len() as i64 > MAX_SELECTED {
-        return Err(AppError::field(
-            "selector",
-            format!("names more than {MAX_SELECTED} machines; narrow it"),
-        ));
-    }
+    selector::check_count(inputs.len())?;
     Ok(Some(inputs))
 }
 
