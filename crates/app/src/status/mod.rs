@@ -26,7 +26,7 @@ use self::answers::Answer;
 pub use self::views::*;
 use crate::catalog::ReleaseRef;
 use crate::error::{AppError, OrNotFound};
-use crate::schedules::windows::{applied_from, windows_of};
+use crate::schedules::windows::{applied_from, windows_of, WindowView};
 use crate::App;
 
 /// The entity tags of a conditional request (`If-None-Match`): `*`, or opaque tags without
@@ -169,31 +169,9 @@ fn status_of(
         AgentView { last_seen_at, connected: last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN) }
     });
     version.catalog_version = catalog_version;
-    // The first instant at which the clock alone changes the answer.
-    let valid_until = [
-        Some(next_month(now)),
-        catalog
-            .iter()
-            .filter(|r| r.spec.os == os && r.spec.released_at > now)
-            .map(|r| r.spec.released_at)
-            .min(),
-        next_window.as_ref().map(|w| w.end),
-        agent.as_ref().filter(|a| a.connected).and_then(|a| a.last_seen_at).map(|t| t + CONNECTED_WITHIN),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let valid_until = valid_until(now, catalog, os, next_window.as_ref(), agent.as_ref());
     let tag = StatusTag::new(&app.status_inputs.settings(&app.settings), &version, at, valid_until);
-    let rollout = version.rollout.as_ref().map(|r| MachineRolloutView {
-        id: r.rollout_id,
-        state: r.rollout_state.to_string(),
-        install_state: r.state.to_string(),
-        batch: r.batch_index,
-        window_start: r.window_start,
-        window_end: r.window_end,
-        windows_tried: r.attempts,
-    });
+    let rollout = version.rollout.as_ref().map(rollout_view);
     let health = match (i.health, version.agent.as_ref()) {
         (Some(h), Some(a)) => {
             Some(HealthView { status: h.status, checks: h.checks, reported_at: a.health_reported_at })
@@ -237,6 +215,45 @@ fn status_of(
     };
     let body = serde_json::to_vec(&view).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(Answer { etag: tag.header(), body: body.into(), computed_at: now, valid_until: tag.valid_until, seen })
+}
+
+/// The first instant at which the clock alone changes an answer computed at `now`: the next
+/// month, a release of the machine's OS coming out, the next window ending, the agent turning
+/// disconnected.
+fn valid_until(
+    now: DateTime<Utc>,
+    catalog: &[Release],
+    os: OsVersion,
+    next_window: Option<&WindowView>,
+    agent: Option<&AgentView>,
+) -> DateTime<Utc> {
+    [
+        Some(next_month(now)),
+        catalog
+            .iter()
+            .filter(|r| r.spec.os == os && r.spec.released_at > now)
+            .map(|r| r.spec.released_at)
+            .min(),
+        next_window.map(|w| w.end),
+        agent.filter(|a| a.connected).and_then(|a| a.last_seen_at).map(|t| t + CONNECTED_WITHIN),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The machine's place in its latest unfinished rollout.
+fn rollout_view(r: &hotpatch_store::rollouts::MachineRollout) -> MachineRolloutView {
+    MachineRolloutView {
+        id: r.rollout_id,
+        state: r.rollout_state.to_string(),
+        install_state: r.state.to_string(),
+        batch: r.batch_index,
+        window_start: r.window_start,
+        window_end: r.window_end,
+        windows_tried: r.attempts,
+    }
 }
 
 /// The answers for `ids` now, as `GET /v1/machines/{id}/patch-status` gives them (machines that
