@@ -4,9 +4,11 @@
 //! exponentially with jitter; a 401 stops the agent; cancellation stops it between jobs (a job
 //! in hand gets a short grace period to finish and report).
 
-use std::fmt;
+mod policy;
+mod stats;
+
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,31 +22,9 @@ use uuid::Uuid;
 use crate::client::{AgentClient, ClientError};
 use crate::executor::{Executor, JobOutcome};
 
-/// First retry delay after a failed request.
-pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Longest retry delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Heartbeats are never closer together than this.
-pub const HEARTBEAT_MIN: Duration = Duration::from_millis(200);
-
-/// The delay before retrying after `failures` consecutive failed requests (1 = the first).
-///
-/// `BACKOFF_BASE · 2^(failures-1)`, capped at [`BACKOFF_MAX`], scaled into its upper half by
-/// `jitter` ∈ [0, 1] ("equal jitter"), so agents that lost the server together come back spread
-/// out. `jitter` is an argument so the policy is a pure function.
-pub fn backoff(failures: u32, jitter: f64) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let full = BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_MAX);
-    let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
-    full / 2 + full.mul_f64(jitter / 2.0)
-}
-
-/// The time to the next heartbeat: a third of the lease's `remaining` time, at most `max`,
-/// at least [`HEARTBEAT_MIN`].
-pub fn heartbeat_interval(remaining: TimeDelta, max: Duration) -> Duration {
-    let third = remaining.to_std().unwrap_or(Duration::ZERO) / 3;
-    third.min(max).max(HEARTBEAT_MIN)
-}
+pub use policy::{backoff, heartbeat_interval, BACKOFF_BASE, BACKOFF_MAX, HEARTBEAT_MIN};
+use stats::{Connection, Running};
+pub use stats::{Progress, Stats};
 
 /// How an agent behaves.
 #[derive(Debug, Clone)]
@@ -80,97 +60,6 @@ pub enum AgentError {
     #[error("the server refused the agent token: {0}")]
     Unauthorized(String),
 }
-
-/// Counters shared by every agent of a process (the simulator's progress line).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Agents started.
-    pub machines: AtomicU64,
-    /// Agents whose last request got a sensible answer (success or a 4xx other than 401).
-    pub connected: AtomicU64,
-    /// Results the server accepted.
-    pub jobs_done: AtomicU64,
-    /// Of those, failures.
-    pub jobs_failed: AtomicU64,
-    /// Jobs being worked on now.
-    pub running: AtomicU64,
-    /// Jobs dropped because their lease was lost.
-    pub leases_lost: AtomicU64,
-}
-
-/// A snapshot of [`Stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Agents started.
-    pub machines: u64,
-    /// Agents connected.
-    pub connected: u64,
-    /// Results accepted.
-    pub done: u64,
-    /// Of those, failures.
-    pub failed: u64,
-    /// Jobs running.
-    pub running: u64,
-}
-
-impl Stats {
-    /// The counters now.
-    pub fn progress(&self) -> Progress {
-        Progress {
-            machines: self.machines.load(Ordering::Relaxed),
-            connected: self.connected.load(Ordering::Relaxed),
-            done: self.jobs_done.load(Ordering::Relaxed),
-            failed: self.jobs_failed.load(Ordering::Relaxed),
-            running: self.running.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl fmt::Display for Progress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "machines {} · connected {} · jobs done {} ({} failed) · running {}",
-            self.machines, self.connected, self.done, self.failed, self.running
-        )
-    }
-}
-
-/// One agent's part of `connected`.
-#[derive(Debug)]
-struct Connection {
-    up: AtomicBool,
-    stats: Arc<Stats>,
-}
-
-impl Connection {
-    fn set(&self, up: bool) {
-        if self.up.swap(up, Ordering::Relaxed) != up {
-            if up {
-                self.stats.connected.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.stats.connected.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn note<T>(&self, r: &Result<T, ClientError>) {
-        self.set(match r {
-            Ok(_) => true,
-            Err(e) => !e.is_retryable() && !matches!(e, ClientError::Unauthorized(_)),
-        });
-    }
-}
-
-/// Decrements `running` when a job is over, however it ends.
-struct Running(Arc<Stats>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// How keeping a lease ended (it never ends while all is well).
 enum LeaseEnd {
     Lost(String),
@@ -430,51 +319,5 @@ async fn keep_lease(
         if let Ok(mut l) = lease.lock() {
             *l = renewed;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_half_a_second_up_to_thirty_seconds() {
-        let full: Vec<u128> = (1..=9).map(|n| backoff(n, 1.0).as_millis()).collect();
-        assert_eq!(full, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
-        assert_eq!(backoff(u32::MAX, 1.0), BACKOFF_MAX);
-    }
-
-    #[test]
-    fn backoff_jitter_stays_in_the_upper_half_of_the_delay() {
-        assert_eq!(backoff(3, 0.0), Duration::from_secs(1));
-        assert_eq!(backoff(3, 0.5), Duration::from_millis(1500));
-        assert_eq!(backoff(3, f64::NAN), Duration::from_secs(1));
-        assert_eq!(backoff(3, 7.0), Duration::from_secs(2));
-    }
-
-    #[test]
-    fn backoff_never_shrinks_as_failures_grow() {
-        for n in 0..40 {
-            assert!(backoff(n + 1, 0.3) >= backoff(n, 0.3));
-        }
-    }
-
-    #[test]
-    fn heartbeats_come_every_third_of_the_remaining_lease_within_bounds() {
-        let max = Duration::from_secs(1);
-        assert_eq!(heartbeat_interval(TimeDelta::milliseconds(1500), max), Duration::from_millis(500));
-        assert_eq!(heartbeat_interval(TimeDelta::seconds(30), max), max);
-        assert_eq!(
-            heartbeat_interval(TimeDelta::seconds(30), Duration::from_secs(60)),
-            Duration::from_secs(10)
-        );
-        assert_eq!(heartbeat_interval(TimeDelta::milliseconds(300), max), HEARTBEAT_MIN);
-        assert_eq!(heartbeat_interval(TimeDelta::seconds(-5), max), HEARTBEAT_MIN);
-    }
-
-    #[test]
-    fn the_progress_line_reads_as_the_simulator_prints_it() {
-        let p = Progress { machines: 10, connected: 9, done: 7, failed: 2, running: 1 };
-        assert_eq!(p.to_string(), "machines 10 · connected 9 · jobs done 7 (2 failed) · running 1");
     }
 }

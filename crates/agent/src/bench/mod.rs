@@ -8,20 +8,26 @@
 //! Both read the server's peak RSS from its `/metrics`. Figures are printed as `name value unit`
 //! lines on stdout, the shape of `../shared/limits`' output, so scripts can compute ratios.
 
-use std::collections::BTreeSet;
+mod figures;
+mod metrics;
+mod setup;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, StreamExt as _};
-use hotpatch_domain::job::{JobResult, Outcome};
 use rand::seq::SliceRandom as _;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::client::{http_client, AgentClient, ClientError, FleetClient, MachineRef};
-use crate::fleet::{machine_spec, raise_open_files_limit};
+use crate::client::{http_client, ClientError};
+use crate::fleet::raise_open_files_limit;
+
+use figures::figure;
+pub use figures::{quantile_ms, Figure};
+use metrics::{requests_per_statement, server_memory};
+use setup::{assess, connect, enroll, succeeded};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -52,197 +58,6 @@ pub struct Target {
     /// Operator (or admin) token.
     pub token: String,
 }
-
-/// A registered bench machine with its agent client.
-struct BenchAgent {
-    id: Uuid,
-    client: AgentClient,
-}
-
-/// Registers `n` machines labelled `bench=<run>` and mints their agent tokens, `concurrency` at a
-/// time; prints progress to stderr.
-async fn enroll(
-    target: &Target,
-    http: &reqwest::Client,
-    run: &str,
-    n: usize,
-) -> Result<Vec<BenchAgent>, BenchError> {
-    let fleet = FleetClient::new(http.clone(), &target.server, &target.token);
-    let regions = ["uksouth".to_owned(), "eastasia".to_owned(), "westcentralus".to_owned()];
-    let ws2025: BTreeSet<String> = regions.iter().cloned().collect();
-    let mut machines: Vec<MachineRef> = Vec::with_capacity(n);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
-        let specs: Vec<_> = chunk
-            .iter()
-            .map(|&i| {
-                let mut spec = machine_spec(run, i, &regions, &ws2025);
-                spec.labels.insert("bench".to_owned(), run.to_owned());
-                spec
-            })
-            .collect();
-        machines.extend(fleet.import(&specs).await.map_err(failed("registering bench machines"))?);
-    }
-    let started = Instant::now();
-    let agents: Vec<Result<BenchAgent, BenchError>> = stream::iter(machines)
-        .map(|m| {
-            let fleet = fleet.clone();
-            let (http, server) = (http.clone(), target.server.clone());
-            async move {
-                let token = fleet
-                    .agent_token(m.id, &format!("bench {}", m.name))
-                    .await
-                    .map_err(failed("minting agent tokens"))?;
-                Ok(BenchAgent { id: m.id, client: AgentClient::new(http, &server, &token) })
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    let agents = agents.into_iter().collect::<Result<Vec<_>, _>>()?;
-    eprintln!(
-        "bench: {} machines registered with agent tokens in {:.1} s",
-        agents.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(agents)
-}
-
-/// Brings the agents online before work arrives, as a fleet's agents are: each makes its first
-/// call, a claim, `concurrency` at a time (a first assessment the server already queued is done
-/// at once), and the server writes their last-seen marks (about once a second) before this
-/// returns.
-async fn connect(fleet: &[BenchAgent], concurrency: usize) -> Result<(), BenchError> {
-    let started = Instant::now();
-    let claims: Vec<Result<(), BenchError>> = stream::iter(fleet)
-        .map(|agent| async move {
-            if let Some(job) =
-                agent.client.claim(Duration::ZERO).await.map_err(failed("connecting agents"))?
-            {
-                agent
-                    .client
-                    .result(job.id, &succeeded(job.lease.id))
-                    .await
-                    .map_err(failed("connecting agents"))?;
-            }
-            Ok(())
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    claims.into_iter().collect::<Result<Vec<_>, _>>()?;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    eprintln!("bench: {} agents online in {:.1} s", fleet.len(), started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-/// `POST /v1/assessments` for a selector; returns the operation.
-async fn assess(target: &Target, http: &reqwest::Client, selector: &Value) -> Result<Value, BenchError> {
-    let response = http
-        .post(format!("{}/v1/assessments", target.server))
-        .bearer_auth(&target.token)
-        .json(selector)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .map_err(|e| failed("requesting assessments")(e.into()))?;
-    let status = response.status();
-    let body: Value = response.json().await.map_err(|e| failed("reading the operation")(e.into()))?;
-    if status.as_u16() != 202 {
-        return Err(BenchError::Unexpected(format!("POST /v1/assessments answered {status}: {body}")));
-    }
-    Ok(body)
-}
-
-/// The server's `/metrics` text.
-async fn server_metrics(target: &Target, http: &reqwest::Client) -> Result<String, BenchError> {
-    http.get(format!("{}/metrics", target.server))
-        .send()
-        .await
-        .map_err(|e| failed("reading /metrics")(e.into()))?
-        .text()
-        .await
-        .map_err(|e| failed("reading /metrics")(e.into()))
-}
-
-/// The sum of a metric's samples (every label set) in a `/metrics` text; `None` if it has none.
-fn metric_sum(text: &str, name: &str) -> Option<f64> {
-    let values: Vec<f64> = text
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            // `name value` or `name{labels} value`, not a longer name sharing the prefix.
-            let value = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once("} ")?.1,
-                None => rest.strip_prefix(' ')?,
-            };
-            value.trim().parse::<f64>().ok()
-        })
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
-/// The server's peak and current RSS in MiB, from its `/metrics`.
-async fn server_memory(target: &Target, http: &reqwest::Client) -> Result<(f64, f64), BenchError> {
-    let text = server_metrics(target, http).await?;
-    let mib = |name: &str| metric_sum(&text, name).map(|b| b / (1024.0 * 1024.0));
-    match (mib("process_resident_memory_peak_bytes"), mib("process_resident_memory_bytes")) {
-        (Some(peak), Some(now)) => Ok((peak, now)),
-        _ => Err(BenchError::Unexpected("the server's /metrics has no process memory figures".to_owned())),
-    }
-}
-
-/// Agents' requests per database statement so far (the server batches claims, heartbeats and
-/// results), from its `/metrics`; `None` before any.
-async fn requests_per_statement(target: &Target, http: &reqwest::Client) -> Result<Option<f64>, BenchError> {
-    let text = server_metrics(target, http).await?;
-    Ok(metric_sum(&text, "hotpatch_agent_batched_requests_total")
-        .zip(metric_sum(&text, "hotpatch_agent_batches_total"))
-        .filter(|&(_, batches)| batches > 0.0)
-        .map(|(requests, batches)| requests / batches))
-}
-
-/// The result of a job the bench did instantly.
-fn succeeded(lease_id: Uuid) -> JobResult {
-    JobResult {
-        lease_id,
-        outcome: Outcome::Succeeded,
-        error: None,
-        installed: vec![],
-        rebooted: None,
-        reboot_pending: None,
-    }
-}
-
-/// The `q`-quantile (0–1) of sorted durations, in milliseconds.
-pub fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1_000.0
-}
-
-/// One figure of a run: `name value unit`, the line format of `../shared/limits`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Figure {
-    /// Stable name, e.g. `queue_http_jobs_per_s`.
-    pub name: &'static str,
-    /// The value.
-    pub value: f64,
-    /// Its unit.
-    pub unit: &'static str,
-}
-
-impl std::fmt::Display for Figure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {:.2} {}", self.name, self.value, self.unit)
-    }
-}
-
-fn figure(name: &'static str, value: f64, unit: &'static str) -> Figure {
-    Figure { name, value, unit }
-}
-
 /// Figures of a [`queue`] run.
 #[derive(Debug, Clone)]
 pub struct QueueReport {
@@ -436,28 +251,4 @@ pub async fn idle(
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_metric_sums_its_label_sets_and_ignores_longer_names() {
-        let text = "# HELP x\nhotpatch_agent_batches_total{request=\"claim\"} 3\n\
-                    hotpatch_agent_batches_total{request=\"result\"} 4\n\
-                    hotpatch_agent_batches_total_other 100\nprocess_resident_memory_bytes 2048\n";
-        assert_eq!(metric_sum(text, "hotpatch_agent_batches_total"), Some(7.0));
-        assert_eq!(metric_sum(text, "process_resident_memory_bytes"), Some(2048.0));
-        assert_eq!(metric_sum(text, "absent"), None);
-    }
-
-    #[test]
-    fn quantiles_pick_the_rank_at_or_above() {
-        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(quantile_ms(&d, 0.5), 50.0);
-        assert_eq!(quantile_ms(&d, 0.99), 99.0);
-        assert_eq!(quantile_ms(&d, 1.0), 100.0);
-        assert!(quantile_ms(&[], 0.5).is_nan());
-    }
 }
