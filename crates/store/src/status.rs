@@ -1,5 +1,5 @@
 //! Patch status at fleet scale: everything one machine's status is computed from, in one
-//! statement; the version of those inputs alone (the cheap check behind `If-None-Match`); the
+//! statement on the view `machine_status_inputs` (migration 0014); the version of those inputs alone (the cheap check behind `If-None-Match`); the
 //! catalog with its version; and the fleet's machines grouped by what their status depends on.
 //!
 //! A machine's own rows are versioned by their `xmin` (the transaction that wrote the row
@@ -113,25 +113,11 @@ fn decode<T: DeserializeOwned>(what: &str, v: serde_json::Value) -> Result<T, St
 /// Primary-key lookups only: the check behind `If-None-Match`.
 pub async fn version(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<StatusVersion>, StoreError> {
     let row = sqlx::query!(
-        r#"select m.xmin::text as "machine_v!", ps.xmin::text as ps_v, inv.xmin::text as inv_v,
-                  ag.machine_id is not null as "has_agent!", ag.last_seen_at, ag.health_reported_at,
-                  md5(ag.health::text) as health_md5,
-                  ro.rollout_id as "rollout_id?", ro.rollout_state as "rollout_state?", ro.state as "install_state?",
-                  ro.batch_index as "batch_index?", ro.window_start as "window_start?",
-                  ro.window_end as "window_end?", ro.attempts as "attempts?",
-                  e.catalog_version, e.maintenance_version
-           from machine m
-           cross join status_epoch e
-           left join machine_patch_state ps on ps.machine_id = m.id
-           left join machine_inventory inv on inv.machine_id = m.id
-           left join machine_agent ag on ag.machine_id = m.id
-           left join lateral (
-               select rm.rollout_id, r.state as rollout_state, rm.state, rm.batch_index, rm.window_start,
-                      rm.window_end, rm.attempts
-               from rollout_machine rm join rollout r on r.id = rm.rollout_id
-               where rm.machine_id = m.id and r.state in ('running', 'paused', 'halted')
-               order by rm.rollout_id desc limit 1) ro on true
-           where m.id = $1"#,
+        r#"select machine_v as "machine_v!", ps_v, inv_v, has_agent as "has_agent!", last_seen_at,
+                  health_reported_at, health_md5, rollout_id, rollout_state, install_state, batch_index,
+                  window_start, window_end, attempts, catalog_version as "catalog_version!",
+                  maintenance_version as "maintenance_version!"
+           from machine_status_inputs where id = $1"#,
         id
     )
     .fetch_optional(db)
@@ -196,101 +182,131 @@ fn rollout_of(
 /// Everything the status of the machines `ids` is computed from, in one statement; machines
 /// that do not exist are left out. Order: by id.
 pub async fn inputs(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<StatusInputs>, StoreError> {
-    let rows = sqlx::query!(
-        r#"select m.id, m.os, m.platform, m.hotpatch_enabled, m.eligible,
-                  coalesce((m.eligibility->>'preview')::boolean, false) as "preview!",
-                  m.enrollment, m.os_build, m.timezone, m.updated_at,
-                  m.xmin::text as "machine_v!",
-                  ps.xmin::text as ps_v, ps.current_baseline_id as "current_baseline_id?",
-                  ps.latest_installed_id as "latest_installed_id?",
-                  ps.reboot_pending as "reboot_pending?", ps.updated_at as "ps_updated_at?",
-                  inv.xmin::text as inv_v, inv.os_build as "inv_os_build?",
-                  inv.available_updates as "available_updates?", inv.assessed_at as "assessed_at?",
-                  ag.machine_id is not null as "has_agent!", ag.last_seen_at, ag.health_reported_at,
-                  ag.health, md5(ag.health::text) as health_md5,
-                  ro.rollout_id as "rollout_id?", ro.rollout_state as "rollout_state?", ro.state as "install_state?",
-                  ro.batch_index as "batch_index?", ro.window_start as "window_start?",
-                  ro.window_end as "window_end?", ro.attempts as "attempts?",
-                  mc.id as "config_id?", mc.body as "config_body?", ac.rank as "config_rank?",
-                  e.catalog_version, e.maintenance_version
-           from machine m
-           cross join status_epoch e
-           left join machine_patch_state ps on ps.machine_id = m.id
-           left join machine_inventory inv on inv.machine_id = m.id
-           left join machine_agent ag on ag.machine_id = m.id
-           left join lateral (
-               select rm.rollout_id, r.state as rollout_state, rm.state, rm.batch_index, rm.window_start,
-                      rm.window_end, rm.attempts
-               from rollout_machine rm join rollout r on r.id = rm.rollout_id
-               where rm.machine_id = m.id and r.state in ('running', 'paused', 'halted')
-               order by rm.rollout_id desc limit 1) ro on true
-           left join lateral applicable_configuration(m.id, m.labels, m.region) ac on true
-           left join maintenance_configuration mc on mc.id = ac.configuration_id
-           where m.id = any($1)
-           order by m.id"#,
-        ids
-    )
-    .fetch_all(db)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let rollout = rollout_of(
-                r.rollout_id,
-                r.rollout_state,
-                r.install_state,
-                r.batch_index,
-                r.window_start,
-                r.window_end,
-                r.attempts,
-            )?;
-            let configuration = match (r.config_id, r.config_body, r.config_rank) {
-                (Some(id), Some(body), Some(rank)) => Some(AppliedConfiguration {
-                    id,
-                    configuration: crate::maintenance::load(id, body)?,
-                    matched: crate::maintenance::scope_match(rank)?,
-                }),
-                _ => None,
-            };
-            Ok(StatusInputs {
-                id: r.id,
-                os: r.os,
-                platform: r.platform,
-                hotpatch_enabled: r.hotpatch_enabled,
-                eligible: r.eligible,
-                preview: r.preview,
-                enrollment: r.enrollment,
-                registered_os_build: r.os_build,
-                timezone: r.timezone,
-                updated_at: r.updated_at,
-                current_baseline_id: r.current_baseline_id,
-                latest_installed_id: r.latest_installed_id,
-                reboot_pending: r.reboot_pending.unwrap_or(false),
-                patch_state_updated_at: r.ps_updated_at,
-                assessed_os_build: r.inv_os_build,
-                available_updates: r
-                    .available_updates
-                    .map(|v| decode("machine_inventory.available_updates", v))
-                    .transpose()?
-                    .unwrap_or_default(),
-                assessed_at: r.assessed_at,
-                health: r.health.map(|v| decode("machine_agent.health", v)).transpose()?,
-                configuration,
-                version: StatusVersion {
-                    machine: r.machine_v,
-                    patch_state: r.ps_v,
-                    inventory: r.inv_v,
-                    agent: r.has_agent.then_some(AgentMark {
-                        last_seen_at: r.last_seen_at,
-                        health_reported_at: r.health_reported_at,
-                        health_digest: r.health_md5,
-                    }),
-                    rollout,
-                    catalog_version: r.catalog_version,
-                    maintenance_version: r.maintenance_version,
-                },
-            })
-        })
+    sqlx::query_as!(InputsRow, "select * from machine_status_inputs where id = any($1) order by id", ids)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(StatusInputs::try_from)
         .collect()
+}
+
+/// Everything the status of the machine `id` is computed from; `None` when there is no such
+/// machine. A statement of its own, not [`inputs`] of one id: with `id = $1` PostgreSQL keeps a
+/// generic plan per connection and a poll is not planned again (migration 0014).
+pub async fn input(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<StatusInputs>, StoreError> {
+    sqlx::query_as!(InputsRow, "select * from machine_status_inputs where id = $1", id)
+        .fetch_optional(db)
+        .await?
+        .map(StatusInputs::try_from)
+        .transpose()
+}
+
+/// A row of the view `machine_status_inputs` (every column of a view may be null to sqlx).
+struct InputsRow {
+    id: Option<Uuid>,
+    os: Option<String>,
+    platform: Option<String>,
+    hotpatch_enabled: Option<bool>,
+    eligible: Option<bool>,
+    preview: Option<bool>,
+    enrollment: Option<String>,
+    os_build: Option<String>,
+    timezone: Option<String>,
+    updated_at: Option<DateTime<Utc>>,
+    machine_v: Option<String>,
+    ps_v: Option<String>,
+    current_baseline_id: Option<Uuid>,
+    latest_installed_id: Option<Uuid>,
+    reboot_pending: Option<bool>,
+    ps_updated_at: Option<DateTime<Utc>>,
+    inv_v: Option<String>,
+    inv_os_build: Option<String>,
+    available_updates: Option<serde_json::Value>,
+    assessed_at: Option<DateTime<Utc>>,
+    has_agent: Option<bool>,
+    last_seen_at: Option<DateTime<Utc>>,
+    health_reported_at: Option<DateTime<Utc>>,
+    health: Option<serde_json::Value>,
+    health_md5: Option<String>,
+    rollout_id: Option<Uuid>,
+    rollout_state: Option<String>,
+    install_state: Option<String>,
+    batch_index: Option<i32>,
+    window_start: Option<DateTime<Utc>>,
+    window_end: Option<DateTime<Utc>>,
+    attempts: Option<i32>,
+    config_id: Option<Uuid>,
+    config_body: Option<serde_json::Value>,
+    config_rank: Option<i32>,
+    catalog_version: Option<i64>,
+    maintenance_version: Option<i64>,
+}
+
+/// A column the view's joins never leave null.
+fn present<T>(column: &str, v: Option<T>) -> Result<T, StoreError> {
+    v.ok_or_else(|| StoreError::Decode(format!("machine_status_inputs.{column} is null")))
+}
+
+impl TryFrom<InputsRow> for StatusInputs {
+    type Error = StoreError;
+
+    fn try_from(r: InputsRow) -> Result<StatusInputs, StoreError> {
+        let rollout = rollout_of(
+            r.rollout_id,
+            r.rollout_state,
+            r.install_state,
+            r.batch_index,
+            r.window_start,
+            r.window_end,
+            r.attempts,
+        )?;
+        let configuration = match (r.config_id, r.config_body, r.config_rank) {
+            (Some(id), Some(body), Some(rank)) => Some(AppliedConfiguration {
+                id,
+                configuration: crate::maintenance::load(id, body)?,
+                matched: crate::maintenance::scope_match(rank)?,
+            }),
+            _ => None,
+        };
+        Ok(StatusInputs {
+            id: present("id", r.id)?,
+            os: present("os", r.os)?,
+            platform: present("platform", r.platform)?,
+            hotpatch_enabled: present("hotpatch_enabled", r.hotpatch_enabled)?,
+            eligible: present("eligible", r.eligible)?,
+            preview: present("preview", r.preview)?,
+            enrollment: r.enrollment,
+            registered_os_build: r.os_build,
+            timezone: present("timezone", r.timezone)?,
+            updated_at: present("updated_at", r.updated_at)?,
+            current_baseline_id: r.current_baseline_id,
+            latest_installed_id: r.latest_installed_id,
+            reboot_pending: r.reboot_pending.unwrap_or(false),
+            patch_state_updated_at: r.ps_updated_at,
+            assessed_os_build: r.inv_os_build,
+            available_updates: r
+                .available_updates
+                .map(|v| decode("machine_inventory.available_updates", v))
+                .transpose()?
+                .unwrap_or_default(),
+            assessed_at: r.assessed_at,
+            health: r.health.map(|v| decode("machine_agent.health", v)).transpose()?,
+            configuration,
+            version: StatusVersion {
+                machine: present("machine_v", r.machine_v)?,
+                patch_state: r.ps_v,
+                inventory: r.inv_v,
+                agent: present("has_agent", r.has_agent)?.then_some(AgentMark {
+                    last_seen_at: r.last_seen_at,
+                    health_reported_at: r.health_reported_at,
+                    health_digest: r.health_md5,
+                }),
+                rollout,
+                catalog_version: present("catalog_version", r.catalog_version)?,
+                maintenance_version: present("maintenance_version", r.maintenance_version)?,
+            },
+        })
+    }
 }
 
 /// The whole release catalog (every OS; oldest month first) and its version, read in one

@@ -321,9 +321,8 @@ pub async fn get(
             }
         }
     }
-    let inputs = status::inputs(&app.pool, &[id])
+    let inputs = status::input(&app.pool, id)
         .await?
-        .pop()
         .ok_or_else(|| AppError::NotFound(format!("no machine with id {id}")))?;
     let (version, catalog) = app.status_inputs.catalog(&app.pool, inputs.version.catalog_version).await?;
     let answer = status_of(app, inputs, &catalog, version, now, at, seen)?;
