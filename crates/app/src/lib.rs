@@ -22,16 +22,18 @@ pub mod selector;
 pub mod settings;
 pub mod status;
 pub mod tokens;
+pub mod wakeups;
 pub mod webhooks;
 
 use std::sync::Arc;
 
-use hotpatch_store::wakeup::Wakeups;
 use hotpatch_store::PgPool;
 
 pub use clock::Clock;
 pub use error::AppError;
 pub use settings::Settings;
+
+use wakeups::Wakeups;
 
 /// Default memory for kept patch status answers: about 100,000 machines' answers.
 pub const DEFAULT_STATUS_CACHE_BYTES: usize = 128 * 1024 * 1024;

@@ -2,13 +2,14 @@
 //!
 //! - [`queue`]: K concurrent agents drive a fixed number of jobs through claim → heartbeat →
 //!   result as fast as the server allows (jobs/s, claim latency);
-//! - [`idle`]: N agents long-poll at once (the server's memory while they wait), then jobs appear
+//! - [`idle()`]: N agents long-poll at once (the server's memory while they wait), then jobs appear
 //!   for a sample of them and each claim's answer time is measured from the enqueue request.
 //!
 //! Both read the server's peak RSS from its `/metrics`. Figures are printed as `name value unit`
 //! lines on stdout, the shape of `../shared/limits`' output, so scripts can compute ratios.
 
 mod figures;
+mod idle;
 mod metrics;
 mod setup;
 
@@ -16,9 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rand::seq::SliceRandom as _;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::client::{http_client, ClientError};
@@ -26,6 +25,7 @@ use crate::fleet::raise_open_files_limit;
 
 use figures::figure;
 pub use figures::{quantile_ms, Figure};
+pub use idle::{idle, IdleReport};
 use metrics::{requests_per_statement, server_memory};
 use setup::{assess, connect, enroll, succeeded};
 
@@ -58,6 +58,7 @@ pub struct Target {
     /// Operator (or admin) token.
     pub token: String,
 }
+
 /// Figures of a [`queue`] run.
 #[derive(Debug, Clone)]
 pub struct QueueReport {
@@ -132,123 +133,4 @@ pub async fn queue(target: &Target, agents: usize, jobs: usize) -> Result<QueueR
         figure("queue_server_agent_requests_per_statement", per_statement, "requests"),
     ];
     Ok(QueueReport { jobs_per_second, claim_p50_ms: p50, claim_p99_ms: p99, figures })
-}
-
-/// Figures of an [`idle`] run.
-#[derive(Debug, Clone)]
-pub struct IdleReport {
-    /// Server RSS while every agent waited.
-    pub rss_waiting_mib: f64,
-    /// Median time from enqueue to the claim's answer.
-    pub wake_p50_ms: f64,
-    /// 99th percentile of the same.
-    pub wake_p99_ms: f64,
-    /// Every figure of the run, to print.
-    pub figures: Vec<Figure>,
-}
-
-/// Registers `agents` machines whose agents all long-poll (`wait=60`), reads the server's memory
-/// once they wait, then `rounds` times queues assessments for `sample` random machines in one
-/// request and measures, for each, the time from sending that request to its claim answering.
-pub async fn idle(
-    target: &Target,
-    agents: usize,
-    rounds: usize,
-    sample: usize,
-) -> Result<IdleReport, BenchError> {
-    raise_open_files_limit();
-    let http = http_client().map_err(failed("building the HTTP client"))?;
-    let run = format!("bi{}", &Uuid::now_v7().simple().to_string()[20..]);
-    let fleet = enroll(target, &http, &run, agents).await?;
-    let ids: Vec<Uuid> = fleet.iter().map(|a| a.id).collect();
-    let cancel = CancellationToken::new();
-    // When each machine's job was asked for, and how long until its claim answered.
-    let asked: Arc<Mutex<std::collections::HashMap<Uuid, Instant>>> = Arc::default();
-    let woke: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let waiting = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::with_capacity(fleet.len());
-    for agent in fleet {
-        let (cancel, asked, woke, waiting) = (cancel.clone(), asked.clone(), woke.clone(), waiting.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut first = true;
-            loop {
-                if first {
-                    waiting.fetch_add(1, Ordering::Relaxed);
-                    first = false;
-                }
-                let claim = tokio::select! {
-                    () = cancel.cancelled() => return,
-                    c = agent.client.claim(Duration::from_secs(60)) => c,
-                };
-                match claim {
-                    Ok(Some(job)) => {
-                        if let Some(t) =
-                            asked.lock().unwrap_or_else(PoisonError::into_inner).remove(&agent.id)
-                        {
-                            woke.lock().unwrap_or_else(PoisonError::into_inner).push(t.elapsed());
-                        }
-                        let _ = agent.client.result(job.id, &succeeded(job.lease.id)).await;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        eprintln!("bench: claim failed: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        }));
-        // Spread the connections' opening a little: 10,000 connects at once overflow the accept queue.
-        if tasks.len() % 500 == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    // Every agent has sent its first claim; give the server a moment to park them all.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let (_, rss_waiting) = server_memory(target, &http).await?;
-    eprintln!(
-        "bench: {} agents long-polling; server RSS {rss_waiting:.1} MiB",
-        waiting.load(Ordering::Relaxed)
-    );
-
-    let mut rng = rand::thread_rng();
-    for round in 0..rounds {
-        let chosen: Vec<Uuid> = ids.choose_multiple(&mut rng, sample.min(ids.len())).copied().collect();
-        {
-            let now = Instant::now();
-            let mut asked = asked.lock().unwrap_or_else(PoisonError::into_inner);
-            for id in &chosen {
-                asked.insert(*id, now);
-            }
-        }
-        assess(target, &http, &json!({ "machine_ids": chosen })).await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !asked.lock().unwrap_or_else(PoisonError::into_inner).is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let missing = asked.lock().unwrap_or_else(PoisonError::into_inner).len();
-        if missing > 0 {
-            return Err(BenchError::Unexpected(format!(
-                "round {round}: {missing} claims did not answer within 30 s"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    cancel.cancel();
-    let mut woke = std::mem::take(&mut *woke.lock().unwrap_or_else(PoisonError::into_inner));
-    woke.sort();
-    let (peak, _) = server_memory(target, &http).await?;
-    let (p50, p99) = (quantile_ms(&woke, 0.50), quantile_ms(&woke, 0.99));
-    let figures = vec![
-        figure("idle_agents", agents as f64, "agents"),
-        figure("idle_server_rss_waiting", rss_waiting, "MiB"),
-        figure("idle_server_peak_rss", peak, "MiB"),
-        figure("idle_claim_wake_samples", woke.len() as f64, "claims"),
-        figure("idle_claim_wake_p50", p50, "ms"),
-        figure("idle_claim_wake_p99", p99, "ms"),
-    ];
-    let report = IdleReport { rss_waiting_mib: rss_waiting, wake_p50_ms: p50, wake_p99_ms: p99, figures };
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-    }
-    Ok(report)
 }

@@ -1,5 +1,6 @@
 //! The LISTEN connection of this replica: notifications wake waiting claims, drop kept patch
-//! status answers, and feed the change feed's open streams (see `hotpatch_store::wakeup`).
+//! status answers, and feed the change feed's open streams (see [`crate::wakeups`]; the connection
+//! and the channels are `hotpatch_store::wakeup`'s).
 //! Notifications are hints: waiters re-check on a timer, and all of them when the connection drops.
 
 use tokio_util::sync::CancellationToken;

@@ -12,7 +12,6 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use hotpatch_domain::job::{ClaimedJob, Health, Inventory, JobResult, Lease};
 use hotpatch_store::jobs::{Fence, LeaseRef};
-use hotpatch_store::wakeup::Key;
 use hotpatch_store::{agents, StoreError};
 use rand::Rng as _;
 use uuid::Uuid;
@@ -20,6 +19,7 @@ use uuid::Uuid;
 pub use batches::{Batches, Done};
 
 use crate::error::AppError;
+use crate::wakeups::Key;
 use crate::App;
 
 /// Longest a claim may wait for a job.

@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::wakeups::StatusSink;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hotpatch_store::wakeup::StatusSink;
 use uuid::Uuid;
 
 /// Shards of the map: requests for different machines rarely wait on one lock.

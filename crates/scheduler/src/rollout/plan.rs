@@ -10,7 +10,7 @@ use hotpatch_domain::ReleaseKind;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::batches::{key, RegionGroup};
+use super::batches::{key, RegionGroup, ZoneBatch};
 use super::input::{decide, Decision, PlanWindow, RolloutMachine, RolloutRelease};
 use super::waves::{region_waves, GeoPairs};
 use crate::cycle::CycleKind;
@@ -131,63 +131,25 @@ pub fn plan_rollout(
         return Err(RolloutError::HotpatchWithoutBaseline(release.id));
     }
     let pairs = GeoPairs::new(region_pairs)?;
-    // Ids sorted next to their index (sorting through the index would jump around memory).
-    let mut ids: Vec<(Uuid, usize)> = machines.iter().enumerate().map(|(i, m)| (m.machine_id, i)).collect();
-    ids.sort_unstable();
-    if let Some(w) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(RolloutError::DuplicateMachine(w[0].0));
-    }
+    refuse_duplicates(machines)?;
 
     let Grouped { installs, all_regions, mut regions, mut unplanned } = group(release, machines);
-    let mut order = Vec::with_capacity(options.region_order.len());
-    for name in &options.region_order {
-        let name = key(name);
-        if !all_regions.contains(&name) {
-            return Err(RolloutError::RegionNotInRollout(name.into_owned()));
-        }
-        // A listed region with nothing to install gives its place to the next one.
-        if regions.contains_key(&name) {
-            order.push(name.into_owned());
-        }
-    }
+    let order = listed_regions(&options.region_order, &all_regions, &regions)?;
     let names: BTreeSet<String> = regions.keys().map(|r| r.to_string()).collect();
 
-    let mut cursor = start;
+    let mut placing = Placing {
+        machines,
+        installs: &installs,
+        windows: &windows,
+        unplanned: &mut unplanned,
+        max_batch_percent: options.max_batch_percent,
+        cursor: start,
+        batch_count: 0,
+    };
     let mut waves: Vec<Wave> = Vec::new();
-    let mut batch_count = 0;
     for wave_regions in region_waves(&names, &order, &pairs)? {
-        let (mut batches, mut wave_names) = (Vec::new(), Vec::new());
-        for region in wave_regions {
-            let Some(group) = regions.remove(region) else { continue };
-            let before = batches.len();
-            for zone_batch in group.batches(options.max_batch_percent) {
-                let planned =
-                    place(machines, &zone_batch.machines, &installs, cursor, &windows, &mut unplanned)?;
-                let (Some(first), Some(last)) = (
-                    planned.iter().map(|p| p.window_start).min(),
-                    planned.iter().map(|p| p.window_end).max(),
-                ) else {
-                    continue;
-                };
-                batch_count += 1;
-                cursor = last;
-                batches.push(Batch {
-                    index: batch_count,
-                    region: region.to_owned(),
-                    zone: zone_batch.zone.map(Cow::into_owned),
-                    planned_start: first,
-                    planned_end: last,
-                    machines: planned,
-                });
-            }
-            if batches.len() > before {
-                wave_names.push(region.to_owned());
-            }
-        }
-        if let (Some(first), Some(last)) = (batches.first(), batches.last()) {
-            let (planned_start, planned_end) = (first.planned_start, last.planned_end);
-            let index = waves.len() + 1;
-            waves.push(Wave { index, regions: wave_names, planned_start, planned_end, batches });
+        if let Some(wave) = placing.wave(waves.len() + 1, wave_regions, &mut regions)? {
+            waves.push(wave);
         }
     }
 
@@ -201,6 +163,106 @@ pub fn plan_rollout(
         expected_finish,
         unplanned,
     })
+}
+
+/// Refuses a machine given twice.
+fn refuse_duplicates(machines: &[RolloutMachine]) -> Result<(), RolloutError> {
+    // Ids sorted next to their index (sorting through the index would jump around memory).
+    let mut ids: Vec<(Uuid, usize)> = machines.iter().enumerate().map(|(i, m)| (m.machine_id, i)).collect();
+    ids.sort_unstable();
+    match ids.windows(2).find(|w| w[0].0 == w[1].0) {
+        Some(w) => Err(RolloutError::DuplicateMachine(w[0].0)),
+        None => Ok(()),
+    }
+}
+
+/// The regions of the options' `region_order` (lower case) that have machines to install; a
+/// listed region the rollout does not reach at all is refused.
+fn listed_regions(
+    region_order: &[String],
+    all_regions: &BTreeSet<Cow<'_, str>>,
+    regions: &BTreeMap<Cow<'_, str>, RegionGroup<'_>>,
+) -> Result<Vec<String>, RolloutError> {
+    let mut order = Vec::with_capacity(region_order.len());
+    for name in region_order {
+        let name = key(name);
+        if !all_regions.contains(&name) {
+            return Err(RolloutError::RegionNotInRollout(name.into_owned()));
+        }
+        // A listed region with nothing to install gives its place to the next one.
+        if regions.contains_key(&name) {
+            order.push(name.into_owned());
+        }
+    }
+    Ok(order)
+}
+
+/// The state of placing batches one after another: each batch opens when the previous one's
+/// last window ends (`cursor`), and batches are numbered across the plan.
+struct Placing<'m, 'p, W> {
+    machines: &'m [RolloutMachine],
+    installs: &'p [Option<(CycleKind, Uuid, bool)>],
+    windows: &'p W,
+    unplanned: &'p mut Vec<Unplanned>,
+    max_batch_percent: u32,
+    cursor: DateTime<Utc>,
+    batch_count: usize,
+}
+
+impl<W: Fn(&RolloutMachine, DateTime<Utc>) -> Option<PlanWindow>> Placing<'_, '_, W> {
+    /// Wave `index` of `wave_regions`, their groups taken out of `regions`; `None` when none of
+    /// its machines has a window.
+    fn wave(
+        &mut self,
+        index: usize,
+        wave_regions: Vec<&str>,
+        regions: &mut BTreeMap<Cow<'_, str>, RegionGroup<'_>>,
+    ) -> Result<Option<Wave>, RolloutError> {
+        let (mut batches, mut wave_names) = (Vec::new(), Vec::new());
+        for region in wave_regions {
+            let Some(group) = regions.remove(region) else { continue };
+            let before = batches.len();
+            for zone_batch in group.batches(self.max_batch_percent) {
+                if let Some(batch) = self.batch(region, zone_batch)? {
+                    batches.push(batch);
+                }
+            }
+            if batches.len() > before {
+                wave_names.push(region.to_owned());
+            }
+        }
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else { return Ok(None) };
+        let (planned_start, planned_end) = (first.planned_start, last.planned_end);
+        Ok(Some(Wave { index, regions: wave_names, planned_start, planned_end, batches }))
+    }
+
+    /// The batch of one zone of `region`, from the cursor on; `None` when none of its machines
+    /// has a window.
+    fn batch(&mut self, region: &str, zone_batch: ZoneBatch<'_>) -> Result<Option<Batch>, RolloutError> {
+        let planned = place(
+            self.machines,
+            &zone_batch.machines,
+            self.installs,
+            self.cursor,
+            self.windows,
+            self.unplanned,
+        )?;
+        let (Some(first), Some(last)) =
+            (planned.iter().map(|p| p.window_start).min(), planned.iter().map(|p| p.window_end).max())
+        else {
+            return Ok(None);
+        };
+        self.batch_count += 1;
+        self.cursor = last;
+        Ok(Some(Batch {
+            index: self.batch_count,
+            region: region.to_owned(),
+            zone: zone_batch.zone.map(Cow::into_owned),
+            planned_start: first,
+            planned_end: last,
+            machines: planned,
+        }))
+    }
 }
 
 /// What each machine does, with the machines to install grouped by region.

@@ -123,19 +123,41 @@ pub async fn get(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<RolloutView>, StoreError> {
-    let Some(row) = sqlx::query_as!(
+    let Some(rollout) = rollout(&mut *conn, id).await? else {
+        return Ok(None);
+    };
+    let batches = batch_progress(&mut *conn, id).await?;
+    let mut machines = InstallCounts::default();
+    for batch in &batches {
+        machines.add(&batch.machines);
+    }
+    let waves = by_wave(batches);
+    let overdue_machines = rollout.is_overdue(now).then(|| machines.unfinished());
+    let next_install_at = waves
+        .iter()
+        .flat_map(|w| &w.batches)
+        .filter(|b| b.state == BatchState::Open)
+        .filter_map(|b| b.next_install_at)
+        .min();
+    Ok(Some(RolloutView { rollout, machines, waves, overdue_machines, next_install_at }))
+}
+
+/// The rollout `id`, without its progress.
+async fn rollout(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Rollout>, StoreError> {
+    let row = sqlx::query_as!(
         RolloutRow,
         "select id, release_id, selector, options, state, halted_reason, automatic, created_by, deadline,
                 expected_finish, machine_count, created_at, updated_at, finished_at
          from rollout where id = $1",
         id,
     )
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let rollout = Rollout::try_from(row)?;
+    .fetch_optional(db)
+    .await?;
+    row.map(Rollout::try_from).transpose()
+}
+
+/// Every batch of the rollout `id`, in order, with its machines counted by install state.
+async fn batch_progress(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<BatchProgress>, StoreError> {
     let rows = sqlx::query!(
         r#"with counts as (
                select batch_index,
@@ -163,35 +185,40 @@ pub async fn get(
            order by b.batch_index"#,
         id,
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(db)
     .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(BatchProgress {
+                index: r.batch_index,
+                wave: r.wave,
+                region: r.region,
+                zone: r.zone,
+                state: r.state.parse()?,
+                planned_start: r.planned_start,
+                planned_end: r.planned_end,
+                opened_at: r.opened_at,
+                finished_at: r.finished_at,
+                machines: InstallCounts {
+                    total: r.total,
+                    pending: r.pending,
+                    queued: r.queued,
+                    succeeded: r.succeeded,
+                    failed: r.failed,
+                    canceled: r.canceled,
+                    healthy: r.healthy,
+                    unhealthy: r.unhealthy,
+                },
+                next_install_at: r.next_install_at,
+            })
+        })
+        .collect()
+}
 
-    let mut machines = InstallCounts::default();
+/// Batches (in plan order) grouped into their waves.
+fn by_wave(batches: Vec<BatchProgress>) -> Vec<WaveProgress> {
     let mut waves: Vec<WaveProgress> = Vec::new();
-    for r in rows {
-        let batch = BatchProgress {
-            index: r.batch_index,
-            wave: r.wave,
-            region: r.region,
-            zone: r.zone,
-            state: r.state.parse()?,
-            planned_start: r.planned_start,
-            planned_end: r.planned_end,
-            opened_at: r.opened_at,
-            finished_at: r.finished_at,
-            machines: InstallCounts {
-                total: r.total,
-                pending: r.pending,
-                queued: r.queued,
-                succeeded: r.succeeded,
-                failed: r.failed,
-                canceled: r.canceled,
-                healthy: r.healthy,
-                unhealthy: r.unhealthy,
-            },
-            next_install_at: r.next_install_at,
-        };
-        machines.add(&batch.machines);
+    for batch in batches {
         // Batches are numbered across the plan wave after wave, so a wave's batches are adjacent.
         match waves.last_mut() {
             Some(wave) if wave.wave == batch.wave => wave.push(batch),
@@ -207,14 +234,7 @@ pub async fn get(
             }
         }
     }
-    let overdue_machines = rollout.is_overdue(now).then(|| machines.unfinished());
-    let next_install_at = waves
-        .iter()
-        .flat_map(|w| &w.batches)
-        .filter(|b| b.state == BatchState::Open)
-        .filter_map(|b| b.next_install_at)
-        .min();
-    Ok(Some(RolloutView { rollout, machines, waves, overdue_machines, next_install_at }))
+    waves
 }
 
 /// A page of rollouts, newest first: those created before the rollout `before` (the cursor), at

@@ -2,15 +2,17 @@
 //! subscriber's position in the feed.
 //!
 //! A subscription first replays the stored events after the position it resumes from, then
-//! follows the process's fan-out ([`hotpatch_store::events::Feed`]), with no gap and no duplicate:
+//! follows the process's fan-out ([`feed::Feed`]), with no gap and no duplicate:
 //! it subscribes to the fan-out before reading the backlog and skips ids it already passed. While
 //! waiting it holds no database connection. How the events are framed for a client is the API's.
+
+pub mod feed;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures::Stream;
-use hotpatch_store::events::{self, Batch};
+use hotpatch_store::events;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
@@ -18,6 +20,7 @@ pub use hotpatch_store::events::{Event, TYPES};
 
 use crate::error::AppError;
 use crate::App;
+use feed::Batch;
 
 /// Events read from the table per query.
 const PAGE: i64 = 500;

@@ -1,0 +1,180 @@
+//! How a rollout plan and a rollout with its progress are printed, and the one-line progress
+//! with its bar.
+
+use serde_json::Value;
+
+use crate::error::{one_line, CliError};
+use crate::output::{text, Out};
+
+/// A plan in table form: counts, then its batches.
+pub(super) fn show_plan(out: &mut Out, p: &Value) -> Result<(), CliError> {
+    out.fields(&[
+        ("release", text(p, "/release_id")),
+        ("start", text(p, "/start")),
+        ("expected finish", text(p, "/expected_finish")),
+        ("deadline", text(p, "/deadline")),
+        ("overdue", text(p, "/overdue")),
+        ("selected", text(p, "/counts/selected")),
+        ("planned", text(p, "/counts/planned")),
+        ("unplanned", unplanned(p)),
+        ("waves", text(p, "/counts/waves")),
+        ("batches", text(p, "/counts/batches")),
+    ])?;
+    let rows: Vec<Vec<String>> = p
+        .get("batches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            vec![
+                text(b, "/index"),
+                text(b, "/wave"),
+                text(b, "/region"),
+                text(b, "/zone"),
+                text(b, "/machine_count"),
+                text(b, "/planned_start"),
+                text(b, "/planned_end"),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.line("")?;
+        out.table(&["batch", "wave", "region", "zone", "machines", "planned_start", "planned_end"], &rows)?;
+    }
+    Ok(())
+}
+
+/// `2 (not_eligible=1,no_window=1)`, or `0`.
+fn unplanned(p: &Value) -> String {
+    let by_reason = text(p, "/counts/unplanned_by_reason");
+    match by_reason.as_str() {
+        "-" => text(p, "/counts/unplanned"),
+        reasons => format!("{} ({reasons})", text(p, "/counts/unplanned")),
+    }
+}
+
+/// A rollout with its progress in table form (or its JSON).
+pub(super) fn show_detail(out: &mut Out, r: &Value) -> Result<(), CliError> {
+    if out.is_json() {
+        return out.json(r);
+    }
+    let mut pairs = vec![
+        ("rollout", text(r, "/id")),
+        ("release", text(r, "/release_id")),
+        ("state", text(r, "/state")),
+        ("progress", progress_text(r)),
+        ("machines", text(r, "/machine_count")),
+        ("expected finish", text(r, "/expected_finish")),
+        ("deadline", text(r, "/deadline")),
+        ("overdue", text(r, "/overdue")),
+    ];
+    if r.get("halted_reason").is_some_and(|h| !h.is_null()) {
+        pairs.push(("halted", one_line(&text(r, "/halted_reason"))));
+    }
+    out.fields(&pairs)?;
+    let rows: Vec<Vec<String>> = batches(r)
+        .map(|b| {
+            vec![
+                text(b, "/index"),
+                text(b, "/wave"),
+                text(b, "/region"),
+                text(b, "/zone"),
+                text(b, "/state"),
+                format!("{}/{}", finished(b.get("counts")), text(b, "/counts/total")),
+                text(b, "/counts/failed"),
+                text(b, "/planned_start"),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.line("")?;
+        out.table(&["batch", "wave", "region", "zone", "state", "done", "failed", "planned_start"], &rows)?;
+    }
+    Ok(())
+}
+
+/// Every batch of a rollout detail, wave by wave.
+fn batches(r: &Value) -> impl Iterator<Item = &Value> {
+    r.get("waves")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w.get("batches").and_then(Value::as_array).into_iter().flatten())
+}
+
+/// Machines whose install is over (succeeded, failed or canceled) in a `counts` object.
+fn finished(counts: Option<&Value>) -> i64 {
+    let n = |k: &str| counts.and_then(|c| c.get(k)).and_then(Value::as_i64).unwrap_or(0);
+    n("succeeded") + n("failed") + n("canceled")
+}
+
+/// `[#####.....]  45%  9/20 machines · 8 succeeded · 1 failed · batch 3/6 · running`.
+pub fn progress_text(r: &Value) -> String {
+    let counts = r.get("counts");
+    let total = counts.and_then(|c| c.get("total")).and_then(Value::as_i64).unwrap_or(0);
+    let done = finished(counts);
+    let all: Vec<&Value> = batches(r).collect();
+    let closed = all
+        .iter()
+        .filter(|b| matches!(b.get("state").and_then(Value::as_str), Some("succeeded" | "canceled")))
+        .count();
+    let current = all
+        .iter()
+        .position(|b| matches!(b.get("state").and_then(Value::as_str), Some("open" | "halted" | "pending")));
+    let batch = match current {
+        Some(i) => format!("batch {}/{}", i + 1, all.len()),
+        None => format!("batch {closed}/{}", all.len()),
+    };
+    format!(
+        "{} {:>3}%  {done}/{total} machines · {} succeeded · {} failed · {batch} · {}",
+        bar(done, total, 24),
+        percent(done, total),
+        text(r, "/counts/succeeded"),
+        text(r, "/counts/failed"),
+        text(r, "/state"),
+    )
+}
+
+fn percent(done: i64, total: i64) -> i64 {
+    if total <= 0 {
+        return 100;
+    }
+    done.clamp(0, total) * 100 / total
+}
+
+/// A bar of `width` cells, `#` for the done part.
+pub fn bar(done: i64, total: i64, width: usize) -> String {
+    let filled = if total <= 0 { width } else { (done.clamp(0, total) as usize * width) / total as usize };
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_bar_fills_with_the_share_of_finished_machines() {
+        assert_eq!(bar(0, 10, 10), "[..........]");
+        assert_eq!(bar(5, 10, 10), "[#####.....]");
+        assert_eq!(bar(10, 10, 10), "[##########]");
+        assert_eq!(bar(0, 0, 4), "[####]");
+    }
+
+    #[test]
+    fn the_progress_line_counts_machines_and_names_the_current_batch() {
+        let r = json!({
+            "state": "running",
+            "counts": {"total": 20, "succeeded": 8, "failed": 1, "canceled": 0},
+            "waves": [
+                {"batches": [{"state": "succeeded"}, {"state": "succeeded"}]},
+                {"batches": [{"state": "open"}, {"state": "pending"}]}
+            ]
+        });
+        assert_eq!(
+            progress_text(&r),
+            "[##########..............]  45%  9/20 machines · 8 succeeded · 1 failed · batch 3/4 · running"
+        );
+    }
+}
