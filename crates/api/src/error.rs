@@ -7,62 +7,24 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hotpatch_app::error::AppError;
-use hotpatch_domain::{EligibilityRejection, FieldError, Reason};
+use hotpatch_domain::Reason;
 use hotpatch_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Why a request failed.
+/// Why a request failed: a refusal of the application layer, or one only HTTP knows (no or a
+/// wrong token, a body too large or not JSON, a method the path does not have).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The body is not JSON at all (400) or the request is malformed outside the body.
-    #[error("{detail}")]
-    BadRequest {
-        /// What is wrong.
-        detail: String,
-        /// Offending fields, if known.
-        errors: Vec<FieldError>,
-    },
-    /// Well-formed JSON whose content is invalid (422).
-    #[error("{detail}")]
-    Unprocessable {
-        /// Summary.
-        detail: String,
-        /// Every offending field.
-        errors: Vec<FieldError>,
-    },
-    /// An import with invalid items (422 `validation_failed`, or 409 `conflict` when
-    /// every problem is a taken name).
-    #[error("{detail}")]
-    ImportRejected {
-        /// Summary.
-        detail: String,
-        /// Every problem, by item index.
-        errors: Vec<ItemError>,
-        /// Whether every problem is a name conflict.
-        conflict_only: bool,
-    },
+    /// What a use case refused or failed with (its status and code: [`ApiError::status_and_code`]).
+    #[error(transparent)]
+    App(#[from] AppError),
     /// No token, or a token that is unknown, wrong or expired (401).
     #[error("{0}")]
     Unauthorized(String),
     /// A valid token whose role may not do this (403).
     #[error("{0}")]
     Forbidden(String),
-    /// The resource does not exist (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The write conflicts with existing state (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// A heartbeat or result for a lease that no longer holds the job (409 `lease_lost`).
-    #[error("{0}")]
-    LeaseLost(String),
-    /// An `Idempotency-Key` sent again with another request (422 `idempotency_key_reused`).
-    #[error("{0}")]
-    IdempotencyKeyReused(String),
-    /// Hotpatch was requested on a machine whose rules forbid it (400, code of the rule).
-    #[error(transparent)]
-    Ineligible(#[from] EligibilityRejection),
     /// The body exceeds the route's limit (413).
     #[error("the request body exceeds this endpoint's limit (1 MiB; 16 MiB for POST /v1/machines/import)")]
     PayloadTooLarge,
@@ -72,12 +34,6 @@ pub enum ApiError {
     /// The path exists, the method does not (405).
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// The database is unreachable (503).
-    #[error("{0}")]
-    Unavailable(String),
-    /// Anything else (500); the cause is logged, never sent.
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 pub use hotpatch_app::error::ItemError;
@@ -106,64 +62,46 @@ pub struct Problem {
 }
 
 impl ApiError {
-    /// A 422 for one field.
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        ApiError::Unprocessable {
-            detail: format!("{field}: {message}"),
-            errors: vec![FieldError::new(field, message)],
-        }
-    }
-
     /// A 400 for one malformed parameter (path or query).
     pub fn bad_param(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        ApiError::BadRequest {
-            detail: format!("{field}: {message}"),
-            errors: vec![FieldError::new(field, message)],
-        }
+        AppError::bad_param(field, message).into()
+    }
+
+    /// A 404 with this detail.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        AppError::NotFound(detail.into()).into()
+    }
+
+    /// A 500 whose cause is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        AppError::internal(cause).into()
     }
 
     /// The status and stable code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
-            ApiError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            ApiError::ImportRejected { conflict_only: true, .. } => (StatusCode::CONFLICT, "conflict"),
-            ApiError::ImportRejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::App(e) => match e {
+                AppError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
+                AppError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+                AppError::ImportRejected { conflict_only: true, .. } => (StatusCode::CONFLICT, "conflict"),
+                AppError::ImportRejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+                AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+                AppError::LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
+                AppError::IdempotencyKeyReused(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+                }
+                AppError::Ineligible(r) => (StatusCode::BAD_REQUEST, r.code.into()),
+                AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
-            ApiError::IdempotencyKeyReused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
-            ApiError::Ineligible(r) => (StatusCode::BAD_REQUEST, r.code.into()),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-}
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        match e {
-            AppError::BadRequest { detail, errors } => ApiError::BadRequest { detail, errors },
-            AppError::Unprocessable { detail, errors } => ApiError::Unprocessable { detail, errors },
-            AppError::ImportRejected { detail, errors, conflict_only } => {
-                ApiError::ImportRejected { detail, errors, conflict_only }
-            }
-            AppError::NotFound(d) => ApiError::NotFound(d),
-            AppError::Conflict(d) => ApiError::Conflict(d),
-            AppError::LeaseLost(d) => ApiError::LeaseLost(d),
-            AppError::IdempotencyKeyReused(d) => ApiError::IdempotencyKeyReused(d),
-            AppError::Ineligible(r) => ApiError::Ineligible(r),
-            AppError::Unavailable(d) => ApiError::Unavailable(d),
-            AppError::Internal(d) => ApiError::Internal(d),
         }
     }
 }
@@ -184,26 +122,27 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let detail = match &self {
-            ApiError::Internal(cause) => {
+            ApiError::App(AppError::Internal(cause)) => {
                 tracing::error!(%cause, "request failed");
                 "the server failed to handle the request; it has been logged".to_owned()
             }
-            ApiError::Unavailable(cause) => {
+            ApiError::App(AppError::Unavailable(cause)) => {
                 tracing::warn!(%cause, "database unavailable");
                 self.to_string()
             }
             _ => self.to_string(),
         };
-        let (errors, reasons) = match self {
-            ApiError::BadRequest { errors, .. } | ApiError::Unprocessable { errors, .. }
-                if !errors.is_empty() =>
-            {
-                (serde_json::to_value(errors).ok(), None)
-            }
-            ApiError::ImportRejected { errors, .. } => (serde_json::to_value(errors).ok(), None),
-            ApiError::Ineligible(r) => (None, Some(r.reasons)),
-            _ => (None, None),
-        };
+        let (errors, reasons) =
+            match self {
+                ApiError::App(
+                    AppError::BadRequest { errors, .. } | AppError::Unprocessable { errors, .. },
+                ) if !errors.is_empty() => (serde_json::to_value(errors).ok(), None),
+                ApiError::App(AppError::ImportRejected { errors, .. }) => {
+                    (serde_json::to_value(errors).ok(), None)
+                }
+                ApiError::App(AppError::Ineligible(r)) => (None, Some(r.reasons)),
+                _ => (None, None),
+            };
         let problem = Problem {
             type_: format!("urn:hotpatch:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),

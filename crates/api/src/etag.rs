@@ -47,13 +47,13 @@ impl IfNoneMatch {
 
 /// 304 with the matching tag.
 pub fn not_modified(etag: &str) -> Result<Response, ApiError> {
-    let v = HeaderValue::from_str(etag).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let v = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
     Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, v)]).into_response())
 }
 
 /// 200 with a JSON body and its tag.
 pub fn json_with_etag(etag: &str, body: impl Into<Bytes>) -> Result<Response, ApiError> {
-    let v = HeaderValue::from_str(etag).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let v = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
     Ok((
         StatusCode::OK,
         [(header::ETAG, v), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],

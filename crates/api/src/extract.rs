@@ -72,7 +72,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 Err(ApiError::bad_param("path", format!("malformed path parameter: {}", e.body_text())))
             }
-            Err(e) => Err(ApiError::Internal(e.body_text())),
+            Err(e) => Err(ApiError::internal(e.body_text())),
         }
     }
 }

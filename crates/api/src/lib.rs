@@ -115,13 +115,13 @@ pub fn router(state: AppState) -> Router {
     let answers = state.answers.clone();
     api.merge(openapi::docs_router(spec))
         .route("/metrics", get(metrics::serve))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(answers, forget::forget_written))
         .route_layer(middleware::from_fn_with_state(metrics, metrics::record))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            ApiError::Internal("handler panicked".to_owned()).into_response()
+            ApiError::internal("handler panicked").into_response()
         }))
         .layer(
             TraceLayer::new_for_http()

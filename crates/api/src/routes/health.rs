@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use hotpatch_app::error::AppError;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +36,6 @@ async fn healthz() -> Json<Health> {
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     hotpatch_store::ping(&state.pool)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("the database does not answer: {e}")))?;
+        .map_err(|e| ApiError::from(AppError::Unavailable(format!("the database does not answer: {e}"))))?;
     Ok(Json(Health { status: "ok" }))
 }

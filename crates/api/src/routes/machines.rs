@@ -153,7 +153,7 @@ async fn list_machines(
     let page = page(items, paging.limit, |m| m.machine.id, |m| m);
     // The page's tag is a digest of its content: exact by construction, and a page is computed
     // in two queries whatever the answer.
-    let body = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = serde_json::to_vec(&page).map_err(ApiError::internal)?;
     let digest = sha2::Sha256::digest(&body);
     let etag = format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
     if IfNoneMatch::of(&headers).matches(&etag) {

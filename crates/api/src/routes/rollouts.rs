@@ -84,7 +84,7 @@ async fn create_rollout(
 ) -> Result<Response, ApiError> {
     let detail = rollouts::start(&state, req, principal.token_id).await?;
     let location = HeaderValue::from_str(&format!("/v1/rollouts/{}", detail.rollout.id))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(detail)).into_response())
 }
 
