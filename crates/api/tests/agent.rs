@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use axum::http::Method;
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{azure_2022, eventually, id_of, instant, inventory, listen, publish, ws2022, TestApp, ADMIN};
+use common::{
+    azure_2022, eventually, id_of, instant, inventory, listen, publish, release, ws2022, TestApp, ADMIN,
+};
 use hotpatch_app::clock::Clock;
 use hotpatch_domain::job::RetryPolicy;
 use hotpatch_store::jobs::{reap_expired, Reaped};
@@ -133,6 +135,22 @@ async fn an_inventory_listing_a_catalog_baseline_makes_it_the_machines_current_b
     let status = app.get(&format!("/v1/machines/{machine}/patch-status"), ADMIN).await.ok(200).clone();
     assert_eq!(status["current_baseline"]["id"], baseline.as_str(), "{status}");
     assert_eq!(status["latest_installed"]["id"], baseline.as_str(), "{status}");
+
+    // February's hotpatch installed too, and another OS's newer baseline listed: the hotpatch is
+    // the latest install, the other OS's baseline is not this machine's.
+    let hotpatch = publish(&app, ws2022("hotpatch", true, "2025-02", "KB5034440")).await;
+    publish(&app, release("windows_server_2025", "baseline", true, "2025-04", "KB5034441")).await;
+    let mut later = inventory();
+    for kb in ["KB5034440", "KB5034441"] {
+        later["installed_updates"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"kb": kb, "classification": "security", "installed_on": "2025-03-14"}));
+    }
+    assert_eq!(app.post("/v1/agent/inventory", &agent, later).await.status, 204);
+    let status = app.get(&format!("/v1/machines/{machine}/patch-status"), ADMIN).await.ok(200).clone();
+    assert_eq!(status["current_baseline"]["id"], baseline.as_str(), "{status}");
+    assert_eq!(status["latest_installed"]["id"], hotpatch.as_str(), "{status}");
 }
 
 // ---------------------------------------------------------------------------------------------

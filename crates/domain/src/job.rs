@@ -194,6 +194,14 @@ pub struct Inventory {
     pub available_updates: Vec<AvailableUpdate>,
 }
 
+impl Inventory {
+    /// Whether a recommended update (see [`AvailableUpdate::is_recommended`]) is available:
+    /// the machine is not compliant until it is installed.
+    pub fn recommended_pending(&self) -> bool {
+        self.available_updates.iter().any(AvailableUpdate::is_recommended)
+    }
+}
+
 /// Healthy or not.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString,
@@ -305,6 +313,28 @@ mod tests {
             };
             assert_eq!(u.is_recommended(), matches!(c, Classification::Critical | Classification::Security));
         }
+    }
+
+    #[test]
+    fn an_inventory_has_a_recommended_update_pending_when_one_is_available() {
+        let update = |classification| AvailableUpdate {
+            kb: "KB5000001".parse().unwrap(),
+            title: "t".into(),
+            classification,
+            requires_reboot: false,
+        };
+        let inventory = |available: Vec<AvailableUpdate>| Inventory {
+            os_build: "20348.2700".parse().unwrap(),
+            reboot_pending: false,
+            installed_updates: vec![],
+            available_updates: available,
+        };
+        assert!(!inventory(vec![]).recommended_pending(), "nothing available");
+        assert!(!inventory(vec![update(Classification::Dotnet), update(Classification::Driver)])
+            .recommended_pending());
+        assert!(inventory(vec![update(Classification::Dotnet), update(Classification::Security)])
+            .recommended_pending());
+        assert!(inventory(vec![update(Classification::Critical)]).recommended_pending());
     }
 
     proptest! {

@@ -46,5 +46,7 @@ pub use machine::{
     OrchestrationMode, OsBuild, OsVersion, PatchOrchestration, Platform, ScaleSet, Timezone,
 };
 pub use object_only::ObjectOnly;
-pub use release::{Classification, Kb, Month, Release, ReleaseKind, ReleaseSpec, UpdateSpec};
+pub use release::{
+    Classification, InstalledReleases, Kb, Month, Release, ReleaseKind, ReleaseSpec, UpdateSpec,
+};
 pub use validation::FieldError;

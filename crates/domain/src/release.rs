@@ -1,7 +1,8 @@
 //! The release catalog's types (DESIGN §1 "Cycle", §3 "Release"): baselines and hotpatches
 //! by OS and month, the updates hotpatch does not cover, and their classifications.
 //!
-//! The publishing rules and the cycle engine that read these live in `hotpatch-scheduler`.
+//! The publishing rules and the cycle engine that read these live in `hotpatch-scheduler`; what
+//! an assessment's installed KBs say of a machine's place in the catalog is [`InstalledReleases`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +14,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::machine::{OsBuild, OsVersion};
+
+mod installed;
+
+pub use installed::InstalledReleases;
 
 /// What a catalog release is.
 #[derive(

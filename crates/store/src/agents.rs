@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hotpatch_domain::job::{AvailableUpdate, Health, InstalledUpdate, Inventory};
+use hotpatch_domain::InstalledReleases;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -138,53 +139,56 @@ pub async fn record_health(
     Ok(())
 }
 
+/// An assessment as it is recorded: the agent's inventory and what the service decided from it.
+#[derive(Debug, Clone, Copy)]
+pub struct InventoryWrite<'a> {
+    /// The inventory, stored as reported.
+    pub inventory: &'a Inventory,
+    /// The machine's installed state the inventory shows; `None` keeps the stored value.
+    pub installed: InstalledReleases,
+    /// A recommended update is available.
+    pub recommended_pending: bool,
+}
+
 /// Records an assessment: the inventory replaces the last one; the machine's installed state
-/// (current baseline, latest installed release, reboot pending) follows from the installed KBs
-/// that are in the release catalog; the next periodic assessment is due at `next_assessment_at`.
+/// takes the releases decided from it (a `None` keeps the stored one) and the reported reboot
+/// flag; the next periodic assessment is due at `next_assessment_at`.
 pub async fn record_inventory(
     conn: &mut PgConnection,
     machine_id: Uuid,
-    inventory: &Inventory,
+    write: &InventoryWrite<'_>,
     now: DateTime<Utc>,
     next_assessment_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let build = inventory.os_build.to_string();
-    let installed = encode(&inventory.installed_updates)?;
+    let inventory = write.inventory;
     sqlx::query!(
         "insert into machine_inventory (machine_id, os_build, reboot_pending, installed_updates,
-                                        available_updates, assessed_at, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $6, $6)
+                                        available_updates, recommended_pending, assessed_at, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $7, $7)
          on conflict (machine_id) do update set os_build = $2, reboot_pending = $3, installed_updates = $4,
-             available_updates = $5, assessed_at = $6, updated_at = $6",
+             available_updates = $5, recommended_pending = $6, assessed_at = $7, updated_at = $7",
         machine_id,
-        build,
+        inventory.os_build.to_string(),
         inventory.reboot_pending,
-        installed,
+        encode(&inventory.installed_updates)?,
         encode(&inventory.available_updates)?,
+        write.recommended_pending,
         now,
     )
     .execute(&mut *conn)
     .await?;
-    // The catalog releases among the installed KBs: the newest baseline is the one the machine
-    // runs on, the newest release of any kind its latest install. Unknown KBs (drivers, .NET, …)
-    // do not move either.
+    // An assessment that shows no release leaves what was known (an unknown id is no news).
     sqlx::query!(
-        "with installed as (
-             select r.id, r.kind, r.month from release r
-             join machine m on m.id = $1 and m.os = r.os
-             where r.kb in (select x.kb from jsonb_to_recordset($2::jsonb) as x(kb text)))
-         insert into machine_patch_state (machine_id, current_baseline_id, latest_installed_id, reboot_pending,
+        "insert into machine_patch_state (machine_id, current_baseline_id, latest_installed_id, reboot_pending,
                                           created_at, updated_at)
-         values ($1,
-                 (select id from installed where kind = 'baseline' order by month desc limit 1),
-                 (select id from installed order by month desc, kind = 'baseline' desc limit 1),
-                 $3, $4, $4)
+         values ($1, $2, $3, $4, $5, $5)
          on conflict (machine_id) do update set
              current_baseline_id = coalesce(excluded.current_baseline_id, machine_patch_state.current_baseline_id),
              latest_installed_id = coalesce(excluded.latest_installed_id, machine_patch_state.latest_installed_id),
-             reboot_pending = excluded.reboot_pending, updated_at = $4",
+             reboot_pending = excluded.reboot_pending, updated_at = $5",
         machine_id,
-        installed,
+        write.installed.current_baseline,
+        write.installed.latest_installed,
         inventory.reboot_pending,
         now,
     )

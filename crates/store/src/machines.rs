@@ -74,7 +74,8 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
-fn parse<T: std::str::FromStr>(column: &str, v: &str) -> Result<T, StoreError> {
+/// The text of the `machine` column `column` as its domain type; an unknown value is `Decode`.
+pub(crate) fn parse<T: std::str::FromStr>(column: &str, v: &str) -> Result<T, StoreError> {
     v.parse().map_err(|_| StoreError::Decode(format!("machine.{column} holds unknown value '{v}'")))
 }
 

@@ -94,6 +94,25 @@ pub async fn catalog_of(db: impl PgExecutor<'_>, os: OsVersion) -> Result<Vec<Re
     rows.into_iter().map(|r| StoredRelease::try_from(r).map(|s| s.release)).collect()
 }
 
+/// The releases of the OS the machine `machine_id` runs, oldest month first (none when there is
+/// no such machine), read in one statement so that the OS and its releases agree.
+pub async fn catalog_of_machine(
+    db: impl PgExecutor<'_>,
+    machine_id: Uuid,
+) -> Result<Vec<Release>, StoreError> {
+    let rows = sqlx::query_as!(
+        ReleaseRow,
+        "select r.id, r.os, r.kind, r.planned, r.month, r.kb, r.build, r.released_at, r.superseded_by,
+                r.created_at, r.updated_at
+         from release r join machine m on m.os = r.os
+         where m.id = $1 order by r.month, r.released_at, r.id",
+        machine_id
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(|r| StoredRelease::try_from(r).map(|s| s.release)).collect()
+}
+
 /// Adds a release; when it `supersedes` a hotpatch, that one is marked in the same statement
 /// order the constraints need (the caller's transaction makes both one change).
 pub async fn insert(

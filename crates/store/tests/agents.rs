@@ -1,5 +1,6 @@
-//! What agents report, against a real PostgreSQL (a fresh database per test): inventory and the
-//! installed state derived from it, liveness, health, and the periodic assessment schedule.
+//! What agents report, against a real PostgreSQL (a fresh database per test): inventory with the
+//! installed state and recommended-update flag decided for it, liveness, health, and the periodic
+//! assessment schedule.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
@@ -8,9 +9,10 @@ use std::collections::HashSet;
 
 use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use hotpatch_domain::job::{AvailableUpdate, Health, HealthCheck, HealthStatus, InstalledUpdate, Inventory};
-use hotpatch_domain::{Classification, OsVersion, ReleaseKind, ReleaseSpec};
-use hotpatch_store::agents::{self, StoredInventory};
+use hotpatch_domain::{Classification, InstalledReleases, OsVersion, Platform, ReleaseKind, ReleaseSpec};
+use hotpatch_store::agents::{self, InventoryWrite, StoredInventory};
 use hotpatch_store::releases::{self, PatchState};
+use hotpatch_store::status::{self, GroupBy};
 use hotpatch_store::testing::fresh_db;
 use support::{machine, machines, secs, t0};
 use uuid::Uuid;
@@ -50,22 +52,35 @@ fn inventory(installed: &[&str], reboot_pending: bool) -> Inventory {
     }
 }
 
+/// `inventory` as recorded with the installed state the service decided, and no recommended update.
+fn write(
+    inventory: &Inventory,
+    current_baseline: Option<Uuid>,
+    latest_installed: Option<Uuid>,
+) -> InventoryWrite<'_> {
+    InventoryWrite {
+        inventory,
+        installed: InstalledReleases { current_baseline, latest_installed },
+        recommended_pending: false,
+    }
+}
+
 #[tokio::test]
-async fn an_inventory_is_stored_and_its_catalog_releases_set_the_installed_state() {
+async fn an_inventory_is_stored_with_the_installed_state_decided_for_it_and_nothing_decided_keeps_it() {
     let db = fresh_db().await;
     let m = machine(&db.pool).await;
     let mut conn = db.pool.acquire().await.unwrap();
     let ws2022 = OsVersion::WindowsServer2022;
     let mut publish =
         async |spec: ReleaseSpec| releases::insert(&mut conn, &spec, None).await.unwrap().release.id;
-    let jan = publish(release(ws2022, ReleaseKind::Baseline, "2025-01", "KB5000001")).await;
-    let feb = publish(release(ws2022, ReleaseKind::Hotpatch, "2025-02", "KB5000002")).await;
-    let mar = publish(release(ws2022, ReleaseKind::Hotpatch, "2025-03", "KB5000003")).await;
-    // Another OS's newer baseline: its KB on this machine does not make it this machine's.
-    publish(release(OsVersion::WindowsServer2025, ReleaseKind::Baseline, "2025-04", "KB5000004")).await;
+    let jan = Some(publish(release(ws2022, ReleaseKind::Baseline, "2025-01", "KB5000001")).await);
+    let feb = Some(publish(release(ws2022, ReleaseKind::Hotpatch, "2025-02", "KB5000002")).await);
+    let mar = Some(publish(release(ws2022, ReleaseKind::Hotpatch, "2025-03", "KB5000003")).await);
 
-    let first = inventory(&["KB5000001", "KB5000002", "KB5000004", "KB5999999"], true);
-    agents::record_inventory(&mut conn, m, &first, t0(), t0() + TimeDelta::days(1)).await.unwrap();
+    let first = inventory(&["KB5000001", "KB5000002", "KB5999999"], true);
+    agents::record_inventory(&mut conn, m, &write(&first, jan, feb), t0(), t0() + TimeDelta::days(1))
+        .await
+        .unwrap();
     let stored = agents::inventory(&mut *conn, m).await.unwrap().unwrap();
     let expected = StoredInventory {
         os_build: Some("20348.2700".into()),
@@ -76,15 +91,22 @@ async fn an_inventory_is_stored_and_its_catalog_releases_set_the_installed_state
     };
     assert_eq!(stored, expected);
     let state = releases::patch_state(&mut *conn, m).await.unwrap();
-    let (jan, feb) = (Some(jan), Some(feb));
     assert_eq!((state.current_baseline, state.latest_installed, state.reboot_pending), (jan, feb, true));
     let agent = agents::get(&mut *conn, m).await.unwrap().unwrap();
     assert_eq!((agent.last_seen_at, agent.next_assessment_at), (Some(t0()), t0() + TimeDelta::days(1)));
 
-    // Only KBs outside the catalog: the installed state stays, the reboot flag follows.
+    // Nothing decided: the installed state stays, the reboot flag follows.
     let unknown = inventory(&["KB5999999", "KB5888888"], false);
     let next_day = t0() + TimeDelta::days(1);
-    agents::record_inventory(&mut conn, m, &unknown, next_day, next_day + TimeDelta::days(1)).await.unwrap();
+    agents::record_inventory(
+        &mut conn,
+        m,
+        &write(&unknown, None, None),
+        next_day,
+        next_day + TimeDelta::days(1),
+    )
+    .await
+    .unwrap();
     let state = releases::patch_state(&mut *conn, m).await.unwrap();
     assert_eq!((state.current_baseline, state.latest_installed, state.reboot_pending), (jan, feb, false));
     let stored = agents::inventory(&mut *conn, m).await.unwrap().unwrap();
@@ -92,14 +114,65 @@ async fn an_inventory_is_stored_and_its_catalog_releases_set_the_installed_state
     let agent = agents::get(&mut *conn, m).await.unwrap().unwrap();
     assert_eq!(agent.next_assessment_at, next_day + TimeDelta::days(1));
 
-    let later = inventory(&["KB5000001", "KB5000002", "KB5000003"], false);
-    agents::record_inventory(&mut conn, m, &later, next_day + secs(60), next_day + TimeDelta::days(1))
+    // One decided, one not: each on its own.
+    let later = inventory(&["KB5000003"], false);
+    let at = next_day + secs(60);
+    agents::record_inventory(&mut conn, m, &write(&later, None, mar), at, next_day + TimeDelta::days(1))
         .await
         .unwrap();
     let state = releases::patch_state(&mut *conn, m).await.unwrap();
     assert_eq!(
         state,
-        PatchState { current_baseline: jan, latest_installed: Some(mar), reboot_pending: false, ..state }
+        PatchState { current_baseline: jan, latest_installed: mar, reboot_pending: false, ..state }
+    );
+}
+
+#[tokio::test]
+async fn a_machines_catalog_is_the_releases_of_its_os_and_none_for_no_machine() {
+    let db = fresh_db().await;
+    let m = machine(&db.pool).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut publish = async |os, month, kb| {
+        releases::insert(&mut conn, &release(os, ReleaseKind::Baseline, month, kb), None)
+            .await
+            .unwrap()
+            .release
+            .id
+    };
+    let feb = publish(OsVersion::WindowsServer2022, "2025-02", "KB5000002").await;
+    publish(OsVersion::WindowsServer2025, "2025-01", "KB5000004").await;
+    let jan = publish(OsVersion::WindowsServer2022, "2025-01", "KB5000001").await;
+    let catalog = releases::catalog_of_machine(&mut *conn, m).await.unwrap();
+    assert_eq!(catalog.iter().map(|r| r.id).collect::<Vec<_>>(), [jan, feb], "its OS only, oldest first");
+    assert!(releases::catalog_of_machine(&mut *conn, Uuid::now_v7()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_fleet_reads_the_recommended_update_pending_as_recorded_with_the_inventory() {
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, 3).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let report = inventory(&[], false);
+    for (m, recommended_pending) in [(ids[0], true), (ids[1], false)] {
+        let write = InventoryWrite { recommended_pending, ..write(&report, None, None) };
+        agents::record_inventory(&mut conn, m, &write, t0(), t0() + TimeDelta::days(1)).await.unwrap();
+    }
+    let mut classes: Vec<_> = status::fleet_classes(&mut *conn, &GroupBy::Nothing)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.assessed, c.recommended_pending, c.machines, c.os, c.platform, c.enrollment))
+        .collect();
+    classes.sort_by_key(|c| (c.0, c.1));
+    let (os, platform) = (OsVersion::WindowsServer2022, Platform::AzureVm);
+    assert_eq!(
+        classes,
+        [
+            (false, false, 1, os, platform, None),
+            (true, false, 1, os, platform, None),
+            (true, true, 1, os, platform, None)
+        ],
+        "never assessed, assessed without and with a recommended update"
     );
 }
 

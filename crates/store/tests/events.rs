@@ -8,6 +8,7 @@ mod support;
 
 use chrono::{NaiveDate, TimeDelta};
 use hotpatch_domain::job::Inventory;
+use hotpatch_store::agents::InventoryWrite;
 use hotpatch_store::events::{self, Event, RETENTION};
 use hotpatch_store::testing::fresh_db;
 use hotpatch_store::{agents, jobs, PgPool};
@@ -51,9 +52,12 @@ async fn event_ids_follow_commit_order_not_write_order() {
     let db = fresh_db().await;
     let (first, second) = (machine(&db.pool).await, machine(&db.pool).await);
     let mut early = db.pool.begin().await.unwrap();
-    agents::record_inventory(&mut early, first, &inventory(), t0(), t0() + TimeDelta::days(1)).await.unwrap();
+    let inventory = inventory();
+    let write =
+        InventoryWrite { inventory: &inventory, installed: Default::default(), recommended_pending: false };
+    agents::record_inventory(&mut early, first, &write, t0(), t0() + TimeDelta::days(1)).await.unwrap();
     let mut late = db.pool.begin().await.unwrap();
-    agents::record_inventory(&mut late, second, &inventory(), t0(), t0() + TimeDelta::days(1)).await.unwrap();
+    agents::record_inventory(&mut late, second, &write, t0(), t0() + TimeDelta::days(1)).await.unwrap();
     late.commit().await.unwrap();
     early.commit().await.unwrap();
 

@@ -83,8 +83,8 @@ async fn create_rollout(
     ApiJson(req): ApiJson<RolloutRequest>,
 ) -> Result<Response, ApiError> {
     let detail = rollouts::start(&state, req, principal.token_id).await?;
-    let location = HeaderValue::from_str(&format!("/v1/rollouts/{}", detail.rollout.id))
-        .map_err(ApiError::internal)?;
+    let location =
+        HeaderValue::from_str(&format!("/v1/rollouts/{}", detail.rollout.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(detail)).into_response())
 }
 

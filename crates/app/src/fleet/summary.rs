@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use hotpatch_domain::{Enrollment, HotpatchStatus, OsVersion, Platform, Release};
+use hotpatch_domain::{HotpatchStatus, Release};
 use hotpatch_scheduler::cycle::{cycle_status, MachineState};
 use hotpatch_store::status::{self, FleetClass};
 use serde::Serialize;
@@ -97,11 +97,11 @@ pub async fn summary(
     let mut counts = FleetCounts::default();
     let mut groups: BTreeMap<(bool, Option<String>), FleetCounts> = BTreeMap::new();
     for c in &classes {
-        tally(&mut counts, c, &catalog, &app.settings, now)?;
+        tally(&mut counts, c, &catalog, &app.settings, now);
         if group_by != GroupBy::Nothing {
             // Machines without the label sort last.
             let key = (c.group.is_none(), c.group.clone());
-            tally(groups.entry(key).or_default(), c, &catalog, &app.settings, now)?;
+            tally(groups.entry(key).or_default(), c, &catalog, &app.settings, now);
         }
     }
     let group_by = match group_by {
@@ -118,10 +118,6 @@ pub async fn summary(
     })
 }
 
-fn parse<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, AppError> {
-    v.parse().map_err(|_| AppError::Internal(format!("stored {what} '{v}' is not valid")))
-}
-
 /// Adds a class of machines to `counts`, judged as their patch status judges each of them.
 fn tally(
     counts: &mut FleetCounts,
@@ -129,19 +125,15 @@ fn tally(
     catalog: &[Release],
     settings: &Settings,
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    let os: OsVersion = parse("machine.os", &c.os)?;
-    let platform: Platform = parse("machine.platform", &c.platform)?;
-    let enrollment: Option<Enrollment> =
-        c.enrollment.as_deref().map(|e| parse("machine.enrollment", e)).transpose()?;
-    let takes = hotpatch_domain::takes_hotpatches(c.hotpatch_enabled, c.eligible, platform, enrollment);
+) {
+    let takes = hotpatch_domain::takes_hotpatches(c.hotpatch_enabled, c.eligible, c.platform, c.enrollment);
     let machine = MachineState {
         hotpatch: takes,
         current_baseline: c.current_baseline_id,
         latest_installed: c.latest_installed_id,
         reboot_pending: c.reboot_pending,
     };
-    let cycle = cycle_status(os, &machine, catalog, &settings.calendar, now);
+    let cycle = cycle_status(c.os, &machine, catalog, &settings.calendar, now);
     let n = c.machines;
     counts.machines += n;
     let h = &mut counts.hotpatch_status;
@@ -170,5 +162,4 @@ fn tally(
     if overdue {
         counts.overdue += n;
     }
-    Ok(())
 }

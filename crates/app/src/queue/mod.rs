@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use hotpatch_domain::job::{ClaimedJob, Health, Inventory, JobResult, Lease};
+use hotpatch_domain::InstalledReleases;
+use hotpatch_store::agents::InventoryWrite;
 use hotpatch_store::jobs::{Fence, LeaseRef};
-use hotpatch_store::{agents, StoreError};
+use hotpatch_store::{agents, releases, StoreError};
 use rand::Rng as _;
 use uuid::Uuid;
 
@@ -96,8 +98,9 @@ pub async fn result(app: &App, machine_id: Uuid, job_id: Uuid, result: JobResult
     Ok(done)
 }
 
-/// Records the machine's inventory (an assessment's result): it becomes its patch status, and
-/// its next periodic assessment is due one jittered interval later.
+/// Records the machine's inventory (an assessment's result): it becomes its patch status (the
+/// catalog releases among its installed KBs move its installed state, see
+/// [`InstalledReleases`]), and its next periodic assessment is due one jittered interval later.
 pub async fn inventory(app: &App, machine_id: Uuid, inventory: &Inventory) -> Result<(), AppError> {
     if inventory.installed_updates.len() > MAX_UPDATES {
         return Err(AppError::field("installed_updates", format!("at most {MAX_UPDATES} updates")));
@@ -108,7 +111,16 @@ pub async fn inventory(app: &App, machine_id: Uuid, inventory: &Inventory) -> Re
     let now = app.clock.now();
     let next = now + jittered(app.settings.assessment_interval);
     let mut tx = app.pool.begin().await?;
-    agents::record_inventory(&mut tx, machine_id, inventory, now, next).await.map_err(|e| match e {
+    // The catalog as this transaction reads it, not this replica's cached copy: the ids written
+    // must be releases the transaction sees, and a release published a moment ago must count.
+    // One small read (a dozen releases per OS a year) per assessment.
+    let catalog = releases::catalog_of_machine(&mut *tx, machine_id).await?;
+    let write = InventoryWrite {
+        inventory,
+        installed: InstalledReleases::of(&catalog, inventory.installed_updates.iter().map(|u| &u.kb)),
+        recommended_pending: inventory.recommended_pending(),
+    };
+    agents::record_inventory(&mut tx, machine_id, &write, now, next).await.map_err(|e| match e {
         // The machine was deleted while its agent still runs: its token is gone with it, so this
         // can only be a race with the delete.
         StoreError::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {

@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hotpatch_domain::job::AvailableUpdate;
-use hotpatch_domain::{
-    Enrollment, HotpatchStatus, Month, OsVersion, Platform, Release, ReleaseKind, Timezone,
-};
+use hotpatch_domain::{HotpatchStatus, Month, OsVersion, Release, ReleaseKind};
 use hotpatch_scheduler::cycle::{cycle_status, CycleStatus, MachineState};
 use hotpatch_store::machines;
 use hotpatch_store::releases::{self, PatchState};
@@ -102,10 +100,6 @@ impl StatusTag {
     }
 }
 
-fn parse<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, AppError> {
-    v.parse().map_err(|_| AppError::Internal(format!("stored {what} '{v}' is not valid")))
-}
-
 /// The first instant of the UTC month after `now`'s.
 fn next_month(now: DateTime<Utc>) -> DateTime<Utc> {
     let m = Month::of(now);
@@ -137,12 +131,8 @@ fn status_of(
     at: Option<DateTime<Utc>>,
     seen: Option<DateTime<Utc>>,
 ) -> Result<Answer, AppError> {
-    let os: OsVersion = parse("machine.os", &i.os)?;
-    let platform: Platform = parse("machine.platform", &i.platform)?;
-    let enrollment: Option<Enrollment> =
-        i.enrollment.as_deref().map(|e| parse("machine.enrollment", e)).transpose()?;
-    let zone: Timezone = parse("machine.timezone", &i.timezone)?;
-    let takes = hotpatch_domain::takes_hotpatches(i.hotpatch_enabled, i.eligible, platform, enrollment);
+    let (os, zone) = (i.os, &i.timezone);
+    let takes = hotpatch_domain::takes_hotpatches(i.hotpatch_enabled, i.eligible, i.platform, i.enrollment);
     let machine_state = MachineState {
         hotpatch: takes,
         current_baseline: i.current_baseline_id,
@@ -160,7 +150,7 @@ fn status_of(
     });
     let configuration = i.configuration.as_ref().map(|c| (c.id, &c.configuration, c.matched));
     let next_window =
-        windows_of(&applied_from(&app.settings, &zone, configuration), now, 1).into_iter().next();
+        windows_of(&applied_from(&app.settings, zone, configuration), now, 1).into_iter().next();
     // A mark this replica has not written yet is newer than the stored one.
     let mut version = i.version;
     let agent = version.agent.as_mut().map(|a| {
