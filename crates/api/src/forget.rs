@@ -1,5 +1,5 @@
 //! The layer that drops kept patch status answers a write through this replica may have
-//! changed, before the response leaves (see `hotpatch_app::status::answers`).
+//! changed, before the response leaves (see `hotpatch_app::status::cache`).
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use hotpatch_app::status::answers::Answers;
+use hotpatch_app::status::cache::AnswerCache;
 use uuid::Uuid;
 
 /// What a write request may change of kept answers.
@@ -45,7 +45,11 @@ fn touches(method: &Method, path: &str) -> Touches {
 /// Layer: after a write through this replica, drops the answers it may have changed, before the
 /// response leaves. The notification of the same change comes later and finds nothing to drop;
 /// a fill that read before the change is refused (its ticket is older).
-pub async fn forget_written(State(answers): State<Arc<Answers>>, request: Request, next: Next) -> Response {
+pub async fn forget_written(
+    State(answers): State<Arc<AnswerCache>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let touched = touches(request.method(), request.uri().path());
     let response = next.run(request).await;
     match touched {

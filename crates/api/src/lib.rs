@@ -112,7 +112,7 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let metrics = state.metrics.clone();
-    let answers = state.answers.clone();
+    let answers = state.status_cache.clone();
     api.merge(openapi::docs_router(spec))
         .route("/metrics", get(metrics::serve))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -246,7 +246,7 @@ async fn etag_follows_assessments_installs_and_windows(kept: bool) {
         assert_eq!(conditional(&app, &path, &new_etag).await, (304, new_etag.clone()), "{what}: new tag");
         (body, etag) = (new_body, new_etag);
     }
-    assert_eq!(state.answers.stats().hits > 0, kept, "answers kept in memory are served: {kept}");
+    assert_eq!(state.status_cache.stats().hits > 0, kept, "answers kept in memory are served: {kept}");
 }
 
 #[tokio::test]
@@ -483,7 +483,7 @@ async fn kept(app: &TestApp, state: &AppState, id: &str) -> (Value, String) {
     let machine = id.parse().unwrap();
     eventually("the answer is kept", std::time::Duration::from_secs(5), || async {
         status(app, id).await;
-        state.answers.get(machine, true).is_some()
+        state.status_cache.get(machine, true).is_some()
     })
     .await;
     status(app, id).await
@@ -516,12 +516,12 @@ async fn a_kept_answer_is_served_until_another_replica_changes_the_machine() {
     let other = a.machine_id(azure_2022("web-2")).await;
     let (other_body, _) = kept(&a, &a_state, &other).await;
     let (body, etag) = kept(&a, &a_state, &id).await;
-    let before = a_state.answers.stats();
+    let before = a_state.status_cache.stats();
 
     // Served from memory: the same answer, the same tag, 304 for it.
     assert_eq!(status(&a, &id).await, (body.clone(), etag.clone()));
     assert_eq!(conditional(&a, &status_path(&id), &etag).await, (304, etag.clone()));
-    assert_eq!(a_state.answers.stats().hits, before.hits + 2);
+    assert_eq!(a_state.status_cache.stats().hits, before.hits + 2);
 
     // Replica B turns hotpatch off: A hears it and computes the new answer.
     b.patch(&format!("/v1/machines/{id}"), ADMIN, json!({"hotpatch_enabled": false})).await.ok(200);
@@ -534,9 +534,9 @@ async fn a_kept_answer_is_served_until_another_replica_changes_the_machine() {
     assert_ne!(new_etag, etag);
     assert_eq!(conditional(&a, &status_path(&id), &etag).await.0, 200, "the old tag no longer matches");
     // The other machine's answer stayed kept.
-    let hits = a_state.answers.stats().hits;
+    let hits = a_state.status_cache.stats().hits;
     assert_eq!(status(&a, &other).await.0, other_body);
-    assert_eq!(a_state.answers.stats().hits, hits + 1);
+    assert_eq!(a_state.status_cache.stats().hits, hits + 1);
 }
 
 #[tokio::test]
@@ -549,7 +549,7 @@ async fn a_release_published_on_another_replica_drops_every_kept_answer() {
     common::publish(&b, ws2022("hotpatch", true, "2025-06", "KB5060001")).await;
     let machine = id.parse().unwrap();
     eventually("replica A drops its answer", std::time::Duration::from_secs(5), || async {
-        a_state.answers.get(machine, true).is_none()
+        a_state.status_cache.get(machine, true).is_none()
     })
     .await;
     let (_, new_etag) = status(&a, &id).await;
@@ -573,7 +573,7 @@ async fn a_replica_that_lost_its_listen_connection_drops_what_it_kept() {
     .unwrap();
     let machine = id.parse().unwrap();
     eventually("replica A drops its answer", std::time::Duration::from_secs(10), || async {
-        a_state.answers.get(machine, true).is_none()
+        a_state.status_cache.get(machine, true).is_none()
     })
     .await;
 }
@@ -586,7 +586,7 @@ async fn without_its_listen_connection_a_replica_keeps_nothing() {
     for _ in 0..3 {
         status(&app, &id).await;
     }
-    assert_eq!(state.answers.stats(), Default::default());
+    assert_eq!(state.status_cache.stats(), Default::default());
 }
 
 #[tokio::test]
@@ -598,15 +598,15 @@ async fn a_list_with_patch_status_keeps_each_answer_for_the_polls_that_follow() 
     // Notifications of the writes above may still come in and drop what the list keeps.
     eventually("the list keeps both answers", std::time::Duration::from_secs(5), || async {
         app.get("/v1/machines?include=patch_status", ADMIN).await.ok(200);
-        ids.iter().all(|id| state.answers.get(id.parse().unwrap(), true).is_some())
+        ids.iter().all(|id| state.status_cache.get(id.parse().unwrap(), true).is_some())
     })
     .await;
     let page = app.get("/v1/machines?include=patch_status", ADMIN).await.ok(200).clone();
-    let hits = state.answers.stats().hits;
+    let hits = state.status_cache.stats().hits;
     for item in page["items"].as_array().unwrap() {
         let path = status_path(item["id"].as_str().unwrap());
         let tag = item["patch_status_etag"].as_str().unwrap();
         assert_eq!(conditional(&app, &path, tag).await, (304, tag.to_owned()));
     }
-    assert_eq!(state.answers.stats().hits, hits + 2, "both polls answered from memory");
+    assert_eq!(state.status_cache.stats().hits, hits + 2, "both polls answered from memory");
 }

@@ -55,8 +55,8 @@ pub struct App {
     pub presence: Arc<queue::presence::Presence>,
     /// What every patch status reads and rarely changes (see [`status::catalog`]).
     pub status_inputs: Arc<status::catalog::StatusCatalog>,
-    /// Patch status answers kept in memory (see [`status::answers`]).
-    pub answers: Arc<status::answers::Answers>,
+    /// Patch status answers kept in memory (see [`status::cache`]).
+    pub status_cache: Arc<status::cache::AnswerCache>,
     /// Agents' claims, heartbeats and results on their way to the database in batches (see
     /// [`queue::batches`]). A batch runs with the `App` (pool, clock, settings) of the request
     /// that started its runner: an `App` with another pool or clock needs its own.
@@ -69,8 +69,8 @@ impl App {
     /// Services over a migrated pool, with these settings and the system clock.
     pub fn new(pool: PgPool, settings: Settings) -> Self {
         let wakeups = Wakeups::new();
-        let answers = Arc::new(status::answers::Answers::new(DEFAULT_STATUS_CACHE_BYTES));
-        wakeups.set_status_sink(answers.clone());
+        let status_cache = Arc::new(status::cache::AnswerCache::new(DEFAULT_STATUS_CACHE_BYTES));
+        wakeups.set_status_sink(status_cache.clone());
         App {
             pool,
             clock: Clock::system(),
@@ -78,7 +78,7 @@ impl App {
             wakeups,
             presence: Default::default(),
             status_inputs: Default::default(),
-            answers,
+            status_cache,
             agent_batches: Default::default(),
             duties: Default::default(),
         }
@@ -86,8 +86,8 @@ impl App {
 
     /// Keeps at most about `bytes` of patch status answers in memory (0: none).
     pub fn with_status_cache(mut self, bytes: usize) -> Self {
-        self.answers = Arc::new(status::answers::Answers::new(bytes));
-        self.wakeups.set_status_sink(self.answers.clone());
+        self.status_cache = Arc::new(status::cache::AnswerCache::new(bytes));
+        self.wakeups.set_status_sink(self.status_cache.clone());
         self
     }
 

@@ -130,7 +130,7 @@ pub async fn inventory(app: &App, machine_id: Uuid, inventory: &Inventory) -> Re
     })?;
     tx.commit().await?;
     // Before the answer: a read after it on this replica must not get the kept answer.
-    app.answers.forget(machine_id);
+    app.status_cache.forget(machine_id);
     tracing::info!(%machine_id, installed = inventory.installed_updates.len(),
         available = inventory.available_updates.len(), "inventory recorded");
     Ok(())
@@ -143,7 +143,7 @@ pub async fn health(app: &App, machine_id: Uuid, health: &Health) -> Result<(), 
     }
     agents::record_health(&app.pool, machine_id, health, app.clock.now()).await?;
     // Before the answer: a read after it on this replica must not get the kept answer.
-    app.answers.forget(machine_id);
+    app.status_cache.forget(machine_id);
     tracing::info!(%machine_id, status = ?health.status, "health reported");
     Ok(())
 }

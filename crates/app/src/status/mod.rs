@@ -3,7 +3,7 @@
 //! does, and answers kept in this replica's memory until a write of their inputs drops them
 //! ([`answers`]).
 
-pub mod answers;
+pub mod cache;
 pub mod catalog;
 pub mod views;
 
@@ -20,7 +20,7 @@ use hotpatch_store::status::{self, StatusInputs, StatusVersion};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use self::answers::Answer;
+use self::cache::Answer;
 pub use self::views::*;
 use crate::catalog::ReleaseRef;
 use crate::error::{AppError, OrNotFound};
@@ -141,13 +141,6 @@ fn status_of(
     };
     let cycle = cycle_status(os, &machine_state, catalog, &app.settings.calendar, now);
     let find = |id: Option<Uuid>| id.and_then(|id| catalog.iter().find(|r| r.id == id)).map(ReleaseRef::from);
-    let next_release = cycle.next_release.and_then(|n| {
-        Some(NextReleaseView {
-            kind: n.kind.into(),
-            reboot_required: n.reboot_required,
-            release: find(Some(n.release_id))?,
-        })
-    });
     let configuration = i.configuration.as_ref().map(|c| (c.id, &c.configuration, c.matched));
     let next_window =
         windows_of(&applied_from(&app.settings, zone, configuration), now, 1).into_iter().next();
@@ -182,13 +175,7 @@ fn status_of(
         os_build: i.assessed_os_build.or(i.registered_os_build),
         current_baseline: find(i.current_baseline_id),
         latest_installed: find(i.latest_installed_id),
-        cycle: CycleView {
-            month: cycle.month,
-            kind: cycle.kind.into(),
-            next_release,
-            reboot_required: cycle.reboot_required,
-            needs_baseline: cycle.needs_baseline,
-        },
+        cycle: cycle_view(&cycle, catalog),
         recommended_updates,
         update_compliance,
         reboot_pending: cycle.reboot_pending,
@@ -205,6 +192,24 @@ fn status_of(
     };
     let body = serde_json::to_vec(&view).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(Answer { etag: tag.header(), body: body.into(), computed_at: now, valid_until: tag.valid_until, seen })
+}
+
+/// The machine's place in the cycle as the portal shows it.
+fn cycle_view(cycle: &CycleStatus, catalog: &[Release]) -> CycleView {
+    let next_release = cycle.next_release.as_ref().and_then(|n| {
+        Some(NextReleaseView {
+            kind: n.kind.into(),
+            reboot_required: n.reboot_required,
+            release: find(catalog, Some(n.release_id))?,
+        })
+    });
+    CycleView {
+        month: cycle.month,
+        kind: cycle.kind.into(),
+        next_release,
+        reboot_required: cycle.reboot_required,
+        needs_baseline: cycle.needs_baseline,
+    }
 }
 
 /// The first instant at which the clock alone changes an answer computed at `now`: the next
@@ -254,7 +259,7 @@ pub async fn answers(app: &App, ids: &[Uuid]) -> Result<HashMap<Uuid, Answer>, A
     let listening = app.wakeups.is_listening();
     let seen: HashMap<Uuid, DateTime<Utc>> =
         ids.iter().filter_map(|&id| Some((id, app.presence.pending(id)?))).collect();
-    let ticket = app.answers.ticket(listening);
+    let ticket = app.status_cache.ticket(listening);
     let now = app.clock.now();
     let inputs = status::inputs(&app.pool, ids).await?;
     let Some(newest) = inputs.iter().map(|i| i.version.catalog_version).max() else {
@@ -265,7 +270,7 @@ pub async fn answers(app: &App, ids: &[Uuid]) -> Result<HashMap<Uuid, Answer>, A
     for i in inputs {
         let id = i.id;
         let answer = status_of(app, i, &catalog, version, now, None, seen.get(&id).copied())?;
-        app.answers.fill(ticket, id, answer.clone());
+        app.status_cache.fill(ticket, id, answer.clone());
         answers.insert(id, answer);
     }
     Ok(answers)
@@ -285,15 +290,15 @@ pub async fn get(
     // Answers kept in memory are answers at the current instant; `?at=` is always computed.
     let listening = at.is_none() && app.wakeups.is_listening();
     let seen = app.presence.pending(id);
-    if let Some(kept) = app.answers.get(id, listening).filter(|a| a.current(now, seen)) {
-        app.answers.hit();
+    if let Some(kept) = app.status_cache.get(id, listening).filter(|a| a.current(now, seen)) {
+        app.status_cache.hit();
         if conditional.matches(&kept.etag) {
             return Ok(Got::NotModified(kept.etag.clone()));
         }
         return Ok(Got::Answer(kept));
     }
     // Taken before anything is read: a change after it refuses to keep what is computed here.
-    let ticket = app.answers.ticket(listening);
+    let ticket = app.status_cache.ticket(listening);
     // Tags still valid at `now` are checked against the stored versions alone.
     let live: Vec<StatusTag> =
         conditional.tags.iter().filter_map(|t| StatusTag::parse(t)).filter(|t| now < t.valid_until).collect();
@@ -317,7 +322,7 @@ pub async fn get(
     let (version, catalog) = app.status_inputs.catalog(&app.pool, inputs.version.catalog_version).await?;
     let answer = status_of(app, inputs, &catalog, version, now, at, seen)?;
     if at.is_none() {
-        app.answers.fill(ticket, id, answer.clone());
+        app.status_cache.fill(ticket, id, answer.clone());
     }
     if conditional.matches(&answer.etag) {
         return Ok(Got::NotModified(answer.etag));

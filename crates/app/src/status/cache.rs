@@ -94,7 +94,7 @@ impl Shard {
     }
 }
 
-/// Proof of when a read began: see [`Answers::fill`].
+/// Proof of when a read began: see [`AnswerCache::fill`].
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket(Option<u64>);
 
@@ -112,7 +112,7 @@ pub struct AnswerStats {
 }
 
 /// This replica's kept answers (see the module documentation).
-pub struct Answers {
+pub struct AnswerCache {
     shards: Box<[Mutex<Shard>]>,
     /// Numbers the changes; a ticket is the number of the last change before a read.
     changes: AtomicU64,
@@ -123,10 +123,10 @@ pub struct Answers {
     refused: AtomicU64,
 }
 
-impl Answers {
+impl AnswerCache {
     /// Keeps at most about `budget` bytes of answers; 0 keeps none.
-    pub fn new(budget: usize) -> Answers {
-        Answers {
+    pub fn new(budget: usize) -> AnswerCache {
+        AnswerCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             changes: AtomicU64::new(0),
             shard_budget: budget / SHARDS,
@@ -213,7 +213,7 @@ impl Answers {
     }
 }
 
-impl StatusSink for Answers {
+impl StatusSink for AnswerCache {
     fn changed(&self, ids: &[Uuid]) {
         ids.iter().for_each(|&id| self.forget(id));
     }
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_fill_is_served_until_its_machine_changes() {
-        let a = Answers::new(1 << 20);
+        let a = AnswerCache::new(1 << 20);
         let id = Uuid::now_v7();
         a.fill(a.ticket(true), id, answer("{}"));
         assert!(a.get(id, true).is_some());
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_fill_read_before_a_change_of_its_machine_is_refused() {
-        let a = Answers::new(1 << 20);
+        let a = AnswerCache::new(1 << 20);
         let (id, other) = (Uuid::now_v7(), Uuid::now_v7());
         let ticket = a.ticket(true);
         a.forget(id);
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_fill_read_before_everything_changed_is_refused() {
-        let a = Answers::new(1 << 20);
+        let a = AnswerCache::new(1 << 20);
         let id = Uuid::now_v7();
         let ticket = a.ticket(true);
         a.forget_all();
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn nothing_is_kept_or_served_while_not_listening() {
-        let a = Answers::new(1 << 20);
+        let a = AnswerCache::new(1 << 20);
         let id = Uuid::now_v7();
         a.fill(a.ticket(false), id, answer("{}"));
         assert!(a.get(id, true).is_none());
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn the_memory_stays_within_the_budget() {
         let budget = 640 * 1024;
-        let a = Answers::new(budget);
+        let a = AnswerCache::new(budget);
         let body = "x".repeat(900);
         for _ in 0..2_000 {
             a.fill(a.ticket(true), Uuid::new_v4(), answer(&body));
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_budget_of_zero_keeps_nothing() {
-        let a = Answers::new(0);
+        let a = AnswerCache::new(0);
         let id = Uuid::now_v7();
         a.fill(a.ticket(true), id, answer("{}"));
         assert!(a.get(id, true).is_none());
