@@ -112,13 +112,13 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let metrics = state.metrics.clone();
-    let answers = state.status_cache.clone();
+    let status_cache = state.status_cache.clone();
     api.merge(openapi::docs_router(spec))
         .route("/metrics", get(metrics::serve))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .route_layer(middleware::from_fn_with_state(answers, forget::forget_written))
+        .route_layer(middleware::from_fn_with_state(status_cache, forget::forget_written))
         .route_layer(middleware::from_fn_with_state(metrics, metrics::record))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::internal("handler panicked").into_response()

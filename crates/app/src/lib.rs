@@ -54,7 +54,7 @@ pub struct App {
     /// Agents seen since the last batch write of `last_seen_at` (see [`queue::presence`]).
     pub presence: Arc<queue::presence::Presence>,
     /// What every patch status reads and rarely changes (see [`status::catalog`]).
-    pub status_inputs: Arc<status::catalog::StatusCatalog>,
+    pub status_catalog: Arc<status::catalog::StatusCatalog>,
     /// Patch status answers kept in memory (see [`status::cache`]).
     pub status_cache: Arc<status::cache::AnswerCache>,
     /// Agents' claims, heartbeats and results on their way to the database in batches (see
@@ -77,7 +77,7 @@ impl App {
             settings: Arc::new(settings),
             wakeups,
             presence: Default::default(),
-            status_inputs: Default::default(),
+            status_catalog: Default::default(),
             status_cache,
             agent_batches: Default::default(),
             duties: Default::default(),

@@ -93,7 +93,7 @@ pub async fn summary(
 ) -> Result<FleetSummary, AppError> {
     let now = at.unwrap_or_else(|| app.clock.now());
     let classes = status::fleet_classes(&app.pool, &group_by).await?;
-    let (_, catalog) = app.status_inputs.catalog_now(&app.pool).await?;
+    let (_, catalog) = app.status_catalog.catalog_now(&app.pool).await?;
     let mut counts = FleetCounts::default();
     let mut groups: BTreeMap<(bool, Option<String>), FleetCounts> = BTreeMap::new();
     for c in &classes {

@@ -1,7 +1,7 @@
 //! Patch status: a machine's answer computed from its stored inputs, the catalog and the
 //! clock (DESIGN §3 "Patch status"), with an entity tag that changes exactly when the answer
 //! does, and answers kept in this replica's memory until a write of their inputs drops them
-//! ([`answers`]).
+//! ([`cache`]).
 
 pub mod cache;
 pub mod catalog;
@@ -140,7 +140,6 @@ fn status_of(
         reboot_pending: i.reboot_pending,
     };
     let cycle = cycle_status(os, &machine_state, catalog, &app.settings.calendar, now);
-    let find = |id: Option<Uuid>| id.and_then(|id| catalog.iter().find(|r| r.id == id)).map(ReleaseRef::from);
     let configuration = i.configuration.as_ref().map(|c| (c.id, &c.configuration, c.matched));
     let next_window =
         windows_of(&applied_from(&app.settings, zone, configuration), now, 1).into_iter().next();
@@ -153,7 +152,7 @@ fn status_of(
     });
     version.catalog_version = catalog_version;
     let valid_until = valid_until(now, catalog, os, next_window.as_ref(), agent.as_ref());
-    let tag = StatusTag::new(&app.status_inputs.settings(&app.settings), &version, at, valid_until);
+    let tag = StatusTag::new(&app.status_catalog.settings(&app.settings), &version, at, valid_until);
     let rollout = version.rollout.as_ref().map(rollout_view);
     let health = match (i.health, version.agent.as_ref()) {
         (Some(h), Some(a)) => {
@@ -173,8 +172,8 @@ fn status_of(
         },
         // The agent's report is newer than what the operator registered.
         os_build: i.assessed_os_build.or(i.registered_os_build),
-        current_baseline: find(i.current_baseline_id),
-        latest_installed: find(i.latest_installed_id),
+        current_baseline: find(catalog, i.current_baseline_id),
+        latest_installed: find(catalog, i.latest_installed_id),
         cycle: cycle_view(&cycle, catalog),
         recommended_updates,
         update_compliance,
@@ -265,7 +264,7 @@ pub async fn answers(app: &App, ids: &[Uuid]) -> Result<HashMap<Uuid, Answer>, A
     let Some(newest) = inputs.iter().map(|i| i.version.catalog_version).max() else {
         return Ok(HashMap::new());
     };
-    let (version, catalog) = app.status_inputs.catalog(&app.pool, newest).await?;
+    let (version, catalog) = app.status_catalog.catalog(&app.pool, newest).await?;
     let mut answers = HashMap::with_capacity(inputs.len());
     for i in inputs {
         let id = i.id;
@@ -309,7 +308,7 @@ pub async fn get(
         if let Some(a) = version.agent.as_mut() {
             a.last_seen_at = a.last_seen_at.max(seen);
         }
-        let settings = app.status_inputs.settings(&app.settings);
+        let settings = app.status_catalog.settings(&app.settings);
         for t in &live {
             if StatusTag::new(&settings, &version, at, t.valid_until) == *t {
                 return Ok(Got::NotModified(t.header()));
@@ -319,7 +318,7 @@ pub async fn get(
     let inputs = status::input(&app.pool, id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no machine with id {id}")))?;
-    let (version, catalog) = app.status_inputs.catalog(&app.pool, inputs.version.catalog_version).await?;
+    let (version, catalog) = app.status_catalog.catalog(&app.pool, inputs.version.catalog_version).await?;
     let answer = status_of(app, inputs, &catalog, version, now, at, seen)?;
     if at.is_none() {
         app.status_cache.fill(ticket, id, answer.clone());
