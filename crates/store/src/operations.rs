@@ -82,6 +82,12 @@ pub async fn create(conn: &mut PgConnection, op: &NewOperation<'_>) -> Result<Cr
     })
 }
 
+/// The selector's labels as `selector_matches()` takes them: no map or an empty one is NULL,
+/// "any labels", which the inlined function folds away instead of testing `labels @> '{}'`.
+pub(crate) fn selector_labels(selector: &Selector) -> Option<serde_json::Value> {
+    selector.labels.as_ref().filter(|l| !l.is_empty()).map(|l| json!(l))
+}
+
 /// The machines a selector names, in id order (at most `limit`). Every given part must match;
 /// `{}` names every machine.
 pub async fn select_machines(
@@ -89,7 +95,7 @@ pub async fn select_machines(
     selector: &Selector,
     limit: i64,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let labels = selector.labels.as_ref().filter(|l| !l.is_empty()).map(|l| json!(l));
+    let labels = selector_labels(selector);
     let ids = sqlx::query_scalar!(
         "select id from machine
          where selector_matches(id, labels, region, $1, $2, $3)

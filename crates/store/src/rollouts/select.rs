@@ -6,7 +6,6 @@ use hotpatch_domain::machine::Timezone;
 use hotpatch_domain::operation::Selector;
 use hotpatch_domain::schedule::MaintenanceConfiguration;
 use hotpatch_domain::{Enrollment, OsVersion, PatchOrchestration, Platform};
-use serde_json::json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -62,7 +61,7 @@ pub async fn planner_inputs(
     selector: &Selector,
     limit: i64,
 ) -> Result<Vec<PlannerInput>, StoreError> {
-    let labels = selector.labels.as_ref().filter(|l| !l.is_empty()).map(|l| json!(l));
+    let labels = crate::operations::selector_labels(selector);
     let rows = sqlx::query!(
         r#"select m.id, m.os, m.patch_orchestration, m.platform, m.enrollment, m.hotpatch_enabled,
                   m.eligible, m.region, m.availability_zone, m.availability_set, m.update_domain,
