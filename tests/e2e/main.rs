@@ -7,6 +7,7 @@ mod database_url;
 mod embedded;
 mod fresh_db;
 mod rollouts;
+mod shutdown;
 
 use hotpatch_e2e::Server;
 use serde_json::{json, Value};

@@ -61,6 +61,9 @@ pub struct Problem {
     pub reasons: Option<Vec<Reason>>,
 }
 
+/// `Retry-After` of a 503 `unavailable`, in seconds.
+pub const RETRY_UNAVAILABLE_SECS: &str = "2";
+
 impl ApiError {
     /// A 400 for one malformed parameter (path or query).
     pub fn bad_param(field: &str, message: impl Into<String>) -> Self {
@@ -157,6 +160,10 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A restart of PostgreSQL or of this replica takes seconds: clients retry soon.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE_SECS));
         }
         response
     }

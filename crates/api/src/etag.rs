@@ -11,9 +11,9 @@ use crate::error::ApiError;
 
 /// The value of an `at` parameter: an RFC 3339 instant.
 pub fn parse_at(v: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::bad_param("at", format!("'{}' is not an RFC 3339 instant", v.escape_debug())))
+    hotpatch_domain::time::parse_instant(v).ok_or_else(|| {
+        ApiError::bad_param("at", format!("'{}' {}", v.escape_debug(), hotpatch_domain::time::EXPECTED))
+    })
 }
 
 /// The entity tags of `If-None-Match`: `*`, or opaque tags (weak ones compared weakly, as

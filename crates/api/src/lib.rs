@@ -7,6 +7,7 @@ pub mod error;
 pub mod etag;
 pub mod extract;
 pub mod forget;
+mod keep_alive;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
@@ -44,6 +45,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Recently verified tokens (see `auth`).
     pub credentials: std::sync::Arc<auth::CredentialCache>,
+    /// When set, `/metrics` answers only requests bearing this token (scrapers get their own
+    /// secret, not an API token).
+    pub metrics_token: Option<std::sync::Arc<str>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,12 +77,23 @@ impl AppState {
 
     /// State over these services.
     pub fn of(app: App) -> Self {
-        AppState { app, metrics: metrics::Metrics::default(), credentials: Default::default() }
+        AppState {
+            app,
+            metrics: metrics::Metrics::default(),
+            credentials: Default::default(),
+            metrics_token: None,
+        }
     }
 
     /// Keeps at most about `bytes` of patch status answers in memory (0: none).
     pub fn with_status_cache(mut self, bytes: usize) -> Self {
         self.app = self.app.with_status_cache(bytes);
+        self
+    }
+
+    /// `/metrics` only for requests bearing `token` (`None`: open, as before).
+    pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
+        self.metrics_token = token.map(std::sync::Arc::from);
         self
     }
 }
@@ -134,6 +149,7 @@ pub fn router(state: AppState) -> Router {
                     tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
                 }),
         )
+        .layer(middleware::from_fn(keep_alive::close_if_body_unread))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

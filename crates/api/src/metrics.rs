@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics`: request counts and latency per route template.
 //!
 //! Kept in-process and tiny on purpose: a fleet-sized deployment scrapes every replica,
-//! and route templates (not raw paths) keep the label set bounded.
+//! and route templates (not raw paths), the standard methods (others are `_OTHER`) and status
+//! codes keep the label set bounded.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -85,20 +87,54 @@ impl Metrics {
 /// Middleware recording every request.
 pub(crate) async fn record(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let res = next.run(req).await;
     metrics.observe(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
     res
 }
 
-/// `GET /metrics`.
-pub(crate) async fn serve(State(state): State<crate::AppState>) -> impl IntoResponse {
+/// The method as a label: the standard ones by name, every other one `_OTHER`, so clients
+/// sending made-up methods cannot add series (each would be kept for the process's lifetime).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+/// `GET /metrics`; with a metrics token configured, only for `Authorization: Bearer <token>`.
+pub(crate) async fn serve(State(state): State<crate::AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token {
+        if !presents(&headers, expected) {
+            return crate::error::ApiError::Unauthorized("/metrics needs the metrics token".to_owned())
+                .into_response();
+        }
+    }
     let mut out = state.metrics.render();
     out.push_str(&process_metrics(state.wakeups.waiting()));
     out.push_str(&state.agent_batches.render());
     out.push_str(&state.duties.render());
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Whether the request carries `Bearer <expected>`, compared in constant time.
+fn presents(headers: &HeaderMap, expected: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// Memory of this process (Linux `/proc/self/status`: VmRSS and its peak VmHWM) and the number of

@@ -53,6 +53,22 @@ impl Clock {
         }
     }
 
+    /// How far a system clock is shifted from the system's (`None` for a manual clock).
+    pub fn offset(&self) -> Option<TimeDelta> {
+        match &*self.lock() {
+            Source::System(offset) => Some(*offset),
+            Source::Manual(_) => None,
+        }
+    }
+
+    /// Shifts a system clock by `offset` from the system's; a manual clock is left alone (tests
+    /// drive it themselves).
+    pub fn follow(&self, offset: TimeDelta) {
+        if let Source::System(o) = &mut *self.lock() {
+            *o = offset;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Source> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -131,7 +131,7 @@ impl From<StoreError> for AppError {
                     db.message()
                 ))
             }
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+            e if e.is_connection_failure() => {
                 AppError::Unavailable("the database is unavailable; retry later".to_owned())
             }
             other => AppError::Internal(other.to_string()),

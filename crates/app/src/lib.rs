@@ -63,6 +63,10 @@ pub struct App {
     pub agent_batches: Arc<queue::Batches>,
     /// Passes of the background duties in this process (see [`duties`]).
     pub duties: Arc<duties::Stats>,
+    /// Cancelled when this process begins to stop: waiting claims answer "no job" at once, new
+    /// claims take no job, operation waits return, the change feed's streams end, readiness
+    /// fails, so the drain takes as long as the slowest short request, not a long poll.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl App {
@@ -81,6 +85,7 @@ impl App {
             status_cache,
             agent_batches: Default::default(),
             duties: Default::default(),
+            shutdown: Default::default(),
         }
     }
 
@@ -89,6 +94,11 @@ impl App {
         self.status_cache = Arc::new(status::cache::AnswerCache::new(bytes));
         self.wakeups.set_status_sink(self.status_cache.clone());
         self
+    }
+
+    /// Whether this process has begun to stop (see [`App::shutdown`]).
+    pub fn is_stopping(&self) -> bool {
+        self.shutdown.is_cancelled()
     }
 
     /// The same services on another clock (tests, and a replica whose clock an admin moves).

@@ -29,7 +29,7 @@ pub struct CreateToken {
     /// admin, operator, ci or reader (agent tokens come from `POST /v1/machines/{id}/agent-token`).
     pub role: Role,
     /// When it stops working; never when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "hotpatch_domain::time::optional_instant")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -41,7 +41,7 @@ pub struct CreateAgentToken {
     #[serde(default)]
     pub name: Option<String>,
     /// When it stops working; never when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "hotpatch_domain::time::optional_instant")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -223,6 +223,42 @@ pub async fn get(app: &App, id: Uuid) -> Result<TokenView, AppError> {
 /// Revokes a token: it stops working at once, on every replica.
 pub async fn revoke(app: &App, id: Uuid) -> Result<(), AppError> {
     tokens::delete(&app.pool, id).await.or_not_found(|| not_found(id))?;
+    // Before the 204: no request this replica answers after it may still pass on a cached
+    // credential (other replicas drop theirs on the notification, milliseconds later).
+    app.wakeups.tokens_changed_here();
     tracing::info!(token_id = %id, "token revoked");
     Ok(())
+}
+
+/// Longest wait between checks of a streaming token (expiry, notifications missed unseen).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Returns once token `id` no longer lets its holder in (revoked or expired), so a long-lived
+/// answer such as the change feed's stream ends with it. It reads the token again on every
+/// token change anywhere (notifications), at its expiry, and at least every minute.
+pub async fn no_longer_valid(app: &App, id: Uuid) {
+    loop {
+        let changed = app.wakeups.tokens_changed();
+        tokio::pin!(changed);
+        // Registered before the read: a revocation between the read and the wait still wakes us.
+        changed.as_mut().enable();
+        let now = app.clock.now();
+        let wait = match tokens::credential(&app.pool, id).await {
+            Ok(None) => return,
+            Ok(Some(c)) => match c.expires_at {
+                Some(t) if t <= now => return,
+                Some(t) => (t - now).to_std().unwrap_or_default().min(RECHECK),
+                None => RECHECK,
+            },
+            // The database is away: the stream goes on until the token can be read again.
+            Err(e) => {
+                tracing::warn!(token_id = %id, error = %e, "cannot re-check a streaming token");
+                RECHECK
+            }
+        };
+        tokio::select! {
+            () = &mut changed => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }

@@ -149,6 +149,7 @@ pub struct InstalledUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
     /// The day it was installed.
+    #[serde(deserialize_with = "crate::time::date")]
     pub installed_on: NaiveDate,
     /// Who installed it (e.g. `hotpatch`, `windows_update`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -33,6 +33,7 @@ pub mod payload;
 pub mod release;
 pub mod rollout;
 pub mod schedule;
+pub mod time;
 pub mod validation;
 
 pub use auth::Role;

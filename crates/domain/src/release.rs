@@ -174,6 +174,7 @@ pub struct ReleaseSpec {
     #[schema(value_type = String, example = "20348.2227")]
     pub build: OsBuild,
     /// When Microsoft released it (RFC 3339).
+    #[serde(deserialize_with = "crate::time::instant")]
     pub released_at: DateTime<Utc>,
 }
 
@@ -296,6 +297,7 @@ pub struct UpdateSpec {
     #[serde(default)]
     pub requires_reboot: Option<bool>,
     /// When it was released (RFC 3339).
+    #[serde(deserialize_with = "crate::time::instant")]
     pub released_at: DateTime<Utc>,
 }
 

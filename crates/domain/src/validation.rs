@@ -35,10 +35,10 @@ impl MachineSpec {
             errors.push(FieldError::new("name", "must not be empty"));
         } else if chars(&self.name) > MAX_NAME_LEN {
             errors.push(FieldError::new("name", format!("must be at most {MAX_NAME_LEN} characters")));
-        } else if name != self.name || self.name.chars().any(char::is_control) {
+        } else if name != self.name || has_control(&self.name) {
             errors.push(FieldError::new(
                 "name",
-                "must not start or end with spaces or contain control characters",
+                "must not start or end with spaces or contain control or invisible formatting characters",
             ));
         }
         if !is_identifier(&self.region, 64) {
@@ -113,9 +113,19 @@ fn chars(s: &str) -> usize {
 }
 
 /// Control characters (NUL above all) have no place in names, and PostgreSQL refuses
-/// NUL in text outright.
+/// NUL in text outright. Invisible formatting characters count as control here: bidirectional
+/// overrides and isolates (U+202E shows `exe.txt` for `txt.exe`) and zero-width characters
+/// make two names that look the same differ, or a name read differently than it is.
 pub fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+    s.chars().any(|c| c.is_control() || is_invisible_format(c))
+}
+
+/// Bidirectional marks, embeddings, overrides and isolates, zero-width spaces and joiners,
+/// the word joiner and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Label values: free text up to 256 characters, no control characters.
@@ -135,4 +145,37 @@ pub fn is_label_key(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_refuse_control_characters() {
+        for s in ["a\0b", "a\nb", "tab\there", "\u{7f}"] {
+            assert!(has_control(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn names_refuse_bidi_overrides_and_zero_width_characters() {
+        for s in [
+            "web\u{202E}txt.exe",
+            "a\u{200B}b",
+            "a\u{200D}b",
+            "\u{FEFF}web",
+            "a\u{2066}b\u{2069}",
+            "a\u{200F}",
+        ] {
+            assert!(has_control(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_names_in_any_script_pass() {
+        for s in ["web-01", "Serveur café", "サーバー", "сервер 1", "خادم", "db (primary)"] {
+            assert!(!has_control(s), "{s:?}");
+        }
+    }
 }

@@ -100,6 +100,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub dispatch_interval_ms: u64,
 
+    /// Seconds (1–300) open requests may take to finish after SIGTERM or SIGINT. Long polls and
+    /// event streams end at once; this bounds the rest, then the process exits.
+    #[arg(long, env = "HOTPATCH_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub shutdown_timeout_secs: u64,
+
+    /// A secret `/metrics` then requires as `Authorization: Bearer <token>`; without it
+    /// `/metrics` is open to whoever reaches the listener.
+    #[arg(long, env = "HOTPATCH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// MiB of memory for patch status answers kept between polls (0: compute every answer).
     /// About 1.2 KiB per machine; the default holds 100,000 machines.
     #[arg(long, env = "HOTPATCH_STATUS_CACHE_MB", default_value_t = 128,
@@ -156,6 +167,11 @@ impl Config {
             automatic_rollouts: self.automatic_rollouts,
             clock_control: self.clock_control,
         }
+    }
+
+    /// The metrics token, if one is given (empty counts as none).
+    pub fn metrics_token(&self) -> Option<&str> {
+        non_empty(self.metrics_token.as_deref())
     }
 
     /// The bootstrap admin token, if one is given (empty counts as none).

@@ -19,9 +19,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::{admin_token, shutdown};
 
-/// How long open connections may take to finish after a shutdown signal.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(25);
-
 /// Why the service could not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -87,6 +84,7 @@ pub struct Application {
     pool: PgPool,
     embedded: Option<EmbeddedPostgres>,
     shutdown: CancellationToken,
+    drain_deadline: Duration,
     loops: hotpatch_app::duties::Intervals,
 }
 
@@ -127,8 +125,11 @@ impl Application {
         match prepare_database(&url, config.db_pool_size, config.admin_token(), &data_dir).await {
             Ok(pool) => {
                 let state = hotpatch_api::AppState::with_settings(pool.clone(), config.settings())
-                    .with_status_cache(config.status_cache_mb as usize * 1024 * 1024);
+                    .with_status_cache(config.status_cache_mb as usize * 1024 * 1024)
+                    .with_metrics_token(config.metrics_token());
                 let router = hotpatch_api::router(state.clone());
+                // One token: signals cancel it, and the services see it (`App::shutdown`).
+                let shutdown = state.shutdown.clone();
                 Ok(Application {
                     listener,
                     addr,
@@ -136,7 +137,8 @@ impl Application {
                     state,
                     pool,
                     embedded,
-                    shutdown: CancellationToken::new(),
+                    shutdown,
+                    drain_deadline: Duration::from_secs(config.shutdown_timeout_secs),
                     loops: hotpatch_app::duties::Intervals {
                         dispatch: Duration::from_millis(config.dispatch_interval_ms),
                     },
@@ -166,8 +168,13 @@ impl Application {
     /// Serves until SIGINT, SIGTERM or the shutdown token; then lets open requests finish (up to
     /// a deadline), closes the pool and stops the embedded PostgreSQL.
     pub async fn run(self) -> Result<(), StartupError> {
-        let Application { listener, addr, router, state, pool, embedded, shutdown, loops } = self;
+        let Application { listener, addr, router, state, pool, embedded, shutdown, drain_deadline, loops } =
+            self;
         shutdown::cancel_on_signals(shutdown.clone()).map_err(StartupError::Signals)?;
+        // A clock moved before a restart (clock control, tests and demos) is the clock again.
+        if let Err(e) = hotpatch_app::admin::sync_clock(&state).await {
+            tracing::warn!(error = %e, "cannot read the stored service clock; using the system clock");
+        }
         let loops = hotpatch_app::duties::spawn(&state, &shutdown, &loops);
         // Tests and scripts read this line to learn the port: keep its form.
         tracing::info!(%addr, "listening on {addr}");
@@ -178,12 +185,12 @@ impl Application {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
-            tokio::time::sleep(DRAIN_DEADLINE).await;
+            tokio::time::sleep(drain_deadline).await;
         };
         let served = tokio::select! {
             result = serve.into_future() => result.map_err(StartupError::Serve),
             () = deadline => {
-                tracing::warn!(deadline = ?DRAIN_DEADLINE, "requests still open at the shutdown deadline: dropping them");
+                tracing::warn!(deadline = ?drain_deadline, "requests still open at the shutdown deadline: dropping them");
                 Ok(())
             }
         };

@@ -3,6 +3,7 @@
 //! All SQL of the service lives here and in `migrations/`.
 
 pub mod agents;
+pub mod clock;
 pub mod error;
 pub mod events;
 pub mod installs;
@@ -11,6 +12,7 @@ pub mod leader;
 pub mod machines;
 pub mod maintenance;
 pub mod operations;
+pub mod outage;
 pub mod regions;
 pub mod releases;
 pub mod rollouts;
@@ -46,24 +48,41 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<PgPool, Sto
     let options = connect_options(url)?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        // No ping before every checkout: it is a round trip and a query per request on the agent
-        // path, and a dead connection fails the request's own query just the same (then dropped).
+        // No ping before every checkout (a round trip per request on the agent path); only
+        // where a connection may have died unseen (see `outage`).
         .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if outage::should_ping(meta.idle_for) {
+                    // A dead connection is dropped and the pool opens another.
+                    use sqlx::Connection as _;
+                    return Ok(conn.ping().await.is_ok());
+                }
+                Ok(true)
+            })
+        })
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?;
     Ok(pool)
 }
 
+/// How long any of our transactions may sit idle before PostgreSQL ends it: no request or duty
+/// waits that long between statements, so only a frozen or cut-off process would, and its row
+/// locks must not hold up everyone else (leaders get a shorter one, see [`leader::IDLE_TIMEOUT`]).
+pub const IDLE_IN_TRANSACTION: &str = "60s";
+
 /// The connection options of `url`. A server on this machine (loopback address or Unix socket)
 /// is reached without TLS unless the URL asks for it with `sslmode`: sqlx's default `prefer`
 /// would encrypt every query on loopback, which protects nothing and costs CPU on every request.
 ///
-/// JIT compilation is off for our sessions: our queries are short, and PostgreSQL's estimate for
+/// Sessions end a transaction left idle for [`IDLE_IN_TRANSACTION`]. JIT compilation is off
+/// for our sessions: our queries are short, and PostgreSQL's estimate for
 /// a prepared statement over an id array (a page of patch statuses) can pass `jit_above_cost`,
 /// after which every execution spends milliseconds compiling in LLVM what runs in microseconds.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
-    let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
+    let options = PgConnectOptions::from_str(url)?
+        .options([("jit", "off"), ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
     let asks_for_ssl = url.contains("sslmode=") || url.contains("ssl-mode=");
     let host = options.get_host();
     let local = host.starts_with('/')

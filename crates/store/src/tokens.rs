@@ -127,7 +127,7 @@ pub async fn insert(db: impl PgExecutor<'_>, t: &NewToken<'_>) -> Result<Token, 
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
-        _ => StoreError::Database(e),
+        _ => StoreError::from(e),
     })?;
     row.try_into()
 }

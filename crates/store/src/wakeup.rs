@@ -92,7 +92,12 @@ impl Listener {
                         return Ok(Received::Notice(notice));
                     }
                 }
-                None => return Ok(Received::Reconnected),
+                None => {
+                    // The connection was lost: so were idle pooled ones, most likely (a restart,
+                    // terminated backends). Check each before use for a while.
+                    crate::outage::note_failure();
+                    return Ok(Received::Reconnected);
+                }
             }
         }
     }

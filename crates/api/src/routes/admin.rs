@@ -39,5 +39,5 @@ async fn set_clock(
     _: Admin,
     ApiJson(body): ApiJson<SetClock>,
 ) -> Result<Json<ClockView>, ApiError> {
-    Ok(Json(admin::set_clock(&state, body)?))
+    Ok(Json(admin::set_clock(&state, body).await?))
 }

@@ -14,6 +14,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use hotpatch_app::events::{self, Event};
+use hotpatch_app::tokens;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -46,13 +47,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("bearer" = [])))]
 async fn stream_events(
     State(state): State<AppState>,
-    _: Reader,
+    reader: Reader,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let request = parse(raw.as_deref(), &headers)?;
     let subscription = events::subscribe(&state, request).await?;
-    let stream = subscription.into_stream().map(|event| Ok::<_, Infallible>(sse(&event)));
+    // A revoked (or expired) token's stream ends: it must not go on receiving events.
+    let app = state.app.clone();
+    let token_id = reader.0.token_id;
+    let revoked = async move { tokens::no_longer_valid(&app, token_id).await };
+    let stream = subscription.into_stream().take_until(revoked).map(|event| Ok::<_, Infallible>(sse(&event)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
 }
 

@@ -32,8 +32,12 @@ async fn healthz() -> Json<Health> {
 /// The process can serve: its database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database does not answer", body = Problem)))]
+        (status = 503, description = "The database does not answer, or the replica is shutting down", body = Problem)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    // A stopping replica leaves the load balancer's rotation before it closes its listener.
+    if state.is_stopping() {
+        return Err(AppError::Unavailable("this replica is shutting down".to_owned()).into());
+    }
     hotpatch_store::ping(&state.pool)
         .await
         .map_err(|e| ApiError::from(AppError::Unavailable(format!("the database does not answer: {e}"))))?;

@@ -31,10 +31,10 @@ fn query(raw: Option<&str>) -> Result<(Option<DateTime<Utc>>, usize), ApiError> 
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
             "from" => {
-                from =
-                    Some(DateTime::parse_from_rfc3339(&v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-                        ApiError::bad_param("from", "must be an RFC 3339 instant, e.g. 2025-01-01T00:00:00Z")
-                    })?)
+                from = Some(
+                    hotpatch_domain::time::parse_instant(&v)
+                        .ok_or_else(|| ApiError::bad_param("from", hotpatch_domain::time::EXPECTED))?,
+                )
             }
             "count" => {
                 count = v

@@ -72,17 +72,18 @@ impl DutyStats {
 /// Every duty's passes in this process.
 #[derive(Debug, Default)]
 pub struct Stats {
-    duties: [DutyStats; 6],
+    duties: [DutyStats; 7],
 }
 
 /// The duties whose passes are counted, in the order of [`Stats`].
-const COUNTED: [&str; 6] = [
+const COUNTED: [&str; 7] = [
     "lease_reaper",
     "periodic_assessments",
     "rollout_dispatcher",
     "webhook_delivery",
     "agent_liveness",
     "event_retention",
+    "clock_sync",
 ];
 
 impl Stats {
@@ -137,6 +138,12 @@ pub fn spawn(app: &App, shutdown: &CancellationToken, intervals: &Intervals) -> 
     every("agent_liveness", second, |app| {
         Box::pin(async move { liveness::tick(&app).await.map(|p| p.map(drop)) })
     });
+    if app.settings.clock_control {
+        // A moved clock reaches every replica within a second (see `admin::sync_clock`).
+        every("clock_sync", second, |app| {
+            Box::pin(async move { crate::admin::sync_clock(&app).await.map(Some) })
+        });
+    }
     every("event_retention", retention::PERIOD, |app| {
         Box::pin(async move { retention::tick(&app).await.map(|p| p.map(drop)) })
     });

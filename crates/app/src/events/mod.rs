@@ -84,10 +84,12 @@ impl Subscription {
     pub fn into_stream(self) -> impl Stream<Item = Event> + Send + 'static {
         futures::stream::unfold(self, |mut subscription| async move {
             let wakeups = subscription.app.wakeups.clone();
+            let stopping = subscription.app.shutdown.clone();
             let next = tokio::select! {
                 next = subscription.next() => next,
                 // The process is stopping: end the stream (the client resumes elsewhere).
                 () = wakeups.feed().stopped() => return None,
+                () = stopping.cancelled() => return None,
             };
             match next {
                 Ok(Some(event)) => Some((event, subscription)),

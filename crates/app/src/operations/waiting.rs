@@ -46,7 +46,11 @@ async fn wait_for_change(app: &App, id: Uuid, wait: Duration) -> Result<(), AppE
         if now >= deadline {
             return Ok(());
         }
-        tokio::time::sleep((deadline - now).min(OPERATION_POLL)).await;
+        tokio::select! {
+            () = tokio::time::sleep((deadline - now).min(OPERATION_POLL)) => {}
+            // The process is stopping: answer what is known now.
+            () = app.shutdown.cancelled() => return Ok(()),
+        }
         if operations::progress(&app.pool, id).await? != Some(first) {
             return Ok(());
         }

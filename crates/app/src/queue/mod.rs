@@ -49,6 +49,11 @@ pub async fn claim(app: &App, machine_id: Uuid, wait: Duration) -> Result<Option
     // Subscribe before the first check: a job enqueued between the check and the wait still wakes us.
     let subscription = app.wakeups.subscribe(Key::Machine(machine_id));
     loop {
+        // A stopping replica hands out no job: it could not keep the lease's connection open,
+        // and the agent's next claim reaches another replica.
+        if app.is_stopping() {
+            return Ok(None);
+        }
         let changed = subscription.changed();
         // The query runs in a batch runner's task: a claim waiting here (up to a minute, 10,000 of
         // them at once) holds only a channel, not a query future.
@@ -64,6 +69,7 @@ pub async fn claim(app: &App, machine_id: Uuid, wait: Duration) -> Result<Option
         tokio::select! {
             () = changed.wait() => {}
             () = tokio::time::sleep(nap) => {}
+            () = app.shutdown.cancelled() => return Ok(None),
         }
     }
 }

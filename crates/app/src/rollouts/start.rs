@@ -30,7 +30,7 @@ pub struct PreviewRequest {
     #[serde(default)]
     pub options: Option<OptionsBody>,
     /// When batch 1 opens (RFC 3339, default now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "hotpatch_domain::time::optional_instant")]
     pub start: Option<DateTime<Utc>>,
 }
 

@@ -89,9 +89,7 @@ impl Wakeups {
     /// Acts on one notification.
     fn notice(&self, notice: Notice) {
         match notice {
-            Notice::Token => {
-                self.token_generation.fetch_add(1, Ordering::AcqRel);
-            }
+            Notice::Token => self.bump_token_generation(),
             Notice::Events => self.feed.hint(),
             Notice::Status(change) => self.status_changed(change),
             Notice::Job(machine) => self.wake(Key::Machine(machine)),
@@ -100,7 +98,7 @@ impl Wakeups {
 
     fn set_listening(&self, up: bool) {
         // Order matters: a cache must never pair the new generation with the old state.
-        self.token_generation.fetch_add(1, Ordering::AcqRel);
+        self.bump_token_generation();
         self.listening.store(up, Ordering::Release);
         // Whichever way it went, status notifications may have been missed.
         if let Some(sink) = self.status_sink() {

@@ -48,6 +48,8 @@ pub struct Wakeups {
     /// Bumped on every token notification and every (re)connection: token caches drop entries
     /// read under an older generation.
     token_generation: AtomicU64,
+    /// Woken with every bump of the token generation (streams of revoked tokens end on it).
+    tokens: Notify,
     /// The change feed of this process (fed while [`Wakeups::run`] runs).
     feed: Feed,
     /// Where status changes go (see [`Wakeups::set_status_sink`]).
@@ -108,6 +110,24 @@ impl Wakeups {
     /// notifications may have been missed; a cached credential is good only within one generation.
     pub fn token_generation(&self) -> u64 {
         self.token_generation.load(Ordering::Acquire)
+    }
+
+    /// Wakes when a token was revoked or changed, here or (through notifications) on another
+    /// replica, or notifications may have been missed. Enable it before checking a token, as a
+    /// [`Subscription`] is registered before checking the queue.
+    pub fn tokens_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.tokens.notified()
+    }
+
+    /// A token changed in this process: cached credentials are void before the change is
+    /// answered, not only once its notification comes back.
+    pub fn tokens_changed_here(&self) {
+        self.bump_token_generation();
+    }
+
+    pub(crate) fn bump_token_generation(&self) {
+        self.token_generation.fetch_add(1, Ordering::AcqRel);
+        self.tokens.notify_waiters();
     }
 
     /// Sends this process's status changes to `sink` (instead of any earlier one).

@@ -21,7 +21,9 @@ pub const MAX_BLACKOUTS: usize = 100;
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct Blackout {
+    #[serde(deserialize_with = "crate::time::instant")]
     pub from: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::time::instant")]
     pub to: DateTime<Utc>,
 }
 
