@@ -23,6 +23,7 @@ macro_rules! serde_as_string {
 }
 
 pub mod auth;
+pub mod cursor;
 pub mod eligibility;
 pub mod fleet;
 pub mod job;
