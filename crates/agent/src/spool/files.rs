@@ -178,11 +178,14 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use chrono::Utc;
+    use chrono::DateTime;
     use hotpatch_domain::job::{JobKind, JobResult, Lease, Outcome};
 
     fn entry(n: u128) -> Entry {
-        let lease = Lease { id: Uuid::from_u128(100 + n), expires_at: Utc::now() };
+        let lease = Lease {
+            id: Uuid::from_u128(100 + n),
+            expires_at: DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
+        };
         let result = JobResult {
             lease_id: lease.id,
             outcome: Outcome::Succeeded,

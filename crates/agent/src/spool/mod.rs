@@ -146,12 +146,14 @@ impl Spool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use chrono::{TimeDelta, Utc};
+    use chrono::{DateTime, TimeDelta};
     use hotpatch_domain::job::{Lease, Outcome};
 
     fn entry(n: u128) -> Entry {
-        let lease =
-            Lease { id: Uuid::from_u128(1000 + n), expires_at: Utc::now() + TimeDelta::seconds(n as i64) };
+        let lease = Lease {
+            id: Uuid::from_u128(1000 + n),
+            expires_at: DateTime::from_timestamp(1_750_000_000, 0).unwrap() + TimeDelta::seconds(n as i64),
+        };
         let result = JobResult {
             lease_id: lease.id,
             outcome: Outcome::Succeeded,
