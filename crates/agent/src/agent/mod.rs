@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use hotpatch_domain::job::{ClaimedJob, JobKind, Lease, Outcome};
+use hotpatch_domain::job::{ClaimedJob, JobKind, JobResult, Lease, Outcome};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
@@ -177,7 +177,16 @@ impl<E: Executor> Agent<E> {
             warn!(
                 "job offered again after its work finished here: reporting the kept result, not running it"
             );
-            let entry = Entry::again(job.id, kind, job.lease, kept);
+            let entry = match self.spool.pending(job.id) {
+                // Still unsettled (not reached while the spool is drained before each claim, but
+                // its undelivered inventory must not be lost): the same reports, the new lease.
+                Some(pending) => Entry {
+                    lease: job.lease,
+                    result: JobResult { lease_id: job.lease.id, ..pending.result.clone() },
+                    ..pending.clone()
+                },
+                None => Entry::again(job.id, kind, job.lease, kept),
+            };
             self.spool.keep(entry);
             return self.deliver(job.id, cancel).await.map(drop);
         }
