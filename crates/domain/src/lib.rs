@@ -34,6 +34,8 @@ pub mod release;
 pub mod rollout;
 pub mod schedule;
 pub mod validation;
+pub mod webhook_health;
+pub mod webhook_target;
 
 pub use auth::Role;
 pub use eligibility::{
