@@ -4,6 +4,7 @@
 //! deliver each event once per webhook.
 
 use chrono::{DateTime, Utc};
+use hotpatch_domain::webhook_health::Health;
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -27,6 +28,10 @@ pub struct Webhook {
     pub created_by: Option<Uuid>,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// When it was disabled for failing (no deliveries until re-enabled).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why.
+    pub disabled_reason: Option<String>,
 }
 
 /// A webhook to create.
@@ -84,6 +89,10 @@ pub struct Delivery {
 pub struct Claimed {
     /// The delivery.
     pub id: Uuid,
+    /// Its webhook.
+    pub webhook_id: Uuid,
+    /// Its event (deliveries of one webhook go in event order).
+    pub event_id: i64,
     /// Its attempt number (1 = first).
     pub attempt: i32,
     /// Attempts it gets.
@@ -108,7 +117,7 @@ pub async fn create(
         Webhook,
         "insert into webhook (id, url, event_types, secret, description, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $7)
-         returning id, url, event_types, secret, description, created_by, created_at",
+         returning id, url, event_types, secret, description, created_by, created_at, disabled_at, disabled_reason",
         w.id,
         w.url,
         w.event_types,
@@ -126,7 +135,8 @@ pub async fn create(
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Webhook>, StoreError> {
     let rows = sqlx::query_as!(
         Webhook,
-        "select id, url, event_types, secret, description, created_by, created_at from webhook order by id"
+        "select id, url, event_types, secret, description, created_by, created_at, disabled_at, disabled_reason
+         from webhook order by id"
     )
     .fetch_all(db)
     .await?;
@@ -137,7 +147,8 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Webhook>, StoreError> {
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Webhook, StoreError> {
     sqlx::query_as!(
         Webhook,
-        "select id, url, event_types, secret, description, created_by, created_at from webhook where id = $1",
+        "select id, url, event_types, secret, description, created_by, created_at, disabled_at, disabled_reason
+         from webhook where id = $1",
         id
     )
     .fetch_optional(db)
@@ -176,7 +187,7 @@ pub async fn deliveries(
 
 /// Turns the change-feed events after the fan-out cursor (at most `limit`) into deliveries to
 /// the webhooks subscribed to their types, and moves the cursor past them; in the caller's
-/// transaction. Another replica fanning out at the same time holds the cursor: this one then does
+/// transaction. Disabled webhooks get none. Another replica fanning out at the same time holds the cursor: this one then does
 /// nothing (`None`). Otherwise the number of events read.
 pub async fn fan_out(
     conn: &mut PgConnection,
@@ -199,7 +210,7 @@ pub async fn fan_out(
                select gen_random_uuid(), w.id, b.id, b.type,
                       jsonb_build_object('id', b.id, 'type', b.type, 'data', b.data),
                       $3, $4, $4, $4
-               from batch b join webhook w on b.type = any(w.event_types)
+               from batch b join webhook w on b.type = any(w.event_types) and w.disabled_at is null
                on conflict (webhook_id, event_id) do nothing)
            select count(*) as "events!", max(id) as last from batch"#,
         cursor,
@@ -215,33 +226,65 @@ pub async fn fan_out(
     Ok(Some(read.events as usize))
 }
 
-/// Claims up to `limit` due deliveries (queued, `run_after` passed) under a lease until
-/// `lease_until`, skipping rows other replicas hold; each claim counts an attempt.
+/// Claims up to `limit` due deliveries (queued, `run_after` passed, webhook enabled), at most
+/// `per_webhook` of each webhook, its oldest events first, under a lease until `lease_until`,
+/// skipping rows other replicas hold; each claim counts an attempt. The cap keeps one webhook's
+/// backlog from filling a pass that other webhooks wait for.
 pub async fn claim_due(
     db: impl PgExecutor<'_>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
+    per_webhook: i64,
     limit: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
+    // Row locks cannot be taken in a query with window functions: rank first, lock after.
     let rows = sqlx::query_as!(
         Claimed,
-        "with due as (
+        "with ranked as (
+             select d.id,
+                    row_number() over (partition by d.webhook_id order by d.event_id) as rank
+             from webhook_delivery d join webhook w on w.id = d.webhook_id and w.disabled_at is null
+             where d.state = 'queued' and d.run_after <= $1),
+         due as (
              select id from webhook_delivery
-             where state = 'queued' and run_after <= $1
-             order by run_after limit $3
+             where id in (select id from ranked where rank <= $3) and state = 'queued'
+             order by run_after limit $4
              for update skip locked)
          update webhook_delivery d
          set state = 'delivering', attempt = d.attempt + 1, lease_expires_at = $2, updated_at = $1
          from due, webhook w
          where d.id = due.id and w.id = d.webhook_id
-         returning d.id, d.attempt, d.max_attempts, d.event_type, d.body, w.url, w.secret",
+         returning d.id, d.webhook_id, d.event_id, d.attempt, d.max_attempts, d.event_type, d.body,
+                   w.url, w.secret",
         now,
         lease_until,
+        per_webhook,
         limit,
     )
     .fetch_all(db)
     .await?;
     Ok(rows)
+}
+
+/// Gives a claimed delivery back unsent (its lane stopped before it): queued again, the attempt
+/// it was counted for not made.
+pub async fn release(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    attempt: i32,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query!(
+        "update webhook_delivery
+         set state = 'queued', attempt = attempt - 1, lease_expires_at = null, updated_at = $3
+         where id = $1 and attempt = $2 and state = 'delivering'",
+        id,
+        attempt,
+        now,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// How an attempt ended.
@@ -311,4 +354,65 @@ pub async fn reap_expired(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result
     .execute(db)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Counts an attempt's outcome in its webhook's record: a success clears the run of failures, a
+/// failure extends it. The record after it.
+pub async fn record_outcome(
+    db: impl PgExecutor<'_>,
+    webhook: Uuid,
+    delivered: bool,
+    now: DateTime<Utc>,
+) -> Result<Health, StoreError> {
+    let row = sqlx::query!(
+        "update webhook
+         set consecutive_failures = case when $2 then 0 else consecutive_failures + 1 end,
+             failing_since = case when $2 then null else coalesce(failing_since, $3) end
+         where id = $1
+         returning consecutive_failures, failing_since",
+        webhook,
+        delivered,
+        now,
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(Health { consecutive_failures: row.consecutive_failures, failing_since: row.failing_since })
+}
+
+/// Disables a webhook for `reason` (`false`: it was already disabled).
+pub async fn disable(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query!(
+        "update webhook set disabled_at = $2, disabled_reason = $3, updated_at = $2
+         where id = $1 and disabled_at is null",
+        id,
+        now,
+        reason,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Enables a webhook again with a clean record; the webhook.
+pub async fn enable(db: impl PgExecutor<'_>, id: Uuid, now: DateTime<Utc>) -> Result<Webhook, StoreError> {
+    sqlx::query_as!(
+        Webhook,
+        "update webhook
+         set disabled_at = null, disabled_reason = null, consecutive_failures = 0, failing_since = null,
+             updated_at = $2
+         where id = $1
+         returning id, url, event_types, secret, description, created_by, created_at, disabled_at,
+                   disabled_reason",
+        id,
+        now,
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)
 }
