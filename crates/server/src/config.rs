@@ -223,7 +223,8 @@ mod tests {
 
     #[test]
     fn the_webhook_allow_list_comes_from_a_flag_of_cidrs() {
-        let config = Config::try_parse_from(["hotpatchd", "--webhook-allow", "10.0.0.0/8, fd00::/8"]).unwrap();
+        let config =
+            Config::try_parse_from(["hotpatchd", "--webhook-allow", "10.0.0.0/8, fd00::/8"]).unwrap();
         let allow = config.settings().webhook_allow;
         assert!(allow.contains("10.1.2.3".parse().unwrap()));
         assert!(allow.contains("fd00::1".parse().unwrap()));
