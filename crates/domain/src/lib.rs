@@ -36,6 +36,8 @@ pub mod rollout;
 pub mod schedule;
 pub mod time;
 pub mod validation;
+pub mod webhook_health;
+pub mod webhook_target;
 
 pub use auth::Role;
 pub use eligibility::{

@@ -6,6 +6,7 @@ use chrono::{NaiveTime, TimeDelta};
 use clap::{Parser, ValueEnum};
 use hotpatch_api::limits::LimitSettings;
 use hotpatch_api::Settings;
+use hotpatch_domain::webhook_target::AllowList;
 use hotpatch_domain::OsVersion;
 use hotpatch_scheduler::cycle::CalendarRule;
 
@@ -147,6 +148,17 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_STATUS_CACHE_MB", default_value_t = 128,
           value_parser = clap::value_parser!(u64).range(0..=65_536))]
     pub status_cache_mb: u64,
+
+    /// Internal address blocks webhooks may deliver to, comma-separated CIDRs (e.g.
+    /// `10.20.0.0/16,fd00::/8`). Without it, webhooks to loopback, private, link-local and other
+    /// internal addresses are refused, at creation and at every connection.
+    #[arg(long = "webhook-allow", env = "HOTPATCH_WEBHOOK_ALLOW_CIDRS", default_value = "",
+          value_parser = parse_allow_list)]
+    pub webhook_allow: AllowList,
+}
+
+fn parse_allow_list(s: &str) -> Result<AllowList, String> {
+    s.parse().map_err(|e: hotpatch_domain::webhook_target::CidrError| e.to_string())
 }
 
 fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {
@@ -197,6 +209,7 @@ impl Config {
             assessment_interval: TimeDelta::seconds(i64::from(self.assessment_interval_secs)),
             automatic_rollouts: self.automatic_rollouts,
             clock_control: self.clock_control,
+            webhook_allow: self.webhook_allow.clone(),
         }
     }
 
@@ -281,6 +294,17 @@ mod tests {
         let tight = config.limits(1024);
         assert!(tight.streams_total + tight.polls_total <= 1024 - 256, "{tight:?}");
         assert!(tight.streams_total > 0 && tight.polls_total > tight.streams_total, "{tight:?}");
+    }
+
+    #[test]
+    fn the_webhook_allow_list_comes_from_a_flag_of_cidrs() {
+        let config =
+            Config::try_parse_from(["hotpatchd", "--webhook-allow", "10.0.0.0/8, fd00::/8"]).unwrap();
+        let allow = config.settings().webhook_allow;
+        assert!(allow.contains("10.1.2.3".parse().unwrap()));
+        assert!(allow.contains("fd00::1".parse().unwrap()));
+        assert!(!allow.contains("127.0.0.1".parse().unwrap()));
+        assert!(Config::try_parse_from(["hotpatchd", "--webhook-allow", "10.0.0.0/40"]).is_err());
     }
 
     #[test]
