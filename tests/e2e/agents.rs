@@ -1,6 +1,7 @@
 //! The dispatch path end to end: `hotpatchd` and `hotpatch-agent` processes talking HTTP,
 //! PostgreSQL's queue and LISTEN/NOTIFY between them.
 
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,8 +17,10 @@ async fn send(_: &Server, token: &str, req: reqwest::RequestBuilder) -> (u16, Va
     (status, body)
 }
 
-/// `hotpatch-agent run` for one machine whose jobs take `job_ms` milliseconds.
-fn agent(base: &str, token: &str, job_ms: &str) -> AgentProcess {
+/// `hotpatch-agent run` for one machine whose jobs take `job_ms` milliseconds, keeping its
+/// spool and finished-job record in `state_dir`.
+fn agent(base: &str, token: &str, job_ms: &str, state_dir: &Path) -> AgentProcess {
+    let state_dir = state_dir.to_str().expect("a UTF-8 temporary path");
     AgentProcess::start(&[
         "run",
         "--server",
@@ -28,6 +31,8 @@ fn agent(base: &str, token: &str, job_ms: &str) -> AgentProcess {
         job_ms,
         "--wait",
         "5",
+        "--state-dir",
+        state_dir,
     ])
 }
 
@@ -130,8 +135,10 @@ async fn a_job_whose_agent_is_killed_is_re_leased_after_expiry_and_finishes_once
     let agent_token = agent_token["token"].as_str().expect("a token").to_owned();
     let base = server.url("");
 
-    // An agent whose jobs take a minute: it will be killed holding the lease.
-    let slow = agent(&base, &agent_token, "60000");
+    // An agent whose jobs take a minute: it will be killed holding the lease. The fresh agent
+    // restarts on the same state directory (the lock dies with the process).
+    let state = tempfile::tempdir().expect("a temporary state directory");
+    let slow = agent(&base, &agent_token, "60000", state.path());
     let url = server.url(&format!("/v1/machines/{machine}/assess"));
     let (status, op) = send(&server, &token, server.http().post(url)).await;
     assert_eq!(status, 202, "{op}");
@@ -157,7 +164,7 @@ async fn a_job_whose_agent_is_killed_is_re_leased_after_expiry_and_finishes_once
     slow.kill().await;
 
     // A fresh agent for the same machine picks the job up once the dead one's lease expires.
-    let fresh = agent(&base, &agent_token, "100");
+    let fresh = agent(&base, &agent_token, "100", state.path());
     let id = op["id"].as_str().expect("an operation id");
     let done = wait_for_operation(&server, &token, id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "succeeded", "{done}\n{}", fresh.output());

@@ -1,9 +1,12 @@
 //! The fleet simulator: registers N simulated machines (or adopts the ones an earlier run left
 //! under its label), mints one agent token per machine, and runs one [`Agent`] per machine as
-//! tokio tasks in this process, all sharing one connection pool.
+//! tokio tasks in this process, all sharing one connection pool. Each agent keeps its spool
+//! ([`crate::spool`]) in memory, or in its own subdirectory (named after its machine) of
+//! [`FleetConfig::state_dir`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +24,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::agent::{Agent, AgentConfig, AgentError, Stats};
 use crate::client::{http_client, AgentClient, ClientError, FleetClient, MachineRef, RecordedState};
 use crate::sim::{Clock, SimConfig, SimulatedMachine};
+use crate::spool::{Spool, SpoolError};
 
 /// The label key every simulated machine carries; its value is the prefix.
 pub const LABEL: &str = "sim";
@@ -61,6 +65,9 @@ pub struct FleetConfig {
     pub stagger: Duration,
     /// Agent tokens minted at once.
     pub token_concurrency: usize,
+    /// Where the agents keep their state, one subdirectory per machine; `None` keeps it in
+    /// memory (it then lasts as long as the simulator, like the simulated machines).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl FleetConfig {
@@ -77,6 +84,7 @@ impl FleetConfig {
             agent: AgentConfig::default(),
             stagger: Duration::from_secs(2),
             token_concurrency: 32,
+            state_dir: None,
         }
     }
 }
@@ -96,6 +104,9 @@ pub enum FleetError {
         #[source]
         source: ClientError,
     },
+    /// An agent's state directory cannot be used.
+    #[error(transparent)]
+    State(#[from] SpoolError),
 }
 
 fn client_error(what: impl Into<String>) -> impl FnOnce(ClientError) -> FleetError {
@@ -273,7 +284,11 @@ impl Fleet {
             if let Some(r) = recorded {
                 simulated.restore(r.os_build, r.installed);
             }
-            let agent = Agent::new(client, simulated, agent_config, stats.clone());
+            let spool = match &config.state_dir {
+                Some(dir) => Spool::open(&dir.join(&machine.name))?,
+                None => Spool::in_memory(),
+            };
+            let agent = Agent::new(client, simulated, agent_config, stats.clone(), spool);
             let span = info_span!("agent", machine = %machine.name, machine_id = %machine.id);
             tasks.spawn(agent.run(cancel.clone()).instrument(span));
         }

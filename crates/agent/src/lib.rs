@@ -11,6 +11,8 @@
 //! - [`executor`]: the [`executor::Executor`] trait and the [`executor::JobOutcome`] it returns.
 //! - [`sim`]: the simulated machine.
 //! - [`agent`]: the run loop of one machine, its retry policy and shared counters.
+//! - [`spool`]: the durable memory of finished work (undelivered reports, finished jobs) that
+//!   keeps a job from running twice because its report was late.
 //! - [`fleet`]: the simulator.
 //! - [`bench`]: the load harness of the dispatch path (`hotpatch-agent bench`).
 
@@ -22,9 +24,11 @@ pub mod client;
 pub mod executor;
 pub mod fleet;
 pub mod sim;
+pub mod spool;
 
 pub use agent::{Agent, AgentConfig, AgentError, Progress, Stats};
 pub use client::{AgentClient, ClientError, FleetClient};
 pub use executor::{Executor, ExecutorError, JobOutcome};
 pub use fleet::{Fleet, FleetConfig, FleetError};
 pub use sim::{SimConfig, SimulatedMachine};
+pub use spool::{Spool, SpoolError};

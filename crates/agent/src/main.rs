@@ -1,6 +1,7 @@
 //! `hotpatch-agent`: run one machine's agent, or simulate a fleet of them.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,9 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use hotpatch_agent::client::http_client;
-use hotpatch_agent::{Agent, AgentClient, AgentConfig, Fleet, FleetConfig, SimConfig, SimulatedMachine};
+use hotpatch_agent::{
+    Agent, AgentClient, AgentConfig, Fleet, FleetConfig, SimConfig, SimulatedMachine, Spool,
+};
 use hotpatch_domain::OsVersion;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -129,8 +132,22 @@ struct RunArgs {
     /// The simulated machine's OS.
     #[arg(long, default_value = "windows_server_2022", value_parser = parse_os)]
     os: OsVersion,
+    /// Where the agent keeps finished work until the server has it (the spool) and the jobs it
+    /// finished: a job is never run twice because its report was late, across restarts too.
+    /// One agent per directory (it is locked).
+    #[arg(long, env = "HOTPATCH_AGENT_STATE_DIR", default_value_os_t = default_state_dir())]
+    state_dir: PathBuf,
     #[command(flatten)]
     sim: SimArgs,
+}
+
+/// `C:\ProgramData\hotpatch\agent` on Windows, `/var/lib/hotpatch-agent` elsewhere.
+fn default_state_dir() -> PathBuf {
+    if cfg!(windows) {
+        PathBuf::from(r"C:\ProgramData\hotpatch\agent")
+    } else {
+        PathBuf::from("/var/lib/hotpatch-agent")
+    }
 }
 
 #[derive(Args)]
@@ -150,6 +167,10 @@ struct SimulateArgs {
     /// Regions, cycled over the machines.
     #[arg(long, value_delimiter = ',', default_value = "uksouth,eastasia,westcentralus")]
     regions: Vec<String>,
+    /// Keep each agent's spool and finished-job record in a subdirectory (named after its
+    /// machine) of this directory; without it they live in memory, like the machines.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     #[command(flatten)]
     sim: SimArgs,
 }
@@ -233,10 +254,18 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let spool = match Spool::open(&args.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot use the state directory");
+            return ExitCode::FAILURE;
+        }
+    };
     let client = AgentClient::new(http, &args.server, &args.token);
     let machine = SimulatedMachine::new(args.sim.sim_config(args.os));
-    let agent = Agent::new(client, machine, args.sim.agent_config(), Default::default());
-    tracing::info!(server = %args.server, "agent started (simulated executor)");
+    let agent = Agent::new(client, machine, args.sim.agent_config(), Default::default(), spool);
+    tracing::info!(server = %args.server, state_dir = %args.state_dir.display(),
+        "agent started (simulated executor)");
     match agent.run(cancel).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -253,6 +282,7 @@ async fn simulate(args: SimulateArgs, cancel: CancellationToken) -> ExitCode {
         seed: args.sim.seed,
         sim: args.sim.sim_config(OsVersion::WindowsServer2022),
         agent: args.sim.agent_config(),
+        state_dir: args.state_dir,
         ..FleetConfig::new(&args.server, &args.token, args.machines)
     };
     let fleet = tokio::select! {

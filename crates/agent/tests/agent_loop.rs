@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use hotpatch_agent::client::http_client;
-use hotpatch_agent::{Agent, AgentClient, AgentConfig, AgentError, SimConfig, SimulatedMachine, Stats};
+use hotpatch_agent::{
+    Agent, AgentClient, AgentConfig, AgentError, SimConfig, SimulatedMachine, Spool, Stats,
+};
 use hotpatch_domain::job::{Health, HealthStatus, Inventory, JobKind, JobResult, Outcome};
 use mock::Mock;
 use serde_json::{json, Value};
@@ -35,7 +37,7 @@ async fn start(mock: Mock, job_duration: Duration) -> Running {
         shutdown_grace: Duration::from_millis(600),
         ..AgentConfig::default()
     };
-    let agent = Agent::new(client, SimulatedMachine::new(sim), config, stats.clone());
+    let agent = Agent::new(client, SimulatedMachine::new(sim), config, stats.clone(), Spool::in_memory());
     let cancel = CancellationToken::new();
     let task = tokio::spawn(agent.run(cancel.clone()));
     Running { mock, stats, cancel, task }

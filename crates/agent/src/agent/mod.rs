@@ -1,19 +1,23 @@
 //! The agent loop of one machine: long-poll for a job, run it on the [`Executor`] while
-//! heartbeats keep its lease, report the inventory (assessments), the result and, after
-//! disruptive jobs, the health. A lost lease drops the job; transport errors and 5xx back off
+//! heartbeats keep its lease, then spool its reports ([`crate::spool`]) and deliver them: the
+//! inventory, the result and, after disruptive jobs, the health. Reports are retried with
+//! backoff until the server answers for good, across restarts too (the spool is drained before
+//! the first claim), and a job re-offered after its work finished here is reported again, never
+//! run again. A lost lease during the work drops the job; transport errors and 5xx back off
 //! exponentially with jitter; a 401 stops the agent; cancellation stops it between jobs (a job
-//! in hand gets a short grace period to finish and report).
+//! in hand gets a short grace period to finish and report; what it could not report stays
+//! spooled).
 
 mod policy;
+mod report;
 mod stats;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use hotpatch_domain::job::{ClaimedJob, JobKind, Lease, Outcome};
+use hotpatch_domain::job::{ClaimedJob, JobKind, JobResult, Lease, Outcome};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
@@ -21,6 +25,7 @@ use uuid::Uuid;
 
 use crate::client::{AgentClient, ClientError};
 use crate::executor::{Executor, JobOutcome};
+use crate::spool::{Entry, Spool, SpoolError};
 
 pub use policy::{backoff, heartbeat_interval, BACKOFF_BASE, BACKOFF_MAX, HEARTBEAT_MIN};
 use stats::{Connection, Running};
@@ -37,8 +42,9 @@ pub struct AgentConfig {
     pub shutdown_grace: Duration,
     /// Wait before the first claim (the simulator staggers its agents with it).
     pub first_claim_delay: Duration,
-    /// Tries of a report (result, inventory, health) that fails with a retryable error.
-    pub report_attempts: u32,
+    /// Tries of a health report that fails with a retryable error. Results and inventories
+    /// have no cap: they are spooled and retried until the server answers for good.
+    pub health_attempts: u32,
 }
 
 impl Default for AgentConfig {
@@ -48,7 +54,7 @@ impl Default for AgentConfig {
             heartbeat_max: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(5),
             first_claim_delay: Duration::ZERO,
-            report_attempts: 5,
+            health_attempts: 5,
         }
     }
 }
@@ -59,6 +65,9 @@ pub enum AgentError {
     /// The server refused the token (401): retrying cannot help.
     #[error("the server refused the agent token: {0}")]
     Unauthorized(String),
+    /// The state directory (spool and finished-job record) cannot be used.
+    #[error(transparent)]
+    State(#[from] SpoolError),
 }
 /// How keeping a lease ended (it never ends while all is well).
 enum LeaseEnd {
@@ -80,13 +89,21 @@ pub struct Agent<E> {
     executor: E,
     config: AgentConfig,
     conn: Connection,
+    spool: Spool,
 }
 
 impl<E: Executor> Agent<E> {
-    /// An agent that runs jobs claimed through `client` on `executor`, counting into `stats`.
-    pub fn new(client: AgentClient, executor: E, config: AgentConfig, stats: Arc<Stats>) -> Agent<E> {
+    /// An agent that runs jobs claimed through `client` on `executor`, keeps finished work in
+    /// `spool` (see [`Spool::open`]) and counts into `stats`.
+    pub fn new(
+        client: AgentClient,
+        executor: E,
+        config: AgentConfig,
+        stats: Arc<Stats>,
+        spool: Spool,
+    ) -> Agent<E> {
         stats.machines.fetch_add(1, Ordering::Relaxed);
-        Agent { client, executor, config, conn: Connection { up: AtomicBool::new(false), stats } }
+        Agent { client, executor, config, conn: Connection { up: AtomicBool::new(false), stats }, spool }
     }
 
     /// Claims and runs jobs until `cancel` fires (then `Ok`) or the token is refused.
@@ -97,11 +114,15 @@ impl<E: Executor> Agent<E> {
     }
 
     async fn claim_loop(&mut self, cancel: &CancellationToken) -> Result<(), AgentError> {
-        if sleep_or_cancel(self.config.first_claim_delay, cancel).await {
+        // What an earlier run left undelivered goes before any new work.
+        if self.drain(cancel).await? || sleep_or_cancel(self.config.first_claim_delay, cancel).await {
             return Ok(());
         }
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
+            if self.drain(cancel).await? {
+                return Ok(());
+            }
             let claimed = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 r = self.client.claim(self.config.wait) => r,
@@ -148,53 +169,40 @@ impl<E: Executor> Agent<E> {
         }
     }
 
-    /// Runs one job and reports it.
+    /// Runs one job, spools its reports and delivers them. A job whose work already finished
+    /// here (re-offered after a late report) is not run again: its kept result is reported
+    /// under the new lease.
     async fn process(&mut self, job: &ClaimedJob, cancel: &CancellationToken) -> Result<(), AgentError> {
-        let stats = self.conn.stats.clone();
-        let Some((mut outcome, lease)) = self.work(job).await? else {
+        if let Some((kind, kept)) = self.spool.kept(job.id) {
+            warn!(
+                "job offered again after its work finished here: reporting the kept result, not running it"
+            );
+            let entry = match self.spool.pending(job.id) {
+                // Still unsettled (not reached while the spool is drained before each claim, but
+                // its undelivered inventory must not be lost): the same reports, the new lease.
+                Some(pending) => Entry {
+                    lease: job.lease,
+                    result: JobResult { lease_id: job.lease.id, ..pending.result.clone() },
+                    ..pending.clone()
+                },
+                None => Entry::again(job.id, kind, job.lease, kept),
+            };
+            self.spool.keep(entry);
+            return self.deliver(job.id, cancel).await.map(drop);
+        }
+        let Some((outcome, lease)) = self.work(job).await? else {
             return Ok(());
         };
-        if job.kind == JobKind::Assess && outcome.outcome == Outcome::Succeeded {
-            outcome = self.send_inventory(outcome, cancel).await?;
-        } else if job.kind.is_disruptive() {
-            self.refresh_inventory(&mut outcome, cancel).await?;
-        }
-        let result = outcome.to_result(lease.id);
-        match self.report(cancel, "result", || self.client.result(job.id, &result)).await {
-            Ok(()) => {
-                stats.jobs_done.fetch_add(1, Ordering::Relaxed);
-                if outcome.outcome == Outcome::Failed {
-                    stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
-                }
-                debug!(
-                    outcome = <&str>::from(outcome.outcome),
-                    error = outcome.error.as_deref(),
-                    "job reported"
-                );
-            }
-            Err(ClientError::Unauthorized(d)) => return Err(AgentError::Unauthorized(d)),
-            Err(e @ (ClientError::LeaseLost(_) | ClientError::NotFound(_))) => {
-                stats.leases_lost.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %e, "result refused: the job is no longer ours");
-                return Ok(());
-            }
-            Err(e) => warn!(error = %e, "result not delivered; the lease will expire and the job be retried"),
-        }
-        if job.kind.is_disruptive() {
-            let health = self.executor.health().await;
-            match self.report(cancel, "health", || self.client.health(&health)).await {
-                Ok(()) => {}
-                Err(ClientError::Unauthorized(d)) => return Err(AgentError::Unauthorized(d)),
-                Err(e) => warn!(error = %e, "health not delivered"),
-            }
-        }
-        Ok(())
+        let entry = self.finished(job, outcome, lease).await;
+        // On disk before anything is sent: from here on the job is never run again.
+        self.spool.keep(entry);
+        self.deliver(job.id, cancel).await.map(drop)
     }
 
     /// Runs the job on the executor while heartbeats keep the lease. `None` when the lease was
     /// lost; otherwise the outcome and the lease it ran under.
     async fn work(&mut self, job: &ClaimedJob) -> Result<Option<(JobOutcome, Lease)>, AgentError> {
-        let Agent { client, executor, config, conn } = self;
+        let Agent { client, executor, config, conn, .. } = self;
         let lease = std::sync::Mutex::new(job.lease);
         let keep = keep_lease(client, conn, job.id, &lease, config.heartbeat_max);
         let ended = tokio::select! {
@@ -212,79 +220,39 @@ impl<E: Executor> Agent<E> {
         }
     }
 
-    /// Sends an assessment's inventory; the outcome turns into a failure if it cannot be read
-    /// or the server refuses it.
-    async fn send_inventory(
-        &mut self,
-        mut outcome: JobOutcome,
-        cancel: &CancellationToken,
-    ) -> Result<JobOutcome, AgentError> {
-        let inventory = match outcome.inventory.take() {
-            Some(i) => Ok(i),
-            None => self.executor.inventory().await,
-        };
-        let pending = outcome.reboot_pending;
-        let inventory = match inventory {
-            Ok(i) => i,
-            Err(e) => return Ok(JobOutcome::failed(format!("could not read the inventory: {e}"), pending)),
-        };
-        match self.report(cancel, "inventory", || self.client.inventory(&inventory)).await {
-            Ok(()) => Ok(outcome),
-            Err(ClientError::Unauthorized(d)) => Err(AgentError::Unauthorized(d)),
-            Err(e) => Ok(JobOutcome::failed(format!("the inventory was not accepted: {e}"), pending)),
-        }
-    }
-
-    /// After an install, rollback or reboot (done or failed half-way) the machine's recorded
-    /// patch state is stale: it follows from the inventory, so the agent sends one before the
-    /// result a rollout waits for. The job's own outcome stands either way; a lost inventory
-    /// only waits for the next assessment.
-    async fn refresh_inventory(
-        &mut self,
-        outcome: &mut JobOutcome,
-        cancel: &CancellationToken,
-    ) -> Result<(), AgentError> {
-        let inventory = match outcome.inventory.take() {
-            Some(i) => i,
-            None => match self.executor.inventory().await {
-                Ok(i) => i,
-                Err(e) => {
-                    warn!(error = %e, "could not read the inventory after the job");
-                    return Ok(());
-                }
-            },
-        };
-        match self.report(cancel, "inventory", || self.client.inventory(&inventory)).await {
-            Ok(()) => Ok(()),
-            Err(ClientError::Unauthorized(d)) => Err(AgentError::Unauthorized(d)),
-            Err(e) => {
-                warn!(error = %e, "inventory after the job not delivered");
-                Ok(())
-            }
-        }
-    }
-
-    /// Makes a report call, retrying retryable failures with backoff (not after cancellation).
-    async fn report<F, Fut>(&self, cancel: &CancellationToken, what: &str, call: F) -> Result<(), ClientError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<(), ClientError>>,
-    {
-        let mut failures = 0;
-        loop {
-            let r = call().await;
-            self.conn.note(&r);
-            match r {
-                Err(e) if e.is_retryable() && failures + 1 < self.config.report_attempts => {
-                    failures += 1;
-                    let delay = backoff(failures, rand::thread_rng().gen());
-                    warn!(error = %e, what, retry_in_ms = delay.as_millis() as u64, "report failed");
-                    if sleep_or_cancel(delay, cancel).await {
-                        return Err(e);
+    /// The spool entry of a job whose work finished: its result and the inventory to send
+    /// first. An assessment's inventory is its result (an unreadable one fails it); after an
+    /// install, rollback or reboot (done or failed half-way) the machine's recorded patch state
+    /// is stale, so a fresh inventory goes before the result a rollout waits for.
+    async fn finished(&mut self, job: &ClaimedJob, mut outcome: JobOutcome, lease: Lease) -> Entry {
+        let assessed = job.kind == JobKind::Assess;
+        let inventory = if job.kind.is_disruptive() || outcome.outcome == Outcome::Succeeded {
+            match outcome.inventory.take() {
+                Some(i) => Some(i),
+                None => match self.executor.inventory().await {
+                    Ok(i) => Some(i),
+                    Err(e) if assessed => {
+                        let error = format!("could not read the inventory: {e}");
+                        outcome = JobOutcome::failed(error, outcome.reboot_pending);
+                        None
                     }
-                }
-                other => return other,
+                    Err(e) => {
+                        warn!(error = %e, "could not read the inventory after the job");
+                        None
+                    }
+                },
             }
+        } else {
+            None
+        };
+        Entry {
+            job_id: job.id,
+            kind: job.kind,
+            lease,
+            result: outcome.to_result(lease.id),
+            inventory,
+            inventory_decides: assessed,
+            health: job.kind.is_disruptive(),
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct Mock {
     /// Claims answered with this status until the count runs out.
     pub claim_errors: Mutex<VecDeque<u16>>,
     pub lose_leases: AtomicBool,
+    /// Results answered with this status until the count runs out (409 is `lease_lost`).
+    pub result_errors: Mutex<VecDeque<u16>>,
+    /// While set, every result is answered 503.
+    pub fail_results: AtomicBool,
     pub claims: AtomicUsize,
     /// Machines `GET /v1/machines` lists.
     pub existing: Mutex<Vec<Value>>,
@@ -129,7 +133,14 @@ async fn result(
     Json(b): Json<Value>,
 ) -> Response {
     m.record("result", &headers, json!({"job": id, "result": b}));
-    StatusCode::OK.into_response()
+    if m.fail_results.load(Ordering::Relaxed) {
+        return problem(503, "unavailable");
+    }
+    match m.result_errors.lock().unwrap().pop_front() {
+        Some(409) => problem(409, "lease_lost"),
+        Some(status) => problem(status, "unavailable"),
+        None => StatusCode::OK.into_response(),
+    }
 }
 
 async fn inventory(State(m): State<Arc<Mock>>, headers: HeaderMap, Json(b): Json<Value>) -> StatusCode {
