@@ -62,7 +62,7 @@ EOF
   pg_ctl_ -w start >/dev/null || { cat "$tmp/pg/server.log" >&2; die "PostgreSQL did not start"; }
   pgurl="postgres://postgres@127.0.0.1:$pgport"
   psql "$pgurl/postgres" -qc "create database hotpatch" >/dev/null
-  log "PostgreSQL $("$pgbin/postgres" --version | awk '{print $NF}') on port $pgport ($tmp/pg/data)"
+  log "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on port $pgport ($tmp/pg/data)"
 }
 
 psql_db() { psql "$pgurl/hotpatch" -X -v ON_ERROR_STOP=1 "$@"; }
@@ -115,8 +115,8 @@ api() {
   while ((SECONDS < deadline)); do
     code=$(curl "${args[@]}" "${urls[$((i++ % 2))]}$path") || code=000
     case $code in
-      2*) cat "$out"; return 0 ;;
-      4*) echo "api: $method $path: $code $(head -c 300 "$out")" >&2; cat "$out"; return 2 ;;
+      2*) cat "$out"; rm -f "$out"; return 0 ;;
+      4*) echo "api: $method $path: $code $(head -c 300 "$out")" >&2; cat "$out"; rm -f "$out"; return 2 ;;
     esac
     sleep 0.3
   done
@@ -140,6 +140,7 @@ start_sim() {
     --job-duration-ms 2000 --reboot-ms 1000 --wait 20 \
     --state-dir "$tmp/state/f$i" --execution-log "$tmp/executions.log" >>"$tmp/sim$i.log" 2>&1 &
   echo $! >"$tmp/sim$i.pid"
+  disown $! # killed on purpose: no "Killed" line from the shell
 }
 
 stop_sims() {
@@ -304,16 +305,54 @@ dispatch_leader() {
   fi
 }
 
-# fault_freeze_leader: SIGSTOP of the dispatcher's leader for FREEZE_SECS; the takeover time is
-# from the SIGSTOP to the first pass the other replica does.
+# The dispatcher's advisory lock (crates/store/src/leader.rs: RolloutDispatch =
+# 0x686f_7470_0000_0002) as pg_locks shows a bigint key.
+DISPATCH_LOCK="locktype = 'advisory' and classid = 1752134768 and objid = 2 and objsubid = 1 and granted"
+
+# "BACKEND REPLICA" of the session holding the dispatcher lock now, or nothing: the backend's
+# client port, then the process owning that socket (ss -p), then which replica that is.
+lock_holder() {
+  local row backend port pid r
+  row=$(sql "select l.pid, a.client_port from pg_locks l join pg_stat_activity a using (pid) where $DISPATCH_LOCK limit 1")
+  [[ -n $row ]] || return 0
+  backend=${row%%|*}
+  port=${row##*|}
+  pid=$(ss -tnpH state established "( sport = :$port )" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+  for r in 0 1; do
+    [[ ${rpid[$r]} == "$pid" ]] && echo "$backend $r"
+  done
+  return 0
+}
+
+# fault_freeze_leader: SIGSTOP of the replica leading the rollout dispatcher for FREEZE_SECS.
+# Passes take the lock for one transaction each, so a replica frozen between passes holds
+# nothing; the suite tries to freeze it in a pass, holding the lock (the case the 10 s
+# idle_in_transaction_session_timeout bounds): it stops the holder and checks the lock is still
+# held, else resumes it at once and tries again (up to 300 times), else freezes the leader between
+# passes. The takeover time runs from the SIGSTOP to the first pass the other replica does.
 fault_freeze_leader() {
-  local leader other base t0 t cur
-  leader=$(dispatch_leader)
-  [[ -n $leader ]] || { log "freeze: no dispatcher leader found; skipped"; echo skipped >>"$tmp/rec/freeze_skipped"; return 0; }
+  local leader="" other base t0 t cur holder kind="between passes" try
+  for ((try = 0; try < 300; try++)); do
+    holder=$(lock_holder)
+    [[ -n $holder ]] || continue
+    leader=${holder#* }
+    kill -STOP "${rpid[$leader]}"
+    t0=$(now)
+    if [[ $(sql "select count(*) from pg_locks where pid = ${holder%% *} and $DISPATCH_LOCK") == 1 ]]; then
+      kind="holding the lock"
+      break
+    fi
+    kill -CONT "${rpid[$leader]}"
+    leader=""
+  done
+  if [[ -z $leader ]]; then
+    leader=$(dispatch_leader)
+    [[ -n $leader ]] || { log "freeze: no dispatcher leader found; skipped"; return 0; }
+    kill -STOP "${rpid[$leader]}"
+    t0=$(now)
+  fi
   other=$((1 - leader))
   base=$(duty_done "$other")
-  t0=$(now)
-  kill -STOP "${rpid[$leader]}"
   t=""
   while [[ $(echo "$(now) - $t0 < $FREEZE_SECS + 40" | bc) == 1 ]]; do
     cur=$(duty_done "$other")
@@ -323,11 +362,11 @@ fault_freeze_leader() {
   while [[ $(echo "$(now) - $t0 < $FREEZE_SECS" | bc) == 1 ]]; do sleep 0.2; done
   kill -CONT "${rpid[$leader]}"
   if [[ -n $t ]]; then
-    echo "$t" >>"$tmp/rec/freeze"
-    log "SIGSTOP of the leader (replica $leader) for ${FREEZE_SECS} s: replica $other led after $t s"
+    echo "$t" >>"$tmp/rec/freeze_${kind// /_}"
+    log "SIGSTOP of the dispatcher leader (replica $leader, $kind) for ${FREEZE_SECS} s: replica $other led after $t s"
   else
     echo "none" >>"$tmp/rec/freeze_failed"
-    log "SIGSTOP of the leader (replica $leader): replica $other never took over"
+    log "SIGSTOP of the dispatcher leader (replica $leader, $kind): replica $other never took over"
   fi
 }
 
@@ -400,13 +439,15 @@ report() {
     "$(sql "select count(*) from faults.job_audit where old_state = 'leased' and new_state = 'queued'")" \
     "$(grep -c 'halted' "$tmp/driver.log" || true)"
 
-  printf '\n%-44s %5s %8s %8s %8s\n' "recovery (seconds)" "n" "min" "median" "max"
+  printf '\n%-48s %5s %8s %8s %8s\n' "recovery (seconds)" "n" "min" "median" "max"
   local what label
   for what in kill:"kill -9 replica → /readyz 200" pg_restart:"PostgreSQL restart → both replicas read" \
-    terminate:"pg_terminate_backend → both replicas read" freeze:"frozen leader → other replica leads"; do
+    terminate:"pg_terminate_backend → both replicas read" \
+    freeze_holding_the_lock:"leader frozen in a pass → other leads" \
+    freeze_between_passes:"leader frozen between passes → other leads"; do
     label=${what#*:}
     read -r n mn md mx < <(stats "$tmp/rec/${what%%:*}")
-    printf '%-44s %5s %8s %8s %8s\n' "$label" "$n" "$mn" "$md" "$mx"
+    printf '%-48s %5s %8s %8s %8s\n' "$label" "$n" "$mn" "$md" "$mx"
   done
   echo
   if ((hard)); then

@@ -184,6 +184,14 @@ async fn a_job_offered_again_after_its_work_finished_is_reported_again_not_run()
     let sent = results(&mock);
     assert_eq!(sent.iter().map(|(_, r)| r.lease_id).collect::<Vec<_>>(), [job.lease.id, second_lease.id]);
     assert_eq!(sent[1].1, JobResult { lease_id: second_lease.id, ..sent[0].1.clone() }, "the kept result");
+    // The health goes after the accepted result too: a rollout counts only a report that comes
+    // after the job ended.
+    until("the health after the kept result", || {
+        let whats: Vec<&str> =
+            mock.whats().into_iter().filter(|w| !["claim", "heartbeat"].contains(w)).collect();
+        whats.ends_with(&["result", "health"]) && whats.iter().filter(|w| **w == "result").count() == 2
+    })
+    .await;
     assert_eq!(run.stats.leases_lost.load(Ordering::Relaxed), 1);
     run.stop().await;
 
