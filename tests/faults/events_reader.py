@@ -12,15 +12,16 @@ import time
 import urllib.request
 
 out_path, token, urls = sys.argv[1], sys.argv[2], sys.argv[3:]
-last = None
+# From the start: without Last-Event-ID the feed would begin "now", and a first reconnection
+# before any event arrived would skip what committed in between.
+last = 0
 turn = 0
 with open(out_path, "a", buffering=1) as out:
     while True:
         url = urls[turn % len(urls)]
         turn += 1
         headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
-        if last is not None:
-            headers["Last-Event-ID"] = str(last)
+        headers["Last-Event-ID"] = str(last)
         try:
             req = urllib.request.Request(url + "/v1/events", headers=headers)
             # A frozen replica sends nothing: keep-alives come every 15 s, so 20 s of silence
@@ -31,6 +32,7 @@ with open(out_path, "a", buffering=1) as out:
                     if line.startswith("id:"):
                         last = int(line[3:].strip())
                         out.write(f"{last}\n")
+            print(f"events_reader: {url}: stream ended after {last}; reconnecting", file=sys.stderr, flush=True)
         except Exception as e:  # noqa: BLE001 - any failure means: reconnect elsewhere
             print(f"events_reader: {url}: {e!r}; reconnecting after {last}", file=sys.stderr, flush=True)
         time.sleep(0.3)

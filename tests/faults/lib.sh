@@ -326,25 +326,33 @@ lock_holder() {
 
 # fault_freeze_leader: SIGSTOP of the replica leading the rollout dispatcher for FREEZE_SECS.
 # Passes take the lock for one transaction each, so a replica frozen between passes holds
-# nothing; the suite tries to freeze it in a pass, holding the lock (the case the 10 s
-# idle_in_transaction_session_timeout bounds): it stops the holder and checks the lock is still
-# held, else resumes it at once and tries again (up to 300 times), else freezes the leader between
-# passes. The takeover time runs from the SIGSTOP to the first pass the other replica does.
+# nothing. To freeze it in a pass, holding the lock (the case the 10 s
+# idle_in_transaction_session_timeout bounds), the suite holds the running rollouts' rows
+# (`for no key update`, as a pass locks them after its advisory lock) in a transaction of its
+# own: the leader's next pass takes the lock and waits on the rows; the suite stops that replica,
+# then commits. With no running rollout it freezes the leader between passes. The takeover time
+# runs from the SIGSTOP to the first pass the other replica does.
 fault_freeze_leader() {
-  local leader="" other base t0 t cur holder kind="between passes" try
-  for ((try = 0; try < 300; try++)); do
-    holder=$(lock_holder)
-    [[ -n $holder ]] || continue
-    leader=${holder#* }
-    kill -STOP "${rpid[$leader]}"
-    t0=$(now)
-    if [[ $(sql "select count(*) from pg_locks where pid = ${holder%% *} and $DISPATCH_LOCK") == 1 ]]; then
-      kind="holding the lock"
-      break
-    fi
-    kill -CONT "${rpid[$leader]}"
-    leader=""
-  done
+  local leader="" other base t0 t cur holder kind="between passes" rows=0 try
+  coproc HOLD { psql "$pgurl/hotpatch" -X -At -q 2>&1; }
+  echo "begin; select count(*) from (select id from rollout where state = 'running' for no key update) x;" >&"${HOLD[1]}"
+  read -r -t 10 rows <&"${HOLD[0]}" || rows=0
+  if ((rows > 0)); then
+    for ((try = 0; try < 50; try++)); do
+      holder=$(lock_holder)
+      if [[ -n $holder ]]; then
+        leader=${holder#* }
+        kill -STOP "${rpid[$leader]}"
+        t0=$(now)
+        kind="holding the lock"
+        break
+      fi
+      sleep 0.1
+    done
+  fi
+  echo "commit;" >&"${HOLD[1]}"
+  eval "exec ${HOLD[1]}>&-"
+  wait "$HOLD_PID" 2>/dev/null || true
   if [[ -z $leader ]]; then
     leader=$(dispatch_leader)
     [[ -n $leader ]] || { log "freeze: no dispatcher leader found; skipped"; return 0; }
