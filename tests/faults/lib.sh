@@ -440,9 +440,11 @@ report() {
   [[ -z $failed ]] || printf '\nfailed installs by error:\n%s\n' "$failed"
 
   printf '\n%s\n' "$(grep -h '^rollout [0-9]* succeeded' "$tmp/driver.log" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
-  printf 'jobs: %s; executions logged: %s; events: %s (reader received %s)\n' \
+  printf 'jobs: %s; executions logged: %s; events stored while the reader ran: %s, received: %s\n' \
     "$(sql "select string_agg(kind || ' ' || state || ' ' || n, ', ' order by kind, state) from (select kind, state, count(*) n from job group by 1, 2) x")" \
-    "$(wc -l <"$tmp/executions.log")" "$(sql 'select count(*) from event')" "$(wc -l <"$tmp/seen.txt")"
+    "$(wc -l <"$tmp/executions.log")" \
+    "$(sql 'select count(*) from event where id <= (select coalesce(max(event_id), 0) from faults.seen)')" \
+    "$(wc -l <"$tmp/seen.txt")"
   printf 'lease re-queues (leased → queued): %s; halts resumed: %s\n' \
     "$(sql "select count(*) from faults.job_audit where old_state = 'leased' and new_state = 'queued'")" \
     "$(grep -c 'halted' "$tmp/driver.log" || true)"
