@@ -445,6 +445,9 @@ report() {
     "$(wc -l <"$tmp/executions.log")" \
     "$(sql 'select count(*) from event where id <= (select coalesce(max(event_id), 0) from faults.seen)')" \
     "$(wc -l <"$tmp/seen.txt")"
+  printf 'agents: results refused as lease lost %s, kept results reported again instead of a second run %s\n' \
+    "$(cat "$tmp"/sim*.log | grep -c 'result refused: the job is no longer ours' || true)" \
+    "$(cat "$tmp"/sim*.log | grep -c 'offered again after its work finished' || true)"
   printf 'lease re-queues (leased → queued): %s; halts resumed: %s\n' \
     "$(sql "select count(*) from faults.job_audit where old_state = 'leased' and new_state = 'queued'")" \
     "$(grep -c 'halted' "$tmp/driver.log" || true)"
