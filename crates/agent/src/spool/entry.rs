@@ -182,7 +182,10 @@ mod tests {
         let kept = entry().result;
         let lease = Lease { id: Uuid::from_u128(99), expires_at: Utc::now() };
         let again = Entry::again(Uuid::from_u128(1), JobKind::Install, lease, &kept);
-        assert_eq!(again.result, JobResult { lease_id: lease.id, ..kept });
-        assert!(again.inventory.is_none() && !again.health);
+        assert_eq!(again.result, JobResult { lease_id: lease.id, ..kept.clone() });
+        // The health goes again after a disruptive job: only a report after the job ended counts.
+        assert!(again.inventory.is_none() && again.health);
+        let assess = Entry::again(Uuid::from_u128(1), JobKind::Assess, lease, &kept);
+        assert!(!assess.health);
     }
 }
