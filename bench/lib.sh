@@ -14,7 +14,10 @@ start_server() {
 # restart_server DB: another release hotpatchd on the existing database DB, with the same $token.
 restart_server() {
   local db=$1
+  # One token at thousands of requests a second is the point of a benchmark: no client limits.
   DATABASE_URL="$pgurl/$db" HOTPATCH_ADMIN_TOKEN="$token" HOTPATCH_LISTEN=127.0.0.1:0 HOTPATCH_LOG=warn,hotpatch_server=info \
+    HOTPATCH_RATE_LIMIT_PER_TOKEN="${HOTPATCH_RATE_LIMIT_PER_TOKEN:-0}" HOTPATCH_RATE_LIMIT_PER_ADDRESS="${HOTPATCH_RATE_LIMIT_PER_ADDRESS:-0}" \
+    HOTPATCH_MAX_STREAMS_PER_TOKEN="${HOTPATCH_MAX_STREAMS_PER_TOKEN:-100000}" HOTPATCH_MAX_POLLS_PER_TOKEN="${HOTPATCH_MAX_POLLS_PER_TOKEN:-100000}" \
     "$bin/hotpatchd" >"$tmp/server.log" 2>&1 &
   url=""
   server_pid=$!

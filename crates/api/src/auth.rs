@@ -138,6 +138,10 @@ impl FromRequestParts<AppState> for Principal {
             })?;
         // Boxed so the lookup's (large) future is freed once done, not kept for the whole request.
         let principal = Box::pin(authenticate(state, token)).await?;
+        // Counted once per request, under the token's verified id; agents keep the protocol's pace.
+        if principal.role != Role::Agent {
+            state.limits.check_token(principal.token_id)?;
+        }
         parts.extensions.insert(principal);
         Ok(principal)
     }

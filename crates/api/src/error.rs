@@ -34,6 +34,14 @@ pub enum ApiError {
     /// The path exists, the method does not (405).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Too many requests, or too many held open, by this client (429, with `Retry-After`).
+    #[error("{detail}")]
+    RateLimited {
+        /// Which limit.
+        detail: String,
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
 }
 
 pub use hotpatch_app::error::ItemError;
@@ -105,6 +113,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         }
     }
 }
@@ -135,6 +144,12 @@ impl IntoResponse for ApiError {
             }
             _ => self.to_string(),
         };
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
+        };
         let (errors, reasons) =
             match self {
                 ApiError::App(
@@ -160,6 +175,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // A restart of PostgreSQL or of this replica takes seconds: clients retry soon.

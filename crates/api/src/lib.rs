@@ -8,6 +8,7 @@ pub mod etag;
 pub mod extract;
 pub mod forget;
 mod keep_alive;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
@@ -48,6 +49,8 @@ pub struct AppState {
     /// When set, `/metrics` answers only requests bearing this token (scrapers get their own
     /// secret, not an API token).
     pub metrics_token: Option<std::sync::Arc<str>>,
+    /// Request rates and open-request caps (see [`limits`]); none unless configured.
+    pub limits: std::sync::Arc<limits::Limits>,
 }
 
 impl std::ops::Deref for AppState {
@@ -82,12 +85,19 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             credentials: Default::default(),
             metrics_token: None,
+            limits: Default::default(),
         }
     }
 
     /// Keeps at most about `bytes` of patch status answers in memory (0: none).
     pub fn with_status_cache(mut self, bytes: usize) -> Self {
         self.app = self.app.with_status_cache(bytes);
+        self
+    }
+
+    /// Limits requests as `settings` say (see [`limits`]).
+    pub fn with_limits(mut self, settings: limits::LimitSettings) -> Self {
+        self.limits = std::sync::Arc::new(limits::Limits::new(settings));
         self
     }
 
@@ -149,6 +159,7 @@ pub fn router(state: AppState) -> Router {
                     tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "served");
                 }),
         )
+        .layer(middleware::from_fn_with_state(state.limits.clone(), limits::per_address))
         .layer(middleware::from_fn(keep_alive::close_if_body_unread))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -1,7 +1,5 @@
 //! Cursor pagination shared by every list: `?limit=` (default 100, max 1000) and an opaque `?cursor=`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -37,10 +35,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<i64, ApiError> {
 /// Parses `?cursor=` (the id of the last item of the previous page, encoded).
 pub fn parse_cursor(raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|b| Uuid::from_slice(&b).ok())
+    hotpatch_domain::cursor::decode(raw)
         .map(Some)
         .ok_or_else(|| ApiError::bad_param("cursor", "is not a cursor this API returned"))
 }
@@ -50,7 +45,7 @@ pub fn page<R, T>(mut rows: Vec<R>, limit: i64, id: impl Fn(&R) -> Uuid, view: i
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let next_cursor = if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(id(r).as_bytes())) } else { None };
+    let next_cursor = if more { rows.last().map(|r| hotpatch_domain::cursor::encode(id(r))) } else { None };
     Page { items: rows.into_iter().map(view).collect(), next_cursor }
 }
 

@@ -1,85 +1,25 @@
 //! `/v1/webhooks` and their deliveries against a real PostgreSQL and receivers on 127.0.0.1: an
 //! operation's completion reaches a subscribed receiver signed (the signature verifies with the
 //! secret shown at creation); a failing receiver gets retries with growing backoff until the
-//! attempts run out, and the delivery log shows each one.
+//! attempts run out, and the delivery log shows each one. Internal targets are refused: a literal
+//! internal IP at creation (every spelling), a hostname resolving to one at delivery, unless the
+//! operator's allow-list holds it.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
+mod webhook_support;
 
-use std::sync::{Arc, Mutex};
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use axum::http::StatusCode;
+use chrono::TimeDelta;
 use common::*;
-use hotpatch_api::AppState;
-use hotpatch_app::clock::Clock;
 use hotpatch_app::webhooks::delivery::{self, signature, MAX_ATTEMPTS};
 use serde_json::{json, Value};
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 3, 3, 9, 0, 0).unwrap()
-}
-
-/// What a receiver got: headers and raw body of each request.
-type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-/// A receiver on 127.0.0.1 answering `status` to every POST; its URL and what it got.
-async fn receiver(status: StatusCode) -> (String, Received) {
-    let got: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(
-                |State((got, status)): State<(Received, StatusCode)>,
-                 headers: HeaderMap,
-                 body: axum::body::Bytes| async move {
-                    got.lock().unwrap().push((headers, body.to_vec()));
-                    status
-                },
-            ),
-        )
-        .with_state((got.clone(), status));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), got)
-}
-
-/// An app on a manual clock with one machine and its agent: (app, state, machine, agent token).
-async fn app_with_agent() -> (TestApp, AppState, String, String) {
-    let (app, state) = TestApp::with_state(|s| s.clock = Clock::manual(t0())).await;
-    let machine = app.machine_id(azure_2022("hooked-1")).await;
-    let agent = app.agent_token(&machine).await;
-    (app, state, machine, agent)
-}
-
-/// Assess now, the agent does it: an `operation.finished` event.
-async fn finish_an_assessment(app: &TestApp, machine: &str, agent: &str) -> String {
-    let op = app.assess(machine, ADMIN).await;
-    let job = app.claim(agent).await;
-    assert_eq!(app.post("/v1/agent/inventory", agent, inventory()).await.status.as_u16(), 204);
-    assert_eq!(app.report(agent, &job, "succeeded", json!({})).await.status.as_u16(), 200);
-    id_of(&op)
-}
-
-async fn subscribe(app: &TestApp, url: &str, types: Value) -> Value {
-    app.post("/v1/webhooks", ADMIN, json!({"url": url, "event_types": types})).await.ok(201).clone()
-}
-
-async fn log(app: &TestApp, webhook: &Value) -> Vec<Value> {
-    let r = app.get(&format!("/v1/webhooks/{}/deliveries", id_of(webhook)), ADMIN).await;
-    r.ok(200)["items"].as_array().unwrap().clone()
-}
-
-fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
-    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header"))
-}
+use webhook_support::*;
 
 #[tokio::test]
 async fn an_operations_completion_reaches_the_receiver_signed_with_the_webhooks_secret() {
-    let (app, state, machine, agent) = app_with_agent().await;
+    let (app, state, machine, agent) = app_with_agent(LOOPBACK).await;
     let (url, got) = receiver(StatusCode::NO_CONTENT).await;
     let hook = subscribe(&app, &url, json!(["operation.finished"])).await;
     let secret = hook["secret"].as_str().expect("the secret, once").to_owned();
@@ -87,7 +27,7 @@ async fn an_operations_completion_reaches_the_receiver_signed_with_the_webhooks_
     let other = subscribe(&app, &url, json!(["rollout.halted"])).await;
 
     let operation = finish_an_assessment(&app, &machine, &agent).await;
-    let http = reqwest::Client::new();
+    let http = client(&state);
     let pass = delivery::pass(&state, &http).await.unwrap();
     assert_eq!((pass.attempted, pass.delivered), (1, 1), "{pass:?}");
 
@@ -120,11 +60,11 @@ async fn an_operations_completion_reaches_the_receiver_signed_with_the_webhooks_
 
 #[tokio::test]
 async fn a_failing_receiver_gets_retries_with_growing_backoff_until_the_attempts_run_out() {
-    let (app, state, machine, agent) = app_with_agent().await;
+    let (app, state, machine, agent) = app_with_agent(LOOPBACK).await;
     let (url, got) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
     let hook = subscribe(&app, &url, json!(["operation.finished"])).await;
     finish_an_assessment(&app, &machine, &agent).await;
-    let http = reqwest::Client::new();
+    let http = client(&state);
 
     let mut delays = vec![];
     for attempt in 1..=MAX_ATTEMPTS {
@@ -202,4 +142,85 @@ async fn an_invalid_webhook_is_422_naming_the_field() {
         let p = r.problem(422, "validation_failed");
         assert_eq!(p["errors"][0]["field"], field, "{body}: {p}");
     }
+}
+
+#[tokio::test]
+async fn an_internal_address_in_any_spelling_is_422_naming_the_url() {
+    let app = TestApp::new().await;
+    for url in [
+        "http://127.0.0.1/hook",
+        "http://127.1/hook",
+        "http://0x7f000001/hook",
+        "http://2130706433/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5:8080/",
+        "http://172.16.0.1/",
+        "http://192.168.1.1/",
+        "http://100.64.0.1/",
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
+        "http://0.0.0.0:8080/",
+        "http://224.0.0.1/",
+    ] {
+        let r = app.post("/v1/webhooks", ADMIN, json!({"url": url, "event_types": ["agent.lost"]})).await;
+        let p = r.problem(422, "validation_failed");
+        assert_eq!(p["errors"][0]["field"], "url", "{url}: {p}");
+        let message = p["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("internal addresses"), "{url}: {message}");
+    }
+    // A hostname is judged when it is resolved, at each delivery.
+    let r = app.post(
+        "/v1/webhooks",
+        ADMIN,
+        json!({"url": "http://localhost:9/h", "event_types": ["agent.lost"]}),
+    );
+    r.await.ok(201);
+}
+
+#[tokio::test]
+async fn the_allow_list_admits_internal_addresses_and_odd_spellings_are_stored_normalised() {
+    let (app, ..) = app_with_agent(LOOPBACK).await;
+    let hook = subscribe(&app, "http://0x7f000001:9/hook", json!(["agent.lost"])).await;
+    assert_eq!(hook["url"], "http://127.0.0.1:9/hook");
+    let r =
+        app.post("/v1/webhooks", ADMIN, json!({"url": "http://10.0.0.1/", "event_types": ["agent.lost"]}));
+    r.await.problem(422, "validation_failed");
+}
+
+#[tokio::test]
+async fn a_hostname_resolving_to_loopback_is_refused_at_delivery_and_the_receiver_gets_nothing() {
+    let (app, state, machine, agent) = app_with_agent("").await;
+    let (url, got) = receiver(StatusCode::NO_CONTENT).await;
+    let url = url.replace("127.0.0.1", "localhost");
+    let hook = subscribe(
+        &app,
+        &format!("{}?token=secret", url.replace("http://", "http://user:pw@")),
+        json!(["operation.finished"]),
+    )
+    .await;
+    finish_an_assessment(&app, &machine, &agent).await;
+
+    let pass = delivery::pass(&state, &client(&state)).await.unwrap();
+    assert_eq!((pass.attempted, pass.delivered), (1, 0), "{pass:?}");
+    assert!(got.lock().unwrap().is_empty(), "nothing reached the receiver");
+    let entry = log(&app, &hook).await.remove(0);
+    assert_eq!(entry["state"], "queued", "retried like other failures: {entry}");
+    assert_eq!(entry["last_status"], Value::Null);
+    let error = entry["last_error"].as_str().unwrap();
+    assert!(error.starts_with("refuses internal address 127.0.0.1"), "{error}");
+    assert!(!error.contains("pw") && !error.contains("token"), "no credentials in the log: {error}");
+}
+
+#[tokio::test]
+async fn a_hostname_resolving_to_an_allowed_address_is_delivered() {
+    let (app, state, machine, agent) = app_with_agent(LOOPBACK).await;
+    let (url, got) = receiver(StatusCode::NO_CONTENT).await;
+    let hook = subscribe(&app, &url.replace("127.0.0.1", "localhost"), json!(["operation.finished"])).await;
+    finish_an_assessment(&app, &machine, &agent).await;
+    let pass = delivery::pass(&state, &client(&state)).await.unwrap();
+    assert_eq!((pass.attempted, pass.delivered), (1, 1), "{pass:?}");
+    assert_eq!(got.lock().unwrap().len(), 1);
+    assert_eq!(log(&app, &hook).await[0]["state"], "succeeded");
 }

@@ -17,6 +17,9 @@ pub struct Settings {
     pub automatic_rollouts: bool,
     /// `PUT /v1/admin/clock` may move the service clock (tests and demos only).
     pub clock_control: bool,
+    /// Internal address blocks webhooks may deliver to (by default none: loopback, private,
+    /// link-local … addresses are refused; see `hotpatch_domain::webhook_target`).
+    pub webhook_allow: hotpatch_domain::webhook_target::AllowList,
 }
 
 impl Default for Settings {
@@ -29,6 +32,7 @@ impl Default for Settings {
             assessment_interval: chrono::TimeDelta::hours(24),
             automatic_rollouts: true,
             clock_control: false,
+            webhook_allow: Default::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ macro_rules! serde_as_string {
 }
 
 pub mod auth;
+pub mod cursor;
 pub mod eligibility;
 pub mod fleet;
 pub mod job;
@@ -35,6 +36,8 @@ pub mod rollout;
 pub mod schedule;
 pub mod time;
 pub mod validation;
+pub mod webhook_health;
+pub mod webhook_target;
 
 pub use auth::Role;
 pub use eligibility::{

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use chrono::{NaiveTime, TimeDelta};
 use clap::{Parser, ValueEnum};
+use hotpatch_api::limits::LimitSettings;
 use hotpatch_api::Settings;
+use hotpatch_domain::webhook_target::AllowList;
 use hotpatch_domain::OsVersion;
 use hotpatch_scheduler::cycle::CalendarRule;
 
@@ -111,11 +113,52 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// Requests per second one token may make (bursts of twice as many; agents are exempt, their
+    /// long polls are capped instead); 0: unlimited.
+    #[arg(long, env = "HOTPATCH_RATE_LIMIT_PER_TOKEN", default_value_t = 100)]
+    pub rate_limit_per_token: u32,
+
+    /// Requests per second from one address (bursts of twice as many; the agent protocol, health
+    /// checks and metrics are exempt); 0: unlimited.
+    #[arg(long, env = "HOTPATCH_RATE_LIMIT_PER_ADDRESS", default_value_t = 200)]
+    pub rate_limit_per_address: u32,
+
+    /// Event streams (`GET /v1/events`) one token may hold open.
+    #[arg(long, env = "HOTPATCH_MAX_STREAMS_PER_TOKEN", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_streams_per_token: u64,
+
+    /// Event streams open at once on this replica (also kept within the open-file limit).
+    #[arg(long, env = "HOTPATCH_MAX_STREAMS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_streams: u64,
+
+    /// Long polls (waiting claims, operation waits) one token may hold open.
+    #[arg(long, env = "HOTPATCH_MAX_POLLS_PER_TOKEN", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_polls_per_token: u64,
+
+    /// Long polls open at once on this replica (also kept within the open-file limit).
+    #[arg(long, env = "HOTPATCH_MAX_POLLS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_polls: u64,
+
     /// MiB of memory for patch status answers kept between polls (0: compute every answer).
     /// About 1.2 KiB per machine; the default holds 100,000 machines.
     #[arg(long, env = "HOTPATCH_STATUS_CACHE_MB", default_value_t = 128,
           value_parser = clap::value_parser!(u64).range(0..=65_536))]
     pub status_cache_mb: u64,
+
+    /// Internal address blocks webhooks may deliver to, comma-separated CIDRs (e.g.
+    /// `10.20.0.0/16,fd00::/8`). Without it, webhooks to loopback, private, link-local and other
+    /// internal addresses are refused, at creation and at every connection.
+    #[arg(long = "webhook-allow", env = "HOTPATCH_WEBHOOK_ALLOW_CIDRS", default_value = "",
+          value_parser = parse_allow_list)]
+    pub webhook_allow: AllowList,
+}
+
+fn parse_allow_list(s: &str) -> Result<AllowList, String> {
+    s.parse().map_err(|e: hotpatch_domain::webhook_target::CidrError| e.to_string())
 }
 
 fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {
@@ -166,6 +209,24 @@ impl Config {
             assessment_interval: TimeDelta::seconds(i64::from(self.assessment_interval_secs)),
             automatic_rollouts: self.automatic_rollouts,
             clock_control: self.clock_control,
+            webhook_allow: self.webhook_allow.clone(),
+        }
+    }
+
+    /// The limits on clients, the open-request caps kept within `open_files` file descriptors
+    /// (a quarter of what is left after the pool and a reserve for streams, the rest for polls).
+    pub fn limits(&self, open_files: u64) -> LimitSettings {
+        let budget = open_files.saturating_sub(256 + u64::from(self.db_pool_size)).max(64);
+        let streams = self.max_streams.min(budget / 4);
+        let polls = self.max_polls.min(budget - streams);
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        LimitSettings {
+            per_token_rps: self.rate_limit_per_token,
+            per_address_rps: self.rate_limit_per_address,
+            streams_per_token: size(self.max_streams_per_token),
+            streams_total: size(streams),
+            polls_per_token: size(self.max_polls_per_token),
+            polls_total: size(polls),
         }
     }
 
@@ -222,6 +283,28 @@ mod tests {
         assert_eq!(s.calendar.first_month.get(&OsVersion::WindowsServer2025), Some(&3));
         assert_eq!(s.off_peak_start, NaiveTime::from_hms_opt(22, 30, 0).unwrap());
         assert_eq!(s.off_peak_duration, TimeDelta::minutes(90));
+    }
+
+    #[test]
+    fn open_request_caps_stay_within_the_open_file_limit() {
+        let config = Config::try_parse_from(["hotpatchd"]).unwrap();
+        let roomy = config.limits(1 << 20);
+        assert_eq!((roomy.streams_total, roomy.polls_total), (2_000, 20_000));
+        assert_eq!(roomy.per_token_rps, 100);
+        let tight = config.limits(1024);
+        assert!(tight.streams_total + tight.polls_total <= 1024 - 256, "{tight:?}");
+        assert!(tight.streams_total > 0 && tight.polls_total > tight.streams_total, "{tight:?}");
+    }
+
+    #[test]
+    fn the_webhook_allow_list_comes_from_a_flag_of_cidrs() {
+        let config =
+            Config::try_parse_from(["hotpatchd", "--webhook-allow", "10.0.0.0/8, fd00::/8"]).unwrap();
+        let allow = config.settings().webhook_allow;
+        assert!(allow.contains("10.1.2.3".parse().unwrap()));
+        assert!(allow.contains("fd00::1".parse().unwrap()));
+        assert!(!allow.contains("127.0.0.1".parse().unwrap()));
+        assert!(Config::try_parse_from(["hotpatchd", "--webhook-allow", "10.0.0.0/40"]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod admin_token;
 pub mod config;
+mod files;
 mod shutdown;
 pub mod startup;
 pub mod telemetry;

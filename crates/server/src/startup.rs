@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::{admin_token, shutdown};
+use crate::{admin_token, files, shutdown};
 
 /// Why the service could not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,7 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { addr: config.listen.clone(), source })?;
+        let open_files = files::raise_open_file_limit();
         let data_dir = std::path::absolute(&config.data_dir)
             .map_err(|source| StartupError::DataDir { dir: config.data_dir.clone(), source })?;
 
@@ -126,7 +127,8 @@ impl Application {
             Ok(pool) => {
                 let state = hotpatch_api::AppState::with_settings(pool.clone(), config.settings())
                     .with_status_cache(config.status_cache_mb as usize * 1024 * 1024)
-                    .with_metrics_token(config.metrics_token());
+                    .with_metrics_token(config.metrics_token())
+                    .with_limits(config.limits(open_files));
                 let router = hotpatch_api::router(state.clone());
                 // One token: signals cancel it, and the services see it (`App::shutdown`).
                 let shutdown = state.shutdown.clone();
@@ -175,13 +177,15 @@ impl Application {
         if let Err(e) = hotpatch_app::admin::sync_clock(&state).await {
             tracing::warn!(error = %e, "cannot read the stored service clock; using the system clock");
         }
-        let loops = hotpatch_app::duties::spawn(&state, &shutdown, &loops);
+        let mut loops = hotpatch_app::duties::spawn(&state, &shutdown, &loops);
+        loops.push(tokio::spawn(forget_idle_clients(state.limits.clone(), shutdown.clone())));
         // Tests and scripts read this line to learn the port: keep its form.
         tracing::info!(%addr, "listening on {addr}");
 
         // `into_make_service`: serving the `Router` itself rebuilds its route table for every
         // connection (about 18 KiB each), which 10,000 long-polling agents would each keep.
-        let serve = axum::serve(listener, router.into_make_service())
+        // With the peer's address, for the per-address rate limit.
+        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
@@ -207,6 +211,19 @@ impl Application {
         }
         tracing::info!("stopped");
         served
+    }
+}
+
+/// Drops the rate-limit state of clients gone quiet, every minute, so it stays small.
+async fn forget_idle_clients(
+    limits: std::sync::Arc<hotpatch_api::limits::Limits>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => limits.forget_idle(),
+        }
     }
 }
 

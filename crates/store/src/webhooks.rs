@@ -1,7 +1,8 @@
 //! Webhooks and their deliveries (migration `0008_webhooks.sql`): the subscriptions, the fan-out
 //! of change-feed events into deliveries, and the delivery queue (claim under a lease with
 //! `SKIP LOCKED`, finish, retry with backoff, reap expired leases), so any number of replicas
-//! deliver each event once per webhook.
+//! deliver each event once per webhook; and each webhook's record of failures, which disables it
+//! ([`health`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -9,6 +10,10 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::error::{unique_violation, StoreError};
+
+mod health;
+
+pub use health::{disable, enable, record_outcome};
 
 /// A subscription.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +32,10 @@ pub struct Webhook {
     pub created_by: Option<Uuid>,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// When it was disabled for failing (no deliveries until re-enabled).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why.
+    pub disabled_reason: Option<String>,
 }
 
 /// A webhook to create.
@@ -84,6 +93,10 @@ pub struct Delivery {
 pub struct Claimed {
     /// The delivery.
     pub id: Uuid,
+    /// Its webhook.
+    pub webhook_id: Uuid,
+    /// Its event (deliveries of one webhook go in event order).
+    pub event_id: i64,
     /// Its attempt number (1 = first).
     pub attempt: i32,
     /// Attempts it gets.
@@ -108,7 +121,7 @@ pub async fn create(
         Webhook,
         "insert into webhook (id, url, event_types, secret, description, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $7)
-         returning id, url, event_types, secret, description, created_by, created_at",
+         returning id, url, event_types, secret, description, created_by, created_at, disabled_at, disabled_reason",
         w.id,
         w.url,
         w.event_types,
@@ -126,7 +139,8 @@ pub async fn create(
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Webhook>, StoreError> {
     let rows = sqlx::query_as!(
         Webhook,
-        "select id, url, event_types, secret, description, created_by, created_at from webhook order by id"
+        "select id, url, event_types, secret, description, created_by, created_at, disabled_at, disabled_reason
+         from webhook order by id"
     )
     .fetch_all(db)
     .await?;
@@ -137,7 +151,8 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Webhook>, StoreError> {
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Webhook, StoreError> {
     sqlx::query_as!(
         Webhook,
-        "select id, url, event_types, secret, description, created_by, created_at from webhook where id = $1",
+        "select id, url, event_types, secret, description, created_by, created_at, disabled_at, disabled_reason
+         from webhook where id = $1",
         id
     )
     .fetch_optional(db)
@@ -176,7 +191,7 @@ pub async fn deliveries(
 
 /// Turns the change-feed events after the fan-out cursor (at most `limit`) into deliveries to
 /// the webhooks subscribed to their types, and moves the cursor past them; in the caller's
-/// transaction. Another replica fanning out at the same time holds the cursor: this one then does
+/// transaction. Disabled webhooks get none. Another replica fanning out at the same time holds the cursor: this one then does
 /// nothing (`None`). Otherwise the number of events read.
 pub async fn fan_out(
     conn: &mut PgConnection,
@@ -199,7 +214,7 @@ pub async fn fan_out(
                select gen_random_uuid(), w.id, b.id, b.type,
                       jsonb_build_object('id', b.id, 'type', b.type, 'data', b.data),
                       $3, $4, $4, $4
-               from batch b join webhook w on b.type = any(w.event_types)
+               from batch b join webhook w on b.type = any(w.event_types) and w.disabled_at is null
                on conflict (webhook_id, event_id) do nothing)
            select count(*) as "events!", max(id) as last from batch"#,
         cursor,
@@ -215,33 +230,65 @@ pub async fn fan_out(
     Ok(Some(read.events as usize))
 }
 
-/// Claims up to `limit` due deliveries (queued, `run_after` passed) under a lease until
-/// `lease_until`, skipping rows other replicas hold; each claim counts an attempt.
+/// Claims up to `limit` due deliveries (queued, `run_after` passed, webhook enabled), at most
+/// `per_webhook` of each webhook, its oldest events first, under a lease until `lease_until`,
+/// skipping rows other replicas hold; each claim counts an attempt. The cap keeps one webhook's
+/// backlog from filling a pass that other webhooks wait for.
 pub async fn claim_due(
     db: impl PgExecutor<'_>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
+    per_webhook: i64,
     limit: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
+    // Row locks cannot be taken in a query with window functions: rank first, lock after.
     let rows = sqlx::query_as!(
         Claimed,
-        "with due as (
+        "with ranked as (
+             select d.id,
+                    row_number() over (partition by d.webhook_id order by d.event_id) as rank
+             from webhook_delivery d join webhook w on w.id = d.webhook_id and w.disabled_at is null
+             where d.state = 'queued' and d.run_after <= $1),
+         due as (
              select id from webhook_delivery
-             where state = 'queued' and run_after <= $1
-             order by run_after limit $3
+             where id in (select id from ranked where rank <= $3) and state = 'queued'
+             order by run_after limit $4
              for update skip locked)
          update webhook_delivery d
          set state = 'delivering', attempt = d.attempt + 1, lease_expires_at = $2, updated_at = $1
          from due, webhook w
          where d.id = due.id and w.id = d.webhook_id
-         returning d.id, d.attempt, d.max_attempts, d.event_type, d.body, w.url, w.secret",
+         returning d.id, d.webhook_id, d.event_id, d.attempt, d.max_attempts, d.event_type, d.body,
+                   w.url, w.secret",
         now,
         lease_until,
+        per_webhook,
         limit,
     )
     .fetch_all(db)
     .await?;
     Ok(rows)
+}
+
+/// Gives a claimed delivery back unsent (its lane stopped before it): queued again, the attempt
+/// it was counted for not made.
+pub async fn release(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    attempt: i32,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query!(
+        "update webhook_delivery
+         set state = 'queued', attempt = attempt - 1, lease_expires_at = null, updated_at = $3
+         where id = $1 and attempt = $2 and state = 'delivering'",
+        id,
+        attempt,
+        now,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// How an attempt ended.

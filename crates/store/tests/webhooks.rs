@@ -80,7 +80,8 @@ async fn concurrent_claims_never_hand_one_delivery_to_two_replicas() {
         claimers.push(tokio::spawn(async move {
             let mut mine = vec![];
             loop {
-                let got = webhooks::claim_due(&pool, t0(), t0() + TimeDelta::minutes(1), 7).await.unwrap();
+                let got =
+                    webhooks::claim_due(&pool, t0(), t0() + TimeDelta::minutes(1), 1_000, 7).await.unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -105,14 +106,16 @@ async fn an_expired_lease_goes_back_to_the_queue_and_its_late_result_is_refused(
     events(&db.pool, "agent.lost", 1).await;
     fan_out(&db.pool).await;
     let lease = t0() + TimeDelta::seconds(40);
-    let first = webhooks::claim_due(&db.pool, t0(), lease, 10).await.unwrap().remove(0);
+    let first = webhooks::claim_due(&db.pool, t0(), lease, 100, 10).await.unwrap().remove(0);
     assert_eq!(first.attempt, 1);
-    assert!(webhooks::claim_due(&db.pool, t0(), lease, 10).await.unwrap().is_empty(), "leased");
+    assert!(webhooks::claim_due(&db.pool, t0(), lease, 100, 10).await.unwrap().is_empty(), "leased");
 
     assert_eq!(webhooks::reap_expired(&db.pool, lease - TimeDelta::seconds(1)).await.unwrap(), 0);
     assert_eq!(webhooks::reap_expired(&db.pool, lease).await.unwrap(), 1);
-    let second =
-        webhooks::claim_due(&db.pool, lease, lease + TimeDelta::seconds(40), 10).await.unwrap().remove(0);
+    let second = webhooks::claim_due(&db.pool, lease, lease + TimeDelta::seconds(40), 100, 10)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!((second.id, second.attempt), (first.id, 2));
 
     // The first holder answers late: its attempt is not the delivery's any more.
@@ -127,10 +130,74 @@ async fn an_expired_lease_goes_back_to_the_queue_and_its_late_result_is_refused(
 
     // The third and last attempt's lease expires too: failed.
     let at = lease + TimeDelta::seconds(10);
-    let third = webhooks::claim_due(&db.pool, at, at + TimeDelta::seconds(1), 10).await.unwrap().remove(0);
+    let third =
+        webhooks::claim_due(&db.pool, at, at + TimeDelta::seconds(1), 100, 10).await.unwrap().remove(0);
     assert_eq!((third.attempt, third.max_attempts), (3, 3));
     assert_eq!(webhooks::reap_expired(&db.pool, at + TimeDelta::seconds(1)).await.unwrap(), 1);
     let log = webhooks::deliveries(&db.pool, hook, 10).await.unwrap();
     assert_eq!(log[0].state, "failed");
     assert!(log[0].finished_at.is_some());
+}
+
+#[tokio::test]
+async fn a_claim_takes_at_most_so_many_deliveries_of_each_webhook_oldest_events_first() {
+    let db = fresh_db().await;
+    let busy = webhook(&db.pool, &["agent.lost"]).await;
+    let quiet = webhook(&db.pool, &["rollout.halted"]).await;
+    events(&db.pool, "agent.lost", 30).await;
+    events(&db.pool, "rollout.halted", 2).await;
+    fan_out(&db.pool).await;
+    let got = webhooks::claim_due(&db.pool, t0(), t0() + TimeDelta::minutes(1), 5, 100).await.unwrap();
+    let of = |w: Uuid| got.iter().filter(|c| c.webhook_id == w).map(|c| c.event_id).collect::<Vec<_>>();
+    let busy_events = of(busy);
+    assert_eq!(busy_events.len(), 5, "capped: {busy_events:?}");
+    assert_eq!(of(quiet).len(), 2, "the quiet webhook is not crowded out");
+    let mut sorted = busy_events.clone();
+    sorted.sort();
+    assert_eq!(busy_events.len(), sorted.len());
+    assert_eq!(sorted[0], 1, "the oldest events first: {sorted:?}");
+    assert_eq!(sorted[4], 5);
+
+    // A delivery given back unsent is queued again without the attempt it was counted for.
+    let c = got.iter().find(|c| c.webhook_id == quiet).unwrap();
+    assert!(webhooks::release(&db.pool, c.id, c.attempt, t0()).await.unwrap());
+    let log = webhooks::deliveries(&db.pool, quiet, 10).await.unwrap();
+    let entry = log.iter().find(|d| d.id == c.id).unwrap();
+    assert_eq!((entry.state.as_str(), entry.attempt), ("queued", 0));
+}
+
+#[tokio::test]
+async fn a_disabled_webhook_gets_no_deliveries_until_enabled_with_a_clean_record() {
+    let db = fresh_db().await;
+    let hook = webhook(&db.pool, &["agent.lost"]).await;
+    events(&db.pool, "agent.lost", 1).await;
+    fan_out(&db.pool).await;
+    for i in 1..=3 {
+        let health =
+            webhooks::record_outcome(&db.pool, hook, false, t0() + TimeDelta::hours(i)).await.unwrap();
+        assert_eq!(health.consecutive_failures, i as i32);
+        assert_eq!(health.failing_since, Some(t0() + TimeDelta::hours(1)), "the run's first failure");
+    }
+    assert!(webhooks::disable(&db.pool, hook, "gone", t0()).await.unwrap());
+    assert!(!webhooks::disable(&db.pool, hook, "again", t0()).await.unwrap(), "already disabled");
+    let w = webhooks::get(&db.pool, hook).await.unwrap();
+    assert_eq!((w.disabled_at, w.disabled_reason.as_deref()), (Some(t0()), Some("gone")));
+
+    let lease = t0() + TimeDelta::minutes(1);
+    assert!(webhooks::claim_due(&db.pool, t0(), lease, 10, 10).await.unwrap().is_empty(), "queued one waits");
+    events(&db.pool, "agent.lost", 1).await;
+    fan_out(&db.pool).await;
+    assert_eq!(webhooks::deliveries(&db.pool, hook, 10).await.unwrap().len(), 1, "no new delivery");
+
+    let w = webhooks::enable(&db.pool, hook, t0()).await.unwrap();
+    assert_eq!((w.disabled_at, w.disabled_reason), (None, None));
+    assert_eq!(webhooks::claim_due(&db.pool, t0(), lease, 10, 10).await.unwrap().len(), 1);
+    let health = webhooks::record_outcome(&db.pool, hook, false, t0()).await.unwrap();
+    assert_eq!(health.consecutive_failures, 1, "the record was reset");
+    let health = webhooks::record_outcome(&db.pool, hook, true, t0()).await.unwrap();
+    assert_eq!((health.consecutive_failures, health.failing_since), (0, None));
+    assert!(matches!(
+        webhooks::enable(&db.pool, Uuid::now_v7(), t0()).await,
+        Err(hotpatch_store::StoreError::NotFound)
+    ));
 }

@@ -57,7 +57,8 @@ pub struct JobDone {
     responses((status = 200, description = "A job, leased to the caller", body = ClaimedJob),
         (status = 204, description = "No job within `wait`"),
         (status = 400, description = "Bad `wait`", body = Problem),
-        (status = 403, description = "Not an agent token", body = Problem)),
+        (status = 403, description = "Not an agent token", body = Problem),
+        (status = 429, description = "Too many waiting claims of this token or on this replica", body = Problem)),
     security(("bearer" = [])))]
 async fn claim(
     State(state): State<AppState>,
@@ -65,6 +66,8 @@ async fn claim(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let wait = wait_param(raw.as_deref(), MAX_WAIT_SECS)?;
+    // A waiting claim holds a connection open: capped per token and per replica.
+    let _held = if wait.is_zero() { None } else { Some(state.limits.polls.hold(agent.token_id)?) };
     Ok(match queue::claim(&state, agent.machine_id, wait).await? {
         Some(job) => Json(job).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),

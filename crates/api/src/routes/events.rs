@@ -43,7 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         ("after" = Option<i64>, Query, description = "Replay events after this id (as `Last-Event-ID`, which wins when both are given)"),
         ("Last-Event-ID" = Option<String>, Header, description = "The last event id received: replay from there")),
     responses((status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Unknown event type, bad `after` or `Last-Event-ID`, or unknown parameter", body = Problem)),
+        (status = 400, description = "Unknown event type, bad `after` or `Last-Event-ID`, or unknown parameter", body = Problem),
+        (status = 429, description = "Too many requests, or open streams, of this token or on this replica", body = Problem)),
     security(("bearer" = [])))]
 async fn stream_events(
     State(state): State<AppState>,
@@ -52,12 +53,18 @@ async fn stream_events(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let request = parse(raw.as_deref(), &headers)?;
+    // Each stream holds a connection (a file descriptor) for as long as it runs: capped per token
+    // and per replica, its place freed when the stream ends.
+    let held = state.limits.streams.hold(reader.0.token_id)?;
     let subscription = events::subscribe(&state, request).await?;
     // A revoked (or expired) token's stream ends: it must not go on receiving events.
     let app = state.app.clone();
     let token_id = reader.0.token_id;
     let revoked = async move { tokens::no_longer_valid(&app, token_id).await };
-    let stream = subscription.into_stream().take_until(revoked).map(|event| Ok::<_, Infallible>(sse(&event)));
+    let stream = subscription.into_stream().take_until(revoked).map(move |event| {
+        let _place = &held;
+        Ok::<_, Infallible>(sse(&event))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
 }
 

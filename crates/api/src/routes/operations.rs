@@ -84,14 +84,17 @@ async fn assess_selected(
         ("wait" = Option<u64>, Query, description = "Seconds to wait for a change, 0–30 (default 0)")),
     responses((status = 200, description = "The operation", body = Operation),
         (status = 400, description = "Bad `wait`", body = Problem),
-        (status = 404, description = "No such operation", body = Problem)),
+        (status = 404, description = "No such operation", body = Problem),
+        (status = 429, description = "Too many requests, or waits, of this token", body = Problem)),
     security(("bearer" = [])))]
 async fn get_operation(
     State(state): State<AppState>,
-    _: Reader,
+    reader: Reader,
     ApiPath(id): ApiPath<Uuid>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Operation>, ApiError> {
     let wait = wait_param(raw.as_deref(), operations::MAX_WAIT_SECS)?;
+    // A wait holds a connection open: capped per token and per replica.
+    let _held = if wait.is_zero() { None } else { Some(state.limits.polls.hold(reader.0.token_id)?) };
     Ok(Json(operations::get(&state, id, wait).await?))
 }

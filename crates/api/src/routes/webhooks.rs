@@ -1,5 +1,5 @@
-//! `/v1/webhooks` (operator): subscribe a URL to change-feed event types, list, read, delete, and
-//! each webhook's delivery log ([`hotpatch_app::webhooks::subscriptions`]). Deliveries are signed
+//! `/v1/webhooks` (operator): subscribe a URL to change-feed event types, list, read, delete,
+//! enable again after it was disabled for failing, and each webhook's delivery log ([`hotpatch_app::webhooks::subscriptions`]). Deliveries are signed
 //! and retried (see [`hotpatch_app::webhooks::delivery`]).
 
 use axum::extract::State;
@@ -22,13 +22,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_webhook, list_webhooks))
         .routes(routes!(get_webhook, delete_webhook))
         .routes(routes!(webhook_deliveries))
+        .routes(routes!(enable_webhook))
 }
 
 /// Subscribes a URL to event types: 201 with the webhook and its signing `secret` (shown once;
 /// also in `Location`). Deliveries start with the next events.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookRequest,
     responses((status = 201, description = "Created", body = WebhookView),
-        (status = 422, description = "Invalid URL or event types", body = Problem)),
+        (status = 422, description = "Invalid URL (or an internal address not allowed) or event types",
+            body = Problem)),
     security(("bearer" = [])))]
 async fn create_webhook(
     State(state): State<AppState>,
@@ -90,4 +92,20 @@ async fn webhook_deliveries(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<DeliveryLog>, ApiError> {
     Ok(Json(subscriptions::deliveries(&state, id).await?))
+}
+
+/// Enables a webhook disabled for failing (`disabled_at` set), with a clean record: deliveries
+/// resume with the queued ones and the next events. On an enabled webhook it only clears the
+/// run of failures.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, description = "The webhook, enabled", body = WebhookView),
+        (status = 404, description = "No such webhook", body = Problem)),
+    security(("bearer" = [])))]
+async fn enable_webhook(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<WebhookView>, ApiError> {
+    Ok(Json(subscriptions::enable(&state, id).await?))
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::webhooks::delivery;
+use crate::webhooks::{delivery, WebhookClient};
 use crate::App;
 
 /// Between passes.
@@ -13,7 +13,7 @@ pub const PERIOD: Duration = Duration::from_secs(1);
 
 /// Delivers every [`PERIOD`] until `shutdown`.
 pub async fn run(app: App, shutdown: CancellationToken) {
-    let http = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
+    let client = match WebhookClient::new(app.settings.webhook_allow.clone()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "no HTTP client: webhooks are not delivered");
@@ -21,8 +21,8 @@ pub async fn run(app: App, shutdown: CancellationToken) {
         }
     };
     let pass = move |app: App| {
-        let http = http.clone();
-        async move { delivery::pass(&app, &http).await.map(|_| Some(())) }
+        let client = client.clone();
+        async move { delivery::pass(&app, &client).await.map(|_| Some(())) }
     };
     super::run_every(app, shutdown, "webhook_delivery", PERIOD, pass).await;
 }

@@ -1,21 +1,32 @@
 //! Webhook deliveries: a pass turns new change-feed events into deliveries (one replica at a
-//! time), claims the due ones under a lease and POSTs them, signed, to their receivers at once;
-//! a failed attempt is retried with exponential backoff and jitter ([`RetryPolicy`]) until it runs
-//! out of attempts. `hotpatchd` runs a pass every second.
+//! time), claims the due ones under a lease and POSTs them, signed, to their receivers through the
+//! guarded [`WebhookClient`]; a failed attempt is retried with exponential backoff and jitter
+//! ([`RetryPolicy`]) until it runs out of attempts. `hotpatchd` runs a pass every second.
+//!
+//! Each webhook is a lane: its claimed deliveries (at most [`PER_WEBHOOK`] a pass) go one after
+//! the other in event order, while the lanes of different webhooks run side by side
+//! ([`CONCURRENCY`] at once), each outcome written as it comes. A lane stops at its first failure
+//! (a receiver that is down would fail the rest too) and when the pass's time is up, giving its
+//! unsent deliveries back; so a slow or dead receiver holds only its own lane, for about one
+//! [`TIMEOUT`]. Each outcome also counts in the webhook's record: a webhook that keeps failing is
+//! disabled ([`hotpatch_domain::webhook_health`]) until an operator enables it again.
 //!
 //! A delivery is `POST <url>` with the event as JSON (`{"id", "type", "data"}`) and the headers
 //! `Hotpatch-Event` (type), `Hotpatch-Delivery` (delivery id), `Hotpatch-Attempt` and
 //! `Hotpatch-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed by the secret>`.
 //! A receiver recomputes the HMAC over the raw body and rejects old timestamps (replays).
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use futures::StreamExt as _;
 use hmac::{Hmac, Mac};
 use hotpatch_domain::job::RetryPolicy;
+use hotpatch_domain::webhook_target::redact;
 use hotpatch_store::webhooks::{self, Attempt, Claimed};
 use rand::Rng as _;
 use sha2::Sha256;
+use tokio::time::Instant;
 
+use super::client::{Failure, WebhookClient};
 use crate::error::AppError;
 use crate::App;
 
@@ -23,10 +34,15 @@ use crate::App;
 pub const MAX_ATTEMPTS: i32 = 8;
 /// How long a receiver may take to answer.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Events one pass fans out, deliveries one pass sends.
+/// Events one pass fans out, deliveries one pass claims.
 const BATCH: i64 = 500;
-/// Deliveries sent at once.
-const CONCURRENCY: usize = 16;
+/// Deliveries of one webhook one pass claims at most.
+pub const PER_WEBHOOK: i64 = 20;
+/// Lanes (webhooks) delivering at once.
+pub const CONCURRENCY: usize = 16;
+/// How long into a pass a lane may start an attempt: the pass ends within about this plus one
+/// [`TIMEOUT`], and the next one claims what it gave back.
+const START_WITHIN: std::time::Duration = TIMEOUT;
 
 /// The retry policy of deliveries: 5 s doubling up to 10 min, halved by jitter at most.
 pub fn retry_policy() -> RetryPolicy {
@@ -56,8 +72,16 @@ pub struct Pass {
     pub delivered: usize,
 }
 
-/// One pass at the service clock's `now`, sending with `http`.
-pub async fn pass(app: &App, http: &reqwest::Client) -> Result<Pass, AppError> {
+impl std::ops::AddAssign for Pass {
+    fn add_assign(&mut self, other: Pass) {
+        self.events += other.events;
+        self.attempted += other.attempted;
+        self.delivered += other.delivered;
+    }
+}
+
+/// One pass at the service clock's `now`, sending through `client`.
+pub async fn pass(app: &App, client: &WebhookClient) -> Result<Pass, AppError> {
     let now = app.clock.now();
     let mut pass = Pass::default();
     let mut tx = app.pool.begin().await?;
@@ -65,33 +89,17 @@ pub async fn pass(app: &App, http: &reqwest::Client) -> Result<Pass, AppError> {
     pass.events = webhooks::fan_out(&mut tx, BATCH, MAX_ATTEMPTS, now).await?.unwrap_or(0);
     tx.commit().await?;
 
-    // The lease covers every attempt of the batch at the receivers' longest.
-    let lease = TimeDelta::from_std(TIMEOUT * 4).unwrap_or(TimeDelta::minutes(1));
-    let claimed = webhooks::claim_due(&app.pool, now, now + lease, BATCH).await?;
-    pass.attempted = claimed.len();
-    let outcomes: Vec<(Claimed, Result<i32, Refused>)> = futures::stream::iter(claimed)
-        .map(|c| async move {
-            let outcome = send(http, &c, app.clock.now()).await;
-            (c, outcome)
-        })
+    // The lease outlasts the pass: attempts start within START_WITHIN and last at most TIMEOUT.
+    let lease = TimeDelta::from_std(START_WITHIN + TIMEOUT * 2).unwrap_or(TimeDelta::minutes(1));
+    let claimed = webhooks::claim_due(&app.pool, now, now + lease, PER_WEBHOOK, BATCH).await?;
+    let start_until = Instant::now() + START_WITHIN;
+    let lanes: Vec<Result<Pass, AppError>> = futures::stream::iter(lanes(claimed))
+        .map(|lane| run_lane(app, client, lane, start_until))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let policy = retry_policy();
-    for (c, outcome) in outcomes {
-        let outcome = match outcome {
-            Ok(status) => {
-                pass.delivered += 1;
-                Attempt::Delivered { status }
-            }
-            Err(Refused { status, error }) => {
-                let retry_at = policy.next_run_at(app.clock.now(), c.attempt, rand::thread_rng().gen());
-                tracing::warn!(delivery_id = %c.id, attempt = c.attempt, max_attempts = c.max_attempts,
-                    status, %error, %retry_at, "webhook delivery failed");
-                Attempt::Failed { status, error, retry_at }
-            }
-        };
-        webhooks::finish(&app.pool, c.id, c.attempt, &outcome, app.clock.now()).await?;
+    for lane in lanes {
+        pass += lane?;
     }
     if pass.attempted > 0 {
         tracing::info!(
@@ -104,34 +112,71 @@ pub async fn pass(app: &App, http: &reqwest::Client) -> Result<Pass, AppError> {
     Ok(pass)
 }
 
-/// Why an attempt failed.
-struct Refused {
-    /// The receiver's status, when it answered.
-    status: Option<i32>,
-    error: String,
+/// The claimed deliveries by webhook, each lane in event order.
+fn lanes(mut claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
+    claimed.sort_by_key(|c| (c.webhook_id, c.event_id));
+    claimed.chunk_by(|a, b| a.webhook_id == b.webhook_id).map(<[Claimed]>::to_vec).collect()
 }
 
-/// One attempt: the status of a 2xx answer; anything else (another status, no answer) refused.
-async fn send(http: &reqwest::Client, c: &Claimed, now: DateTime<Utc>) -> Result<i32, Refused> {
-    let body = serde_json::to_vec(&c.body)
-        .map_err(|e| Refused { status: None, error: format!("the event could not be encoded: {e}") })?;
-    let request = http
-        .post(&c.url)
-        .timeout(TIMEOUT)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("Hotpatch-Event", &c.event_type)
-        .header("Hotpatch-Delivery", c.id.to_string())
-        .header("Hotpatch-Attempt", c.attempt.to_string())
-        .header("Hotpatch-Signature", signature(&c.secret, now.timestamp(), &body))
-        .body(body);
-    match request.send().await {
-        Ok(r) if r.status().is_success() => Ok(i32::from(r.status().as_u16())),
-        Ok(r) => Err(Refused {
-            status: Some(i32::from(r.status().as_u16())),
-            error: format!("the receiver answered {}", r.status()),
-        }),
-        Err(e) => Err(Refused { status: None, error: format!("no answer from the receiver: {e}") }),
+/// Sends one webhook's deliveries in order until one fails or the pass's time is up; gives the
+/// rest back unsent.
+async fn run_lane(
+    app: &App,
+    client: &WebhookClient,
+    lane: Vec<Claimed>,
+    start_until: Instant,
+) -> Result<Pass, AppError> {
+    let mut done = Pass::default();
+    let mut lane = lane.into_iter();
+    for c in lane.by_ref() {
+        if Instant::now() >= start_until {
+            webhooks::release(&app.pool, c.id, c.attempt, app.clock.now()).await?;
+            break;
+        }
+        done.attempted += 1;
+        let outcome = client.send(&c, app.clock.now()).await;
+        let delivered = outcome.is_ok();
+        record(app, &c, outcome).await?;
+        if !delivered {
+            break;
+        }
+        done.delivered += 1;
     }
+    for c in lane {
+        webhooks::release(&app.pool, c.id, c.attempt, app.clock.now()).await?;
+    }
+    Ok(done)
+}
+
+/// Writes an attempt's outcome and counts it in its webhook's record, disabling the webhook when
+/// the record says so; in one transaction.
+async fn record(app: &App, c: &Claimed, outcome: Result<i32, Failure>) -> Result<(), AppError> {
+    let now = app.clock.now();
+    let attempt = match outcome {
+        Ok(status) => Attempt::Delivered { status },
+        Err(Failure { status, error }) => {
+            let jitter = rand::thread_rng().gen();
+            let retry_at = retry_policy().next_run_at(now, c.attempt, jitter);
+            tracing::warn!(delivery_id = %c.id, webhook_id = %c.webhook_id, url = %redact(&c.url),
+                attempt = c.attempt, max_attempts = c.max_attempts, status, %error, %retry_at,
+                "webhook delivery failed");
+            Attempt::Failed { status, error, retry_at }
+        }
+    };
+    let delivered = matches!(attempt, Attempt::Delivered { .. });
+    let mut tx = app.pool.begin().await?;
+    // A lost lease (the reaper gave the delivery back) decides nothing: the next attempt does.
+    if webhooks::finish(&mut *tx, c.id, c.attempt, &attempt, now).await? {
+        let health = webhooks::record_outcome(&mut *tx, c.webhook_id, delivered, now).await?;
+        if health.should_disable(now)
+            && webhooks::disable(&mut *tx, c.webhook_id, &health.reason(), now).await?
+        {
+            tracing::warn!(webhook_id = %c.webhook_id, url = %redact(&c.url), reason = %health.reason(),
+                "webhook disabled: it keeps failing");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

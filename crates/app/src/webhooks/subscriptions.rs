@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use hotpatch_domain::validation::has_control;
+use hotpatch_domain::webhook_target::{self, redact, AllowList, Url};
 use hotpatch_domain::FieldError;
 use hotpatch_store::events::TYPES;
 use hotpatch_store::webhooks::{self, Delivery, NewWebhook, Webhook};
@@ -21,7 +22,8 @@ pub const LOG_LIMIT: i64 = 1_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
-    /// Where to POST deliveries (`http://` or `https://`).
+    /// Where to POST deliveries (`http://` or `https://`). Internal addresses (loopback, private,
+    /// link-local, …) are refused unless the operator allows them (`--webhook-allow`).
     #[schema(example = "https://ops.example.com/hotpatch")]
     pub url: String,
     /// The event types to send (those of `GET /v1/events`).
@@ -47,6 +49,10 @@ pub struct WebhookView {
     pub created_by: Option<Uuid>,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// When it was disabled for failing (no deliveries until enabled: `POST …/enable`).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
     /// The HMAC-SHA256 key of the `Hotpatch-Signature` header: only in the answer to its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -61,6 +67,8 @@ impl From<Webhook> for WebhookView {
             description: w.description,
             created_by: w.created_by,
             created_at: w.created_at,
+            disabled_at: w.disabled_at,
+            disabled_reason: w.disabled_reason,
             secret: None,
         }
     }
@@ -128,17 +136,12 @@ pub struct DeliveryLog {
     pub items: Vec<DeliveryView>,
 }
 
-/// Every field error of a webhook to create.
-fn check(req: &WebhookRequest) -> Result<(), AppError> {
+/// Every field error of a webhook to create; its URL, parsed and normalised.
+fn check(req: &WebhookRequest, allow: &AllowList) -> Result<Url, AppError> {
     let mut errors = Vec::new();
-    let scheme_ok = req.url.starts_with("http://") || req.url.starts_with("https://");
-    let parsed = reqwest::Url::parse(&req.url);
-    if !scheme_ok || req.url.len() > 2048 || parsed.as_ref().map_or(true, |u| u.host_str().is_none()) {
-        errors.push(FieldError::new(
-            "url",
-            "must be an http:// or https:// URL with a host, at most 2,048 characters",
-        ));
-    }
+    let url = webhook_target::parse(&req.url, allow)
+        .map_err(|e| errors.push(FieldError::new("url", e.to_string())))
+        .ok();
     if req.event_types.is_empty() {
         errors.push(FieldError::new("event_types", format!("name at least one of {}", TYPES.join(", "))));
     }
@@ -153,10 +156,9 @@ fn check(req: &WebhookRequest) -> Result<(), AppError> {
     if req.description.as_deref().is_some_and(|d| d.chars().count() > 500 || has_control(d)) {
         errors.push(FieldError::new("description", "at most 500 characters, without control characters"));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::Unprocessable { detail: "the webhook is invalid".to_owned(), errors })
+    match url {
+        Some(url) if errors.is_empty() => Ok(url),
+        _ => Err(AppError::Unprocessable { detail: "the webhook is invalid".to_owned(), errors }),
     }
 }
 
@@ -167,7 +169,7 @@ fn not_found(id: Uuid) -> String {
 /// Subscribes a URL to event types: the webhook, with its signing `secret` (shown this once).
 /// Deliveries start with the next events.
 pub async fn create(app: &App, created_by: Uuid, mut req: WebhookRequest) -> Result<WebhookView, AppError> {
-    check(&req)?;
+    let url = check(&req, &app.settings.webhook_allow)?;
     req.event_types.sort();
     req.event_types.dedup();
     let mut key = [0u8; 32];
@@ -176,14 +178,14 @@ pub async fn create(app: &App, created_by: Uuid, mut req: WebhookRequest) -> Res
     let id = Uuid::now_v7();
     let new = NewWebhook {
         id,
-        url: &req.url,
+        url: url.as_str(),
         event_types: &req.event_types,
         secret: &secret,
         description: req.description.as_deref(),
         created_by: Some(created_by),
     };
     let created = webhooks::create(&app.pool, &new, app.clock.now()).await?;
-    tracing::info!(webhook_id = %id, url = %created.url, "webhook created");
+    tracing::info!(webhook_id = %id, url = %redact(&created.url), "webhook created");
     Ok(WebhookView { secret: Some(secret), ..WebhookView::from(created) })
 }
 
@@ -203,6 +205,14 @@ pub async fn delete(app: &App, id: Uuid) -> Result<(), AppError> {
     webhooks::delete(&app.pool, id).await.or_not_found(|| not_found(id))?;
     tracing::info!(webhook_id = %id, "webhook deleted");
     Ok(())
+}
+
+/// Enables a webhook again (after it was disabled for failing) with a clean record: deliveries
+/// resume with the queued ones and the next events.
+pub async fn enable(app: &App, id: Uuid) -> Result<WebhookView, AppError> {
+    let webhook = webhooks::enable(&app.pool, id, app.clock.now()).await.or_not_found(|| not_found(id))?;
+    tracing::info!(webhook_id = %id, url = %redact(&webhook.url), "webhook enabled");
+    Ok(webhook.into())
 }
 
 /// The webhook's latest deliveries, newest first (at most [`LOG_LIMIT`]).
