@@ -10,6 +10,7 @@
 //!   calls for registration), with one error type.
 //! - [`executor`]: the [`executor::Executor`] trait and the [`executor::JobOutcome`] it returns.
 //! - [`sim`]: the simulated machine.
+//! - [`execlog`]: the execution log, one line per job whose work finished (fault tests read it).
 //! - [`agent`]: the run loop of one machine, its retry policy and shared counters.
 //! - [`spool`]: the durable memory of finished work (undelivered reports, finished jobs) that
 //!   keeps a job from running twice because its report was late.
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod bench;
 pub mod client;
+pub mod execlog;
 pub mod executor;
 pub mod fleet;
 pub mod sim;
@@ -28,6 +30,7 @@ pub mod spool;
 
 pub use agent::{Agent, AgentConfig, AgentError, Progress, Stats};
 pub use client::{AgentClient, ClientError, FleetClient};
+pub use execlog::ExecutionLog;
 pub use executor::{Executor, ExecutorError, JobOutcome};
 pub use fleet::{Fleet, FleetConfig, FleetError};
 pub use sim::{SimConfig, SimulatedMachine};

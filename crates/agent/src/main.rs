@@ -10,7 +10,7 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use hotpatch_agent::client::http_client;
 use hotpatch_agent::{
-    Agent, AgentClient, AgentConfig, Fleet, FleetConfig, SimConfig, SimulatedMachine, Spool,
+    Agent, AgentClient, AgentConfig, ExecutionLog, Fleet, FleetConfig, SimConfig, SimulatedMachine, Spool,
 };
 use hotpatch_domain::OsVersion;
 use tokio_util::sync::CancellationToken;
@@ -195,6 +195,10 @@ struct SimArgs {
     /// Seed of the simulated machines.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Append `<job id> <kind> <outcome> <attempt>` to this file for each job whose work
+    /// finished, once its reports are spooled (evidence for fault tests that no job ran twice).
+    #[arg(long)]
+    execution_log: Option<PathBuf>,
 }
 
 impl SimArgs {
@@ -210,8 +214,18 @@ impl SimArgs {
         }
     }
 
-    fn agent_config(&self) -> AgentConfig {
-        AgentConfig { wait: Duration::from_secs(self.wait), ..AgentConfig::default() }
+    fn agent_config(&self) -> Result<AgentConfig, ExitCode> {
+        let execution_log = match &self.execution_log {
+            Some(path) => match ExecutionLog::open(path) {
+                Ok(log) => Some(log),
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "cannot open the execution log");
+                    return Err(ExitCode::FAILURE);
+                }
+            },
+            None => None,
+        };
+        Ok(AgentConfig { wait: Duration::from_secs(self.wait), execution_log, ..AgentConfig::default() })
     }
 }
 
@@ -261,9 +275,13 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config = match args.sim.agent_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let client = AgentClient::new(http, &args.server, &args.token);
     let machine = SimulatedMachine::new(args.sim.sim_config(args.os));
-    let agent = Agent::new(client, machine, args.sim.agent_config(), Default::default(), spool);
+    let agent = Agent::new(client, machine, config, Default::default(), spool);
     tracing::info!(server = %args.server, state_dir = %args.state_dir.display(),
         "agent started (simulated executor)");
     match agent.run(cancel).await {
@@ -276,12 +294,16 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> ExitCode {
 }
 
 async fn simulate(args: SimulateArgs, cancel: CancellationToken) -> ExitCode {
+    let agent = match args.sim.agent_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let config = FleetConfig {
         prefix: args.prefix,
         regions: args.regions,
         seed: args.sim.seed,
         sim: args.sim.sim_config(OsVersion::WindowsServer2022),
-        agent: args.sim.agent_config(),
+        agent,
         state_dir: args.state_dir,
         ..FleetConfig::new(&args.server, &args.token, args.machines)
     };

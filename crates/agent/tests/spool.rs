@@ -13,7 +13,8 @@ use chrono::{TimeDelta, Utc};
 use hotpatch_agent::client::http_client;
 use hotpatch_agent::executor::{Executor, ExecutorError, JobOutcome};
 use hotpatch_agent::{
-    Agent, AgentClient, AgentConfig, AgentError, SimConfig, SimulatedMachine, Spool, SpoolError, Stats,
+    Agent, AgentClient, AgentConfig, AgentError, ExecutionLog, SimConfig, SimulatedMachine, Spool,
+    SpoolError, Stats,
 };
 use hotpatch_domain::job::{ClaimedJob, Health, Inventory, JobKind, JobResult, Lease};
 use mock::{Call, Mock};
@@ -51,12 +52,22 @@ struct Running {
 
 /// An agent on the state directory `dir` against the mock at `base`; its jobs go into `runs`.
 fn start(base: &str, dir: &Path, runs: &Arc<Mutex<Vec<Uuid>>>) -> Running {
+    start_logged(base, dir, runs, None)
+}
+
+/// [`start`], noting finished jobs in `log` too.
+fn start_logged(
+    base: &str,
+    dir: &Path,
+    runs: &Arc<Mutex<Vec<Uuid>>>,
+    execution_log: Option<ExecutionLog>,
+) -> Running {
     let client = AgentClient::new(http_client().unwrap(), base, "agent-token");
     let sim =
         SimConfig { job_duration: Duration::ZERO, reboot_duration: Duration::ZERO, ..SimConfig::default() };
     let machine = Counting { inner: SimulatedMachine::new(sim), runs: runs.clone() };
     let stats = Arc::new(Stats::default());
-    let config = AgentConfig { wait: Duration::from_secs(1), ..AgentConfig::default() };
+    let config = AgentConfig { wait: Duration::from_secs(1), execution_log, ..AgentConfig::default() };
     let agent = Agent::new(client, machine, config, stats.clone(), Spool::open(dir).unwrap());
     let cancel = CancellationToken::new();
     let task = tokio::spawn(agent.run(cancel.clone()));
@@ -166,20 +177,32 @@ async fn a_job_offered_again_after_its_work_finished_is_reported_again_not_run()
     let base = mock::serve(mock.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let runs = Arc::default();
-    let run = start(&base, dir.path(), &runs);
+    let log_path = dir.path().join("executions.log");
+    let log = ExecutionLog::open(&log_path).unwrap();
+    let run = start_logged(&base, dir.path(), &runs, Some(log.clone()));
     until("the result under the new lease", || run.stats.progress().done == 1).await;
     let sent = results(&mock);
     assert_eq!(sent.iter().map(|(_, r)| r.lease_id).collect::<Vec<_>>(), [job.lease.id, second_lease.id]);
     assert_eq!(sent[1].1, JobResult { lease_id: second_lease.id, ..sent[0].1.clone() }, "the kept result");
+    // The health goes after the accepted result too: a rollout counts only a report that comes
+    // after the job ended.
+    until("the health after the kept result", || {
+        let whats: Vec<&str> =
+            mock.whats().into_iter().filter(|w| !["claim", "heartbeat"].contains(w)).collect();
+        whats.ends_with(&["result", "health"]) && whats.iter().filter(|w| **w == "result").count() == 2
+    })
+    .await;
     assert_eq!(run.stats.leases_lost.load(Ordering::Relaxed), 1);
     run.stop().await;
 
     // The record is on disk: a restarted agent offered the job once more does not run it either.
     let third_lease = reoffer(&mock, &job);
-    let again = start(&base, dir.path(), &runs);
+    let again = start_logged(&base, dir.path(), &runs, Some(log));
     until("the result under the third lease", || again.stats.progress().done == 1).await;
     assert_eq!(results(&mock).last().unwrap().1.lease_id, third_lease.id);
     assert_eq!(*runs.lock().unwrap(), [job.id], "the job ran once");
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(logged, format!("{} install succeeded {}\n", job.id, job.attempt), "logged once");
     again.stop().await;
 }
 

@@ -24,6 +24,7 @@ use tracing::{debug, info_span, warn, Instrument};
 use uuid::Uuid;
 
 use crate::client::{AgentClient, ClientError};
+use crate::execlog::ExecutionLog;
 use crate::executor::{Executor, JobOutcome};
 use crate::spool::{Entry, Spool, SpoolError};
 
@@ -45,6 +46,8 @@ pub struct AgentConfig {
     /// Tries of a health report that fails with a retryable error. Results and inventories
     /// have no cap: they are spooled and retried until the server answers for good.
     pub health_attempts: u32,
+    /// Where to note each job whose work finished here (`--execution-log`), if anywhere.
+    pub execution_log: Option<ExecutionLog>,
 }
 
 impl Default for AgentConfig {
@@ -55,6 +58,7 @@ impl Default for AgentConfig {
             shutdown_grace: Duration::from_secs(5),
             first_claim_delay: Duration::ZERO,
             health_attempts: 5,
+            execution_log: None,
         }
     }
 }
@@ -194,8 +198,12 @@ impl<E: Executor> Agent<E> {
             return Ok(());
         };
         let entry = self.finished(job, outcome, lease).await;
+        let ended = entry.result.outcome;
         // On disk before anything is sent: from here on the job is never run again.
         self.spool.keep(entry);
+        if let Some(log) = &self.config.execution_log {
+            log.record(job, ended);
+        }
         self.deliver(job.id, cancel).await.map(drop)
     }
 

@@ -34,7 +34,9 @@ pub struct Entry {
 
 impl Entry {
     /// The entry that reports `kept` (a result already sent for this job) again under a new
-    /// lease: the job was re-offered after a late report, and must not run again.
+    /// lease: the job was re-offered after a late report, and must not run again. After a
+    /// disruptive job the health goes again too: the server counts only a health report that
+    /// comes after the job ended, and the one sent after the refused report came before.
     pub fn again(job_id: Uuid, kind: JobKind, lease: Lease, kept: &JobResult) -> Entry {
         Entry {
             job_id,
@@ -43,7 +45,7 @@ impl Entry {
             result: JobResult { lease_id: lease.id, ..kept.clone() },
             inventory: None,
             inventory_decides: false,
-            health: false,
+            health: kind.is_disruptive(),
         }
     }
 
@@ -180,7 +182,10 @@ mod tests {
         let kept = entry().result;
         let lease = Lease { id: Uuid::from_u128(99), expires_at: Utc::now() };
         let again = Entry::again(Uuid::from_u128(1), JobKind::Install, lease, &kept);
-        assert_eq!(again.result, JobResult { lease_id: lease.id, ..kept });
-        assert!(again.inventory.is_none() && !again.health);
+        assert_eq!(again.result, JobResult { lease_id: lease.id, ..kept.clone() });
+        // The health goes again after a disruptive job: only a report after the job ended counts.
+        assert!(again.inventory.is_none() && again.health);
+        let assess = Entry::again(Uuid::from_u128(1), JobKind::Assess, lease, &kept);
+        assert!(!assess.health);
     }
 }
