@@ -15,6 +15,8 @@ use utoipa_scalar::{Scalar, Servable};
 
 use crate::AppState;
 
+mod problems;
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hotpatch", description = "Control plane for Windows Server hotpatching: fleet inventory, \
@@ -47,7 +49,14 @@ pub(crate) fn base() -> Document {
 
 /// The complete OpenAPI document of the API.
 pub fn document() -> Document {
-    crate::api_routes().split_for_parts().1
+    finish(crate::api_routes().split_for_parts().1)
+}
+
+/// The routes' own descriptions completed with what the layers they share answer: see
+/// [`problems::complete`].
+pub(crate) fn finish(mut doc: Document) -> Document {
+    problems::complete(&mut doc);
+    doc
 }
 
 /// The document as the pretty JSON committed in `api/openapi.json`.
