@@ -15,6 +15,7 @@ use utoipa_scalar::{Scalar, Servable};
 
 use crate::AppState;
 
+mod flatten;
 mod problems;
 
 #[derive(OpenApi)]
@@ -56,6 +57,7 @@ pub fn document() -> Document {
 /// [`problems::complete`].
 pub(crate) fn finish(mut doc: Document) -> Document {
     problems::complete(&mut doc);
+    flatten::flatten_all_of(&mut doc);
     doc
 }
 

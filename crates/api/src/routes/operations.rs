@@ -81,7 +81,7 @@ async fn assess_selected(
 /// seconds with its state then.
 #[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
     params(("id" = Uuid, Path, description = "Operation id"),
-        ("wait" = Option<u64>, Query, description = "Seconds to wait for a change, 0–30 (default 0)")),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 30, description = "Seconds to wait for a change, 0–30 (default 0)")),
     responses((status = 200, description = "The operation", body = Operation),
         (status = 400, description = "Bad `wait`", body = Problem),
         (status = 404, description = "No such operation", body = Problem)),
