@@ -7,30 +7,38 @@
 //! that is what the document says; the request schema keeps its `additionalProperties: false`.
 
 use serde_json::{Map, Value};
-use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
+use utoipa::openapi::OpenApi as Document;
 
-/// Replaces every component schema that is an `allOf` of objects by the one object they make.
+/// Replaces every `allOf` of objects, wherever it is (components, generic pages' inlined items,
+/// operations), by the one object its parts make.
 pub fn flatten_all_of(doc: &mut Document) {
-    let Some(components) = doc.components.as_mut() else { return };
-    let mut schemas: Map<String, Value> = components
-        .schemas
-        .iter()
-        .filter_map(|(name, s)| Some((name.clone(), serde_json::to_value(s).ok()?)))
-        .collect();
-    let names: Vec<String> = schemas.keys().cloned().collect();
-    for name in names {
-        if let Some(flat) = flattened(&schemas, &name, 0) {
-            if let Ok(schema) = serde_json::from_value::<RefOr<Schema>>(flat.clone()) {
-                components.schemas.insert(name.clone(), schema);
-                schemas.insert(name, flat);
-            }
-        }
+    let Ok(mut value) = serde_json::to_value(&*doc) else { return };
+    let schemas = value.pointer("/components/schemas").and_then(Value::as_object).cloned().unwrap_or_default();
+    rewrite(&schemas, &mut value, 0);
+    match serde_json::from_value(value) {
+        Ok(flat) => *doc = flat,
+        Err(e) => tracing::error!(%e, "the flattened OpenAPI document does not read back; kept as it was"),
     }
 }
 
-/// The object `name` describes when it is an `allOf` whose parts all resolve to objects.
-fn flattened(schemas: &Map<String, Value>, name: &str, depth: usize) -> Option<Value> {
-    let schema = schemas.get(name)?;
+/// Flattens `value` and everything below it.
+fn rewrite(schemas: &Map<String, Value>, value: &mut Value, depth: usize) {
+    match value {
+        Value::Object(map) => {
+            if let Some(flat) = flattened(schemas, map, depth) {
+                *map = flat;
+            }
+            for v in map.values_mut() {
+                rewrite(schemas, v, depth);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite(schemas, v, depth)),
+        _ => {}
+    }
+}
+
+/// The object `schema` describes when it is an `allOf` whose parts all resolve to objects.
+fn flattened(schemas: &Map<String, Value>, schema: &Map<String, Value>, depth: usize) -> Option<Map<String, Value>> {
     let parts = schema.get("allOf")?.as_array()?;
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();
@@ -55,17 +63,21 @@ fn flattened(schemas: &Map<String, Value>, name: &str, depth: usize) -> Option<V
     }
     flat.insert("required".into(), Value::Array(required));
     flat.insert("properties".into(), Value::Object(properties));
-    Some(Value::Object(flat))
+    Some(flat)
 }
 
 /// A part of an `allOf`: inline, or a reference to a component (itself flattened if need be).
-fn resolve(schemas: &Map<String, Value>, part: &Value, depth: usize) -> Option<Value> {
-    let Some(reference) = part.get("$ref").and_then(Value::as_str) else { return Some(part.clone()) };
+fn resolve(schemas: &Map<String, Value>, part: &Value, depth: usize) -> Option<Map<String, Value>> {
+    let Some(reference) = part.get("$ref").and_then(Value::as_str) else {
+        let part = part.as_object()?;
+        return Some(flattened(schemas, part, depth).unwrap_or_else(|| part.clone()));
+    };
     let name = reference.strip_prefix("#/components/schemas/")?;
     // Nesting is shallow (a list item flattening a view flattening a spec); the bound only
     // guards against a cycle.
     if depth > 8 {
         return None;
     }
-    flattened(schemas, name, depth + 1).or_else(|| schemas.get(name).cloned())
+    let schema = schemas.get(name)?.as_object()?;
+    Some(flattened(schemas, schema, depth + 1).unwrap_or_else(|| schema.clone()))
 }
