@@ -14,12 +14,15 @@ use super::*;
 pub struct MachinePatch {
     /// New name.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
     /// New platform.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub platform: Option<Platform>,
     /// New OS release.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub os: Option<OsVersion>,
     /// New image, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -39,6 +42,7 @@ pub struct MachinePatch {
     pub vbs_enabled: Option<Option<bool>>,
     /// New region.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub region: Option<String>,
     /// New availability zone, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -62,16 +66,19 @@ pub struct MachinePatch {
     pub scale_set: Option<Option<ScaleSet>>,
     /// New time zone.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, nullable = false)]
     pub timezone: Option<Timezone>,
     /// Turn hotpatch on or off.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub hotpatch_enabled: Option<bool>,
     /// New patch orchestration.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub patch_orchestration: Option<PatchOrchestration>,
     /// Replaces all labels.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
