@@ -77,8 +77,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// A JSON body that may be left out entirely (then `T::default()`); a body that is
-/// present gets the same checks as [`ApiJson`].
+/// A JSON body that may be left out entirely, or be `null` (then `T::default()`); a body that
+/// is present gets the same checks as [`ApiJson`].
 #[derive(Debug, Clone)]
 pub struct OptionalJson<T>(pub T);
 
@@ -100,7 +100,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        parse_json(&bytes).map(OptionalJson)
+        // `null` is the absent body too: the document describes these bodies as nullable.
+        parse_json::<Option<T>>(&bytes).map(|body| OptionalJson(body.unwrap_or_default()))
     }
 }
 

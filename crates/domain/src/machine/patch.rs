@@ -14,7 +14,7 @@ use super::*;
 pub struct MachinePatch {
     /// New name.
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, max_length = 253, pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]([^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$")]
     pub name: Option<String>,
     /// New platform.
     #[serde(default, deserialize_with = "present")]
@@ -34,7 +34,7 @@ pub struct MachinePatch {
     pub edition: Option<Option<Edition>>,
     /// New OS build, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub os_build: Option<Option<OsBuild>>,
     /// New VBS flag, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -42,23 +42,23 @@ pub struct MachinePatch {
     pub vbs_enabled: Option<Option<bool>>,
     /// New region.
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, pattern = "^[a-z0-9-]{1,64}$")]
     pub region: Option<String>,
     /// New availability zone, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$")]
     pub availability_zone: Option<Option<String>>,
     /// New availability set, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$")]
     pub availability_set: Option<Option<String>>,
     /// New update domain, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 19)]
     pub update_domain: Option<Option<i32>>,
     /// New fault domain, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 2)]
     pub fault_domain: Option<Option<i32>>,
     /// New scale set, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
