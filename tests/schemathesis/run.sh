@@ -56,6 +56,7 @@ done
 auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
 machine=$(curl -sf "${auth[@]}" "$url/v1/machines" -d '{"name":"st-agent","platform":"azure_vm","os":"windows_server_2025","region":"westeurope","timezone":"UTC","edition":"datacenter"}' | jq -r .id)
 agent_token=$(curl -sf "${auth[@]}" "$url/v1/machines/$machine/agent-token" -d '{}' | jq -r .token)
+[[ -n $agent_token && $agent_token != null ]] || { echo "could not create the agent token" >&2; exit 1; }
 
 sed -e "s|@TOKEN@|$token|" -e "s|@AGENT_TOKEN@|$agent_token|" "$root/tests/schemathesis/schemathesis.toml" >"$tmp/schemathesis.toml"
 rm -rf "$report_dir"

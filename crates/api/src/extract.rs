@@ -97,11 +97,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             ));
         }
         let bytes = json_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // `null` is the absent body too: the document describes these bodies as nullable.
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
-        // `null` is the absent body too: the document describes these bodies as nullable.
-        parse_json::<Option<T>>(&bytes).map(|body| OptionalJson(body.unwrap_or_default()))
+        parse_json(&bytes).map(OptionalJson)
     }
 }
 

@@ -125,7 +125,6 @@ pub struct JobResult {
     pub error: Option<String>,
     /// KBs installed by this job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
     pub installed: Vec<Kb>,
     /// The machine rebooted during the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -126,6 +126,19 @@ serde_as_string!(Month);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Kb(String);
 
+/// In the document: a string of the form `FromStr` reads (`KB`, `kb` or nothing, then 6–8 digits).
+impl utoipa::PartialSchema for Kb {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(KB|kb)?[0-9]{6,8}$"))
+            .examples(["KB5034439"])
+            .into()
+    }
+}
+
+impl ToSchema for Kb {}
+
 impl Kb {
     /// The normalised text, e.g. `KB5034439`.
     pub fn as_str(&self) -> &str {
