@@ -13,7 +13,8 @@ use utoipa::openapi::OpenApi as Document;
 /// operations), by the one object its parts make.
 pub fn flatten_all_of(doc: &mut Document) {
     let Ok(mut value) = serde_json::to_value(&*doc) else { return };
-    let schemas = value.pointer("/components/schemas").and_then(Value::as_object).cloned().unwrap_or_default();
+    let schemas =
+        value.pointer("/components/schemas").and_then(Value::as_object).cloned().unwrap_or_default();
     rewrite(&schemas, &mut value, 0);
     match serde_json::from_value(value) {
         Ok(flat) => *doc = flat,
@@ -38,7 +39,11 @@ fn rewrite(schemas: &Map<String, Value>, value: &mut Value, depth: usize) {
 }
 
 /// The object `schema` describes when it is an `allOf` whose parts all resolve to objects.
-fn flattened(schemas: &Map<String, Value>, schema: &Map<String, Value>, depth: usize) -> Option<Map<String, Value>> {
+fn flattened(
+    schemas: &Map<String, Value>,
+    schema: &Map<String, Value>,
+    depth: usize,
+) -> Option<Map<String, Value>> {
     let parts = schema.get("allOf")?.as_array()?;
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();

@@ -54,7 +54,8 @@ fn is_error(status: &str) -> bool {
 fn add_shared(path: &str, op: &mut Operation) {
     let authenticated = path.starts_with("/v1/");
     let has_params = op.parameters.as_ref().is_some_and(|p| {
-        p.iter().any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query | ParameterIn::Header))
+        p.iter()
+            .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query | ParameterIn::Header))
     });
     let has_body = op.request_body.is_some();
     let mut shared: Vec<(&str, Response)> = Vec::new();
@@ -63,10 +64,9 @@ fn add_shared(path: &str, op: &mut Operation) {
     }
     if authenticated {
         let mut unauthorized = problem("No token, or an unknown, revoked or expired one (`unauthorized`)");
-        unauthorized.headers.insert(
-            "WWW-Authenticate".to_owned(),
-            header("`Bearer`: the scheme the API expects"),
-        );
+        unauthorized
+            .headers
+            .insert("WWW-Authenticate".to_owned(), header("`Bearer`: the scheme the API expects"));
         shared.push(("401", unauthorized));
         shared.push(("403", problem("The token's role may not do this (`forbidden`)")));
     }
@@ -76,7 +76,9 @@ fn add_shared(path: &str, op: &mut Operation) {
         shared.push(("422", problem("Body of the wrong shape or with invalid fields (`validation_failed`)")));
     }
     if authenticated {
-        let mut limited = problem("Over the token's or the address's request rate, when limits are configured (`rate_limited`)");
+        let mut limited = problem(
+            "Over the token's or the address's request rate, when limits are configured (`rate_limited`)",
+        );
         limited.headers.insert("Retry-After".to_owned(), header("Seconds to wait before trying again"));
         shared.push(("429", limited));
     }
@@ -99,9 +101,7 @@ fn problem(description: &str) -> Response {
 /// Declares `response`'s body as a problem document: error answers are never `application/json`.
 fn as_problem(response: &mut Response) {
     response.content.shift_remove("application/json");
-    response
-        .content
-        .insert(PROBLEM_JSON.to_owned(), Content::new(Some(Ref::from_schema_name("Problem"))));
+    response.content.insert(PROBLEM_JSON.to_owned(), Content::new(Some(Ref::from_schema_name("Problem"))));
 }
 
 fn header(description: &str) -> Header {
