@@ -2,7 +2,7 @@
 # Schemathesis against a real hotpatchd: every operation of api/openapi.json, every check
 # (`--checks all`), on a fresh database, with an admin token (and an agent token for /v1/agent/*).
 #
-#   tests/schemathesis/run.sh           # full: 100 examples per operation, > 20,000 requests
+#   tests/schemathesis/run.sh           # full: 400 examples per operation, > 20,000 requests
 #   tests/schemathesis/run.sh --quick   # a short pass for CI: 10 examples per operation
 #
 # Needs: PostgreSQL at $PGURL (default postgres://postgres@127.0.0.1:5432), psql, curl, jq, and
@@ -13,7 +13,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
-examples=${ST_MAX_EXAMPLES:-100}
+examples=${ST_MAX_EXAMPLES:-400}
+workers=${ST_WORKERS:-2}
 [[ ${1:-} == --quick ]] && examples=10
 pgurl=${PGURL:-postgres://postgres@127.0.0.1:5432}
 profile=${HOTPATCH_PROFILE:-dev}
@@ -67,7 +68,7 @@ status=0
 # Run from $tmp: schemathesis keeps a cache (.schemathesis/) in its working directory, and
 # replaying an earlier run's findings would make two runs of one seed differ.
 (cd "$tmp" && schemathesis --config-file "$tmp/schemathesis.toml" run "$root/api/openapi.json" \
-  --url "$url" --checks all --max-examples "$examples" --exclude-path /v1/events \
+  --url "$url" --checks all --max-examples "$examples" --workers "$workers" --exclude-path /v1/events \
   --request-timeout 30 --seed "${ST_SEED:-20261203}" --no-color --output-truncate false \
   --report json,ndjson --report-dir "$report_dir") || status=$?
 elapsed=$(( $(date +%s) - started ))
