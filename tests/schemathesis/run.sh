@@ -2,7 +2,7 @@
 # Schemathesis against a real hotpatchd: every operation of api/openapi.json, every check
 # (`--checks all`), on a fresh database, with an admin token (and an agent token for /v1/agent/*).
 #
-#   tests/schemathesis/run.sh           # full: 400 examples per operation, > 20,000 requests
+#   tests/schemathesis/run.sh           # full: 350 examples per operation, > 20,000 requests
 #   tests/schemathesis/run.sh --quick   # a short pass for CI: 10 examples per operation
 #
 # Needs: PostgreSQL at $PGURL (default postgres://postgres@127.0.0.1:5432), psql, curl, jq, and
@@ -13,8 +13,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
-examples=${ST_MAX_EXAMPLES:-400}
-workers=${ST_WORKERS:-2}
+examples=${ST_MAX_EXAMPLES:-350}
+# One worker: with more, schemathesis 4.32 on CPython 3.11 sometimes fails inside its own
+# generator ("AST constructor recursion depth mismatch"), threads compiling at once.
+workers=${ST_WORKERS:-1}
 [[ ${1:-} == --quick ]] && examples=10
 pgurl=${PGURL:-postgres://postgres@127.0.0.1:5432}
 profile=${HOTPATCH_PROFILE:-dev}
