@@ -381,7 +381,7 @@ pub struct MachineSpec {
     #[serde(default)]
     pub vbs_enabled: Option<bool>,
     /// Region, e.g. `uksouth` (lower case letters, digits and dashes).
-    #[schema(pattern = "^[a-z0-9-]{1,64}$")]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub region: String,
     /// Availability zone within the region.
     #[serde(default)]

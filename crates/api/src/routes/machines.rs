@@ -126,7 +126,7 @@ fn include_status(raw: Option<&str>) -> Result<bool, ApiError> {
 /// (or `*`; weak forms compare weakly) answers 304.
 #[utoipa::path(get, path = "/v1/machines", tag = "machines",
     params(
-        ("region" = Option<String>, Query, pattern = "^[a-z0-9-]{1,64}$", description = "Exact region"),
+        ("region" = Option<String>, Query, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "Exact region"),
         ("os" = Option<OsVersion>, Query, description = "OS release"),
         ("label" = Option<String>, Query, pattern = "^[A-Za-z0-9._/-]{1,63}:[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]{0,256}$", description = "key:value, repeatable"),
         ("hotpatch_status" = Option<HotpatchStatus>, Query, description = "Hotpatch status"),

@@ -47,7 +47,7 @@ pub struct MachinePatch {
     pub vbs_enabled: Option<Option<bool>>,
     /// New region.
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false, pattern = "^[a-z0-9-]{1,64}$")]
+    #[schema(nullable = false, pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub region: Option<String>,
     /// New availability zone, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
