@@ -77,8 +77,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// A JSON body that may be left out entirely (then `T::default()`); a body that is
-/// present gets the same checks as [`ApiJson`].
+/// A JSON body that may be left out entirely, or be `null` (then `T::default()`); a body that
+/// is present gets the same checks as [`ApiJson`].
 #[derive(Debug, Clone)]
 pub struct OptionalJson<T>(pub T);
 
@@ -97,7 +97,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             ));
         }
         let bytes = json_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // `null` is the absent body too: the document describes these bodies as nullable.
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         parse_json(&bytes).map(OptionalJson)

@@ -135,6 +135,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
 /// The whole API, with its cross-cutting layers.
 pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
+    let spec = openapi::finish(spec);
     let request_id = HeaderName::from_static("x-request-id");
     let metrics = state.metrics.clone();
     let status_cache = state.status_cache.clone();

@@ -15,6 +15,9 @@ use utoipa_scalar::{Scalar, Servable};
 
 use crate::AppState;
 
+mod flatten;
+mod problems;
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hotpatch", description = "Control plane for Windows Server hotpatching: fleet inventory, \
@@ -47,7 +50,15 @@ pub(crate) fn base() -> Document {
 
 /// The complete OpenAPI document of the API.
 pub fn document() -> Document {
-    crate::api_routes().split_for_parts().1
+    finish(crate::api_routes().split_for_parts().1)
+}
+
+/// The routes' own descriptions completed with what the layers they share answer: see
+/// [`problems::complete`].
+pub(crate) fn finish(mut doc: Document) -> Document {
+    problems::complete(&mut doc);
+    flatten::flatten_all_of(&mut doc);
+    doc
 }
 
 /// The document as the pretty JSON committed in `api/openapi.json`.

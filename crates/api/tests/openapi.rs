@@ -51,3 +51,32 @@ async fn the_spec_docs_and_metrics_are_served_without_a_token() {
         "{text}"
     );
 }
+
+#[test]
+fn every_error_answer_is_a_problem_document_and_every_v1_operation_declares_the_shared_ones() {
+    let doc = serde_json::to_value(hotpatch_api::openapi::document()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let types: Vec<&String> = response["content"].as_object().unwrap().keys().collect();
+                    assert_eq!(types, ["application/problem+json"], "{method} {path} {status}");
+                }
+            }
+            let shared: &[&str] =
+                if path.starts_with("/v1/") { &["401", "403", "429", "500", "503"] } else { &["500", "503"] };
+            for status in shared {
+                assert!(responses.contains_key(*status), "{method} {path} lacks {status}");
+            }
+        }
+    }
+}
+
+#[test]
+fn no_schema_is_an_all_of_a_response_could_not_satisfy() {
+    // utoipa writes `#[serde(flatten)]` as allOf; with a part refusing unknown fields no answer
+    // validates, so the document flattens them into one object.
+    let json = hotpatch_api::openapi::document_json();
+    assert!(!json.contains("\"allOf\""), "an allOf is left in the document");
+}

@@ -25,6 +25,11 @@ pub const FIRST_ASSESSMENT_SPREAD_SECS: i64 = 300;
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// What the token is for (1–200 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub name: String,
     /// admin, operator, ci or reader (agent tokens come from `POST /v1/machines/{id}/agent-token`).
     pub role: Role,
@@ -39,6 +44,11 @@ pub struct CreateToken {
 pub struct CreateAgentToken {
     /// Name; defaults to `agent <machine name>`.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub name: Option<String>,
     /// When it stops working; never when absent.
     #[serde(default, deserialize_with = "hotpatch_domain::time::optional_instant")]

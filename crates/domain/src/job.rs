@@ -125,7 +125,6 @@ pub struct JobResult {
     pub error: Option<String>,
     /// KBs installed by this job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
     pub installed: Vec<Kb>,
     /// The machine rebooted during the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,7 +139,7 @@ pub struct JobResult {
 #[serde(deny_unknown_fields)]
 pub struct InstalledUpdate {
     /// The KB.
-    #[schema(value_type = String, example = "KB5034439")]
+    #[schema(value_type = String, example = "KB5034439", pattern = "^(KB|kb)?[0-9]{6,8}$")]
     pub kb: Kb,
     /// Its title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,7 +160,7 @@ pub struct InstalledUpdate {
 #[serde(deny_unknown_fields)]
 pub struct AvailableUpdate {
     /// The KB.
-    #[schema(value_type = String, example = "KB5035857")]
+    #[schema(value_type = String, example = "KB5035857", pattern = "^(KB|kb)?[0-9]{6,8}$")]
     pub kb: Kb,
     /// Its title.
     pub title: String,
@@ -183,7 +182,7 @@ impl AvailableUpdate {
 #[serde(deny_unknown_fields)]
 pub struct Inventory {
     /// The OS build, e.g. `20348.2227`.
-    #[schema(value_type = String, example = "20348.2227")]
+    #[schema(value_type = String, example = "20348.2227", pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub os_build: crate::OsBuild,
     /// A reboot is pending.
     pub reboot_pending: bool,

@@ -102,10 +102,25 @@ pub enum ImageKind {
 #[serde(deny_unknown_fields)] // for the schema: the wire shape refuses unknown fields
 pub struct Image {
     /// Image publisher, e.g. `MicrosoftWindowsServer`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub publisher: String,
     /// Image offer, e.g. `WindowsServer`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub offer: String,
     /// Image SKU, e.g. `2022-datacenter-azure-edition-hotpatch`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub sku: String,
     /// Marketplace (default), custom or container image.
     #[serde(default)]
@@ -148,6 +163,11 @@ pub enum OrchestrationMode {
 #[serde(deny_unknown_fields)] // for the schema: the wire shape refuses unknown fields
 pub struct ScaleSet {
     /// Scale set name.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub name: String,
     /// Its orchestration mode.
     pub orchestration_mode: OrchestrationMode,
@@ -337,6 +357,11 @@ serde_as_string!(OsBuild);
 #[serde(deny_unknown_fields)]
 pub struct MachineSpec {
     /// Unique name in the fleet (1–253 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]([^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub name: String,
     /// Where the machine runs.
     pub platform: Platform,
@@ -350,24 +375,37 @@ pub struct MachineSpec {
     pub edition: Option<Edition>,
     /// OS build, e.g. `26100.1742`.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "26100.1742")]
+    #[schema(value_type = Option<String>, example = "26100.1742", pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub os_build: Option<OsBuild>,
     /// Whether Virtualization-Based Security is on (Arc-connected machines).
     #[serde(default)]
     pub vbs_enabled: Option<bool>,
     /// Region, e.g. `uksouth` (lower case letters, digits and dashes).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub region: String,
     /// Availability zone within the region.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub availability_zone: Option<String>,
     /// Availability set name.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub availability_set: Option<String>,
     /// Update domain within the availability set (0–19).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 19)]
     pub update_domain: Option<i32>,
     /// Fault domain within the availability set (0–2).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2)]
     pub fault_domain: Option<i32>,
     /// Scale set membership.
     #[serde(default)]

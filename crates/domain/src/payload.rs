@@ -158,7 +158,7 @@ pub struct InstallPayload {
     pub requires_reboot: Option<bool>,
     /// The OS build once the update is in effect (a catalog release's build).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "20348.2227")]
+    #[schema(value_type = Option<String>, example = "20348.2227", pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub build: Option<OsBuild>,
     /// The catalog release being installed (rollouts).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,15 +197,15 @@ pub struct PlanRelease {
     /// The release.
     pub id: Uuid,
     /// Its KB.
-    #[schema(value_type = String, example = "KB5034439")]
+    #[schema(value_type = String, example = "KB5034439", pattern = "^(KB|kb)?[0-9]{6,8}$")]
     pub kb: Kb,
     /// Its month, `YYYY-MM`.
-    #[schema(value_type = String, example = "2025-01")]
+    #[schema(value_type = String, example = "2025-01", pattern = "^[2-9][0-9]{3}-(0[1-9]|1[0-2])$")]
     pub month: Month,
     /// Baseline or hotpatch.
     pub kind: ReleaseKind,
     /// The OS build it brings.
-    #[schema(value_type = String, example = "20348.2227")]
+    #[schema(value_type = String, example = "20348.2227", pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub build: OsBuild,
 }
 
@@ -249,7 +249,7 @@ pub struct RollbackPayload {
     pub steps: Vec<RollbackStep>,
     /// The OS build after the reboot.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "20348.2227")]
+    #[schema(value_type = Option<String>, example = "20348.2227", pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub build: Option<OsBuild>,
 }
 
@@ -277,7 +277,7 @@ impl RollbackPayload {
 pub struct RebootPayload {
     /// The OS build after the reboot, when it changes (a baseline installed without reboot).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "20348.2227")]
+    #[schema(value_type = Option<String>, example = "20348.2227", pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub build: Option<OsBuild>,
 }
 

@@ -126,6 +126,19 @@ serde_as_string!(Month);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Kb(String);
 
+/// In the document: a string of the form `FromStr` reads (`KB`, `kb` or nothing, then 6–8 digits).
+impl utoipa::PartialSchema for Kb {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(KB|kb)?[0-9]{6,8}$"))
+            .examples(["KB5034439"])
+            .into()
+    }
+}
+
+impl ToSchema for Kb {}
+
 impl Kb {
     /// The normalised text, e.g. `KB5034439`.
     pub fn as_str(&self) -> &str {
@@ -165,13 +178,13 @@ pub struct ReleaseSpec {
     #[serde(default = "yes")]
     pub planned: bool,
     /// The month it belongs to, `YYYY-MM`.
-    #[schema(value_type = String, example = "2025-01")]
+    #[schema(value_type = String, example = "2025-01", pattern = "^[2-9][0-9]{3}-(0[1-9]|1[0-2])$")]
     pub month: Month,
     /// Its KB number, e.g. `KB5034439` (unique in the catalog).
-    #[schema(value_type = String, example = "KB5034439")]
+    #[schema(value_type = String, example = "KB5034439", pattern = "^(KB|kb)?[0-9]{6,8}$")]
     pub kb: Kb,
     /// The OS build it brings, e.g. `20348.2227`.
-    #[schema(value_type = String, example = "20348.2227")]
+    #[schema(value_type = String, example = "20348.2227", pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub build: OsBuild,
     /// When Microsoft released it (RFC 3339).
     #[serde(deserialize_with = "crate::time::instant")]
@@ -283,9 +296,14 @@ impl Classification {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSpec {
     /// Its KB number (unique among updates).
-    #[schema(value_type = String, example = "KB5034685")]
+    #[schema(value_type = String, example = "KB5034685", pattern = "^(KB|kb)?[0-9]{6,8}$")]
     pub kb: Kb,
     /// Title, 1–500 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub title: String,
     /// Classification.
     pub classification: Classification,

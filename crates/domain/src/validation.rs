@@ -133,9 +133,11 @@ pub fn is_label_value(s: &str) -> bool {
     chars(s) <= 256 && !has_control(s)
 }
 
-/// Region-like identifiers: lower-case ASCII letters, digits and dashes.
+/// Region-like identifiers: lower-case ASCII letters, digits and dashes, not starting with a dash
+/// (the database's `region_name_format` check: a leading dash passed here and failed there, a 500).
 pub fn is_identifier(s: &str, max: usize) -> bool {
     !s.is_empty()
+        && !s.starts_with('-')
         && s.len() <= max
         && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
@@ -150,6 +152,12 @@ pub fn is_label_key(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_start_with_a_letter_or_digit_as_the_database_requires() {
+        assert!(is_identifier("westeurope", 64) && is_identifier("0-a", 64));
+        assert!(!is_identifier("-i0", 64) && !is_identifier("", 64) && !is_identifier("A", 64));
+    }
 
     #[test]
     fn names_refuse_control_characters() {

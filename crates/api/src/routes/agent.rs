@@ -53,7 +53,7 @@ pub struct JobDone {
 /// `wait` seconds (0–60, default 0). A waiting claim answers as soon as a job is enqueued on any
 /// replica (LISTEN/NOTIFY), and re-checks on a timer as a fallback.
 #[utoipa::path(post, path = "/v1/agent/jobs/claim", tag = "agent",
-    params(("wait" = Option<u64>, Query, description = "Seconds to wait for a job, 0–60 (default 0)")),
+    params(("wait" = Option<u64>, Query, minimum = 0, maximum = 60, description = "Seconds to wait for a job, 0–60 (default 0)")),
     responses((status = 200, description = "A job, leased to the caller", body = ClaimedJob),
         (status = 204, description = "No job within `wait`"),
         (status = 400, description = "Bad `wait`", body = Problem),

@@ -60,7 +60,7 @@ fn query(raw: Option<&str>) -> Result<(OsVersion, i32), ApiError> {
 #[utoipa::path(get, path = "/v1/calendar", tag = "releases",
     params(
         ("os" = OsVersion, Query, description = "OS release"),
-        ("year" = i32, Query, description = "Year, 2000–9999")),
+        ("year" = i32, Query, minimum = 2000, maximum = 9999, description = "Year, 2000–9999")),
     responses((status = 200, description = "The year's months", body = CalendarView),
         (status = 400, description = "Missing or bad os or year", body = Problem)),
     security(("bearer" = [])))]

@@ -57,7 +57,7 @@ fn query(raw: Option<&str>) -> Result<(GroupBy, Option<DateTime<Utc>>), ApiError
 /// each machine; `group_by=region|os|label:<key>` also counts each group. `?at=` (RFC 3339,
 /// default now) counts at another instant. One scan of the fleet.
 #[utoipa::path(get, path = "/v1/fleet/summary", tag = "machines",
-    params(("group_by" = Option<String>, Query, description = "`region`, `os` or `label:<key>`"),
+    params(("group_by" = Option<String>, Query, pattern = "^(region|os|label:[A-Za-z0-9._/-]{1,63})$", description = "`region`, `os` or `label:<key>`"),
         ("at" = Option<DateTime<Utc>>, Query, description = "Instant to evaluate at (default now)")),
     responses((status = 200, description = "The counts", body = FleetSummary),
         (status = 400, description = "Bad parameter", body = Problem)),

@@ -11,8 +11,10 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
 
-/// A health answer.
+/// A health answer. Named `Liveness` in the document: the agent's health report is `Health`, and
+/// two schemas of one name would make one operation describe the other's body.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Liveness)]
 pub struct Health {
     /// Always `ok` when answered with 200.
     pub status: &'static str,

@@ -63,7 +63,7 @@ fn days_param(raw: Option<&str>) -> Result<i64, ApiError> {
 /// it belonged to; and the assessments of the period. Newest first.
 #[utoipa::path(get, path = "/v1/machines/{id}/update-history", tag = "machines",
     params(("id" = Uuid, Path, description = "Machine id"),
-        ("days" = Option<i64>, Query, description = "How far back, 1–3650 days (default 30)")),
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "How far back, 1–3650 days (default 30)")),
     responses((status = 200, description = "The history", body = UpdateHistory),
         (status = 400, description = "Bad `days`", body = Problem),
         (status = 404, description = "No such machine", body = Problem)),

@@ -38,9 +38,9 @@ fn accepted(body: impl serde::Serialize, id: Uuid) -> Response {
 /// machine's maintenance window, and may reboot the machine (unless `reboot` is `never`).
 /// Which updates: the available ones of `classifications`, plus `kb_include`, minus
 /// `kb_exclude`, minus those needing a reboot with `exclude_kbs_requiring_reboot`.
-#[utoipa::path(post, path = "/v1/machines/{id}/install", tag = "operations", request_body = InstallRequest,
+#[utoipa::path(post, path = "/v1/machines/{id}/install", tag = "operations", request_body(content = Option<InstallRequest>, description = "Options; absent or `null`: the defaults"),
     params(("id" = Uuid, Path, description = "Machine id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same operation")),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes retries return the same operation")),
     responses((status = 202, description = "Accepted; poll the operation (also in `Location`)", body = Operation),
         (status = 403, description = "Not an operator", body = Problem),
         (status = 404, description = "No such machine", body = Problem),
@@ -66,7 +66,7 @@ async fn install_now(
 /// reboot queued or running. No body (an empty JSON object is accepted too).
 #[utoipa::path(post, path = "/v1/machines/{id}/rollback", tag = "operations",
     params(("id" = Uuid, Path, description = "Machine id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same operation")),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes retries return the same operation")),
     responses((status = 202, description = "Accepted; poll the operation (also in `Location`)", body = RollbackOperation),
         (status = 403, description = "Not an operator", body = Problem),
         (status = 404, description = "No such machine", body = Problem),

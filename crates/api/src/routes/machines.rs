@@ -126,13 +126,13 @@ fn include_status(raw: Option<&str>) -> Result<bool, ApiError> {
 /// (or `*`; weak forms compare weakly) answers 304.
 #[utoipa::path(get, path = "/v1/machines", tag = "machines",
     params(
-        ("region" = Option<String>, Query, description = "Exact region"),
+        ("region" = Option<String>, Query, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "Exact region"),
         ("os" = Option<OsVersion>, Query, description = "OS release"),
-        ("label" = Option<String>, Query, description = "key:value, repeatable"),
+        ("label" = Option<String>, Query, pattern = "^[A-Za-z0-9._/-]{1,63}:[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]{0,256}$", description = "key:value, repeatable"),
         ("hotpatch_status" = Option<HotpatchStatus>, Query, description = "Hotpatch status"),
-        ("include" = Option<String>, Query, description = "`patch_status`: each machine's patch status too"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1–1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("include" = Option<String>, Query, pattern = "^patch_status(,patch_status)*$", description = "`patch_status`: each machine's patch status too"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "next_cursor of the previous page"),
         ("If-None-Match" = Option<String>, Header, description = "ETag of an earlier page; `*` matches any")),
     responses((status = 200, description = "A page of machines", body = Page<MachineListItem>,
             headers(("ETag" = String, description = "Strong entity tag of the page"))),

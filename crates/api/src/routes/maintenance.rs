@@ -46,8 +46,8 @@ async fn create_configuration(
 
 /// List maintenance configurations, a page at a time.
 #[utoipa::path(get, path = "/v1/maintenance-configurations", tag = "maintenance",
-    params(("limit" = Option<i64>, Query, description = "Page size, 1–1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "next_cursor of the previous page")),
     responses((status = 200, description = "A page of configurations", body = Page<ConfigurationView>),
         (status = 400, description = "Bad paging value", body = Problem)),
     security(("bearer" = [])))]

@@ -40,7 +40,7 @@ fn accepted(view: Operation) -> Response {
 /// accepted too). Joins an assessment already queued for the machine.
 #[utoipa::path(post, path = "/v1/machines/{id}/assess", tag = "operations",
     params(("id" = Uuid, Path, description = "Machine id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same operation")),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes retries return the same operation")),
     responses((status = 202, description = "Accepted; poll the operation (also in `Location`)", body = Operation),
         (status = 404, description = "No such machine", body = Problem),
         (status = 422, description = "`idempotency_key_reused`", body = Problem)),
@@ -59,7 +59,7 @@ async fn assess_machine(
 /// Assess every machine a selector names (`{machine_ids?, labels?, regions?}`; every given part
 /// must match, `{}` is the whole fleet): 202 with the operation to poll.
 #[utoipa::path(post, path = "/v1/assessments", tag = "operations", request_body = Selector,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same operation")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes retries return the same operation")),
     responses((status = 202, description = "Accepted; poll the operation (also in `Location`)", body = Operation),
         (status = 422, description = "Unknown machine ids, a selector that names no machine, or `idempotency_key_reused`", body = Problem)),
     security(("bearer" = [])))]
@@ -81,7 +81,7 @@ async fn assess_selected(
 /// seconds with its state then.
 #[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
     params(("id" = Uuid, Path, description = "Operation id"),
-        ("wait" = Option<u64>, Query, description = "Seconds to wait for a change, 0–30 (default 0)")),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 30, description = "Seconds to wait for a change, 0–30 (default 0)")),
     responses((status = 200, description = "The operation", body = Operation),
         (status = 400, description = "Bad `wait`", body = Problem),
         (status = 404, description = "No such operation", body = Problem),

@@ -39,7 +39,7 @@ fn region_name(name: &str) -> Result<(), ApiError> {
 
 /// One region.
 #[utoipa::path(get, path = "/v1/regions/{name}", tag = "regions",
-    params(("name" = String, Path, description = "Region name")),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "Region name")),
     responses((status = 200, description = "The region", body = RegionView),
         (status = 404, description = "Unknown region", body = Problem)),
     security(("bearer" = [])))]
@@ -55,7 +55,7 @@ async fn get_region(
 /// Create or update a region. Machines whose eligibility depends on it are re-evaluated
 /// in the same transaction.
 #[utoipa::path(put, path = "/v1/regions/{name}", tag = "regions", request_body = PutRegion,
-    params(("name" = String, Path, description = "Region name")),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "Region name")),
     responses((status = 200, description = "Updated", body = RegionView),
         (status = 201, description = "Created", body = RegionView),
         (status = 422, description = "Invalid body", body = Problem)),

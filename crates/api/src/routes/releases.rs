@@ -94,10 +94,10 @@ fn release_filter(raw: Option<&str>) -> Result<ReleaseFilter, ApiError> {
     params(
         ("os" = Option<OsVersion>, Query, description = "OS release"),
         ("kind" = Option<ReleaseKind>, Query, description = "baseline or hotpatch"),
-        ("from" = Option<String>, Query, description = "First month, YYYY-MM"),
-        ("to" = Option<String>, Query, description = "Last month, YYYY-MM"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1–1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+        ("from" = Option<String>, Query, pattern = "^[2-9][0-9]{3}-(0[1-9]|1[0-2])$", description = "First month, YYYY-MM (2000-01 to 9999-12)"),
+        ("to" = Option<String>, Query, pattern = "^[2-9][0-9]{3}-(0[1-9]|1[0-2])$", description = "Last month, YYYY-MM (2000-01 to 9999-12)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "next_cursor of the previous page")),
     responses((status = 200, description = "A page of releases", body = Page<ReleaseView>),
         (status = 400, description = "Bad filter or paging value", body = Problem)),
     security(("bearer" = [])))]
@@ -150,8 +150,8 @@ async fn publish_update(
     params(
         ("os" = Option<OsVersion>, Query, description = "OS release"),
         ("classification" = Option<Classification>, Query, description = "Classification"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1–1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "next_cursor of the previous page")),
     responses((status = 200, description = "A page of updates", body = Page<UpdateView>),
         (status = 400, description = "Bad filter or paging value", body = Problem)),
     security(("bearer" = [])))]

@@ -90,9 +90,9 @@ async fn create_rollout(
 
 /// Rollouts, newest first; `?state=` filters.
 #[utoipa::path(get, path = "/v1/rollouts", tag = "rollouts",
-    params(("state" = Option<String>, Query, description = "`running`, `paused`, `halted`, `canceled` or `succeeded`"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1–1000 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    params(("state" = Option<String>, Query, pattern = "^(running|paused|halted|canceled|succeeded)$", description = "`running`, `paused`, `halted`, `canceled` or `succeeded`"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000 (default 100)"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of rollouts", body = Page<RolloutSummary>),
         (status = 400, description = "Bad query parameter", body = Problem)),
     security(("bearer" = [])))]

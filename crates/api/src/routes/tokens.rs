@@ -56,8 +56,8 @@ async fn create_token(
 
 /// List tokens (without secrets).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
-    params(("limit" = Option<i64>, Query, description = "Page size, 1–1000"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "next_cursor of the previous page")),
     responses((status = 200, description = "A page of tokens", body = Page<TokenView>)),
     security(("bearer" = [])))]
 async fn list_tokens(

@@ -57,8 +57,8 @@ fn query(raw: Option<&str>) -> Result<(Option<DateTime<Utc>>, usize), ApiError> 
 /// The machine's next maintenance windows.
 #[utoipa::path(get, path = "/v1/machines/{id}/windows", tag = "maintenance",
     params(("id" = Uuid, Path, description = "Machine id"),
-        ("from" = Option<String>, Query, description = "RFC 3339 instant, default now; a window in progress then comes first"),
-        ("count" = Option<usize>, Query, description = "1–100, default 5")),
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339 instant (years 0001–9999), default now; a window in progress then comes first"),
+        ("count" = Option<usize>, Query, minimum = 1, maximum = 100, description = "1–100, default 5")),
     responses((status = 200, description = "The next windows", body = Windows),
         (status = 400, description = "Bad parameter", body = Problem),
         (status = 404, description = "No such machine", body = Problem)),
@@ -76,8 +76,8 @@ async fn machine_windows(
 /// The machine's next maintenance windows as an iCalendar (RFC 5545, times in UTC).
 #[utoipa::path(get, path = "/v1/machines/{id}/calendar.ics", tag = "maintenance",
     params(("id" = Uuid, Path, description = "Machine id"),
-        ("from" = Option<String>, Query, description = "RFC 3339 instant, default now"),
-        ("count" = Option<usize>, Query, description = "1–100, default 5")),
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339 instant (years 0001–9999), default now"),
+        ("count" = Option<usize>, Query, minimum = 1, maximum = 100, description = "1–100, default 5")),
     responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String),
         (status = 400, description = "Bad parameter", body = Problem),
         (status = 404, description = "No such machine", body = Problem)),
@@ -103,8 +103,8 @@ async fn machine_calendar(
 /// zone of its own is read on the UTC clock here (each machine reads it on its own).
 #[utoipa::path(get, path = "/v1/maintenance-configurations/{id}/calendar.ics", tag = "maintenance",
     params(("id" = Uuid, Path, description = "Configuration id"),
-        ("from" = Option<String>, Query, description = "RFC 3339 instant, default now"),
-        ("count" = Option<usize>, Query, description = "1–100, default 5")),
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339 instant (years 0001–9999), default now"),
+        ("count" = Option<usize>, Query, minimum = 1, maximum = 100, description = "1–100, default 5")),
     responses((status = 200, description = "text/calendar", content_type = "text/calendar", body = String),
         (status = 400, description = "Bad parameter", body = Problem),
         (status = 404, description = "No such configuration", body = Problem)),

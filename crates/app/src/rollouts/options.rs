@@ -12,9 +12,11 @@ pub struct OptionsBody {
     /// Largest batch of machines outside availability sets, in percent of their region and zone
     /// (1–100, default 20; availability sets never go above 20%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100)]
     pub max_batch_percent: Option<u32>,
     /// Failure rate above which the rollout halts, in percent (0–100, default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
     pub failure_threshold_percent: Option<u32>,
     /// Regions to go first, in this order (the first is a canary wave of its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]

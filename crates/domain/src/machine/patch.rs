@@ -14,12 +14,20 @@ use super::*;
 pub struct MachinePatch {
     /// New name.
     #[serde(default, deserialize_with = "present")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]([^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub name: Option<String>,
     /// New platform.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub platform: Option<Platform>,
     /// New OS release.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub os: Option<OsVersion>,
     /// New image, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -31,7 +39,7 @@ pub struct MachinePatch {
     pub edition: Option<Option<Edition>>,
     /// New OS build, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub os_build: Option<Option<OsBuild>>,
     /// New VBS flag, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -39,22 +47,23 @@ pub struct MachinePatch {
     pub vbs_enabled: Option<Option<bool>>,
     /// New region.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub region: Option<String>,
     /// New availability zone, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$")]
     pub availability_zone: Option<Option<String>>,
     /// New availability set, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$")]
     pub availability_set: Option<Option<String>>,
     /// New update domain, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 19)]
     pub update_domain: Option<Option<i32>>,
     /// New fault domain, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 2)]
     pub fault_domain: Option<Option<i32>>,
     /// New scale set, or `null` to clear.
     #[serde(default, deserialize_with = "double_option")]
@@ -62,16 +71,19 @@ pub struct MachinePatch {
     pub scale_set: Option<Option<ScaleSet>>,
     /// New time zone.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, nullable = false)]
     pub timezone: Option<Timezone>,
     /// Turn hotpatch on or off.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub hotpatch_enabled: Option<bool>,
     /// New patch orchestration.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub patch_orchestration: Option<PatchOrchestration>,
     /// Replaces all labels.
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
