@@ -77,7 +77,7 @@ fn add_shared(path: &str, op: &mut Operation) {
     }
     if authenticated {
         let mut limited = problem(
-            "Over the token's or the address's request rate, when limits are configured (`rate_limited`)",
+            "Over the token's or the address's request rate, or too many event streams or long polls held open (`rate_limited`)",
         );
         limited.headers.insert("Retry-After".to_owned(), header("Seconds to wait before trying again"));
         shared.push(("429", limited));

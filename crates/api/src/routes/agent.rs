@@ -57,8 +57,7 @@ pub struct JobDone {
     responses((status = 200, description = "A job, leased to the caller", body = ClaimedJob),
         (status = 204, description = "No job within `wait`"),
         (status = 400, description = "Bad `wait`", body = Problem),
-        (status = 403, description = "Not an agent token", body = Problem),
-        (status = 429, description = "Too many waiting claims of this token or on this replica", body = Problem)),
+        (status = 403, description = "Not an agent token", body = Problem)),
     security(("bearer" = [])))]
 async fn claim(
     State(state): State<AppState>,

@@ -43,8 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         ("after" = Option<i64>, Query, description = "Replay events after this id (as `Last-Event-ID`, which wins when both are given)"),
         ("Last-Event-ID" = Option<String>, Header, description = "The last event id received: replay from there")),
     responses((status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Unknown event type, bad `after` or `Last-Event-ID`, or unknown parameter", body = Problem),
-        (status = 429, description = "Too many requests, or open streams, of this token or on this replica", body = Problem)),
+        (status = 400, description = "Unknown event type, bad `after` or `Last-Event-ID`, or unknown parameter", body = Problem)),
     security(("bearer" = [])))]
 async fn stream_events(
     State(state): State<AppState>,

@@ -84,8 +84,7 @@ async fn assess_selected(
         ("wait" = Option<u64>, Query, minimum = 0, maximum = 30, description = "Seconds to wait for a change, 0–30 (default 0)")),
     responses((status = 200, description = "The operation", body = Operation),
         (status = 400, description = "Bad `wait`", body = Problem),
-        (status = 404, description = "No such operation", body = Problem),
-        (status = 429, description = "Too many requests, or waits, of this token", body = Problem)),
+        (status = 404, description = "No such operation", body = Problem)),
     security(("bearer" = [])))]
 async fn get_operation(
     State(state): State<AppState>,
