@@ -7,7 +7,7 @@
 #
 # Needs: PostgreSQL at $PGURL (default postgres://postgres@127.0.0.1:5432), psql, curl, jq, and
 # the PyPI package `schemathesis` (`pip install schemathesis`; 4.x). Builds hotpatchd (dev
-# profile unless HOTPATCH_PROFILE=release). Exits non-zero on any failure; prints the request
+# profile unless HOTPATCH_PROFILE=release, or takes HOTPATCH_BIN). Exits non-zero on any failure; prints the request
 # count. Reports (JSON, NDJSON) go to $ST_REPORT_DIR (default target/schemathesis).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,9 +26,14 @@ db="schemathesis_$$"
 command -v schemathesis >/dev/null || { echo "schemathesis is not installed: pip install schemathesis" >&2; exit 2; }
 echo "schemathesis $(schemathesis --version | awk '{print $NF}'), $examples examples per operation"
 
-SQLX_OFFLINE=true cargo build -q --profile "$profile" -p hotpatch-server --bin hotpatchd
-target=${CARGO_TARGET_DIR:-$root/target}
-bin="$target/$([[ $profile == dev ]] && echo debug || echo "$profile")/hotpatchd"
+# HOTPATCH_BIN: a hotpatchd already built (skips the build).
+if [[ -n ${HOTPATCH_BIN:-} ]]; then
+  bin=$HOTPATCH_BIN
+else
+  SQLX_OFFLINE=true cargo build -q --profile "$profile" -p hotpatch-server --bin hotpatchd
+  target=${CARGO_TARGET_DIR:-$root/target}
+  bin="$target/$([[ $profile == dev ]] && echo debug || echo "$profile")/hotpatchd"
+fi
 
 tmp=$(mktemp -d)
 server_pid=""
