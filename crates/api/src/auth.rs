@@ -125,17 +125,9 @@ impl FromRequestParts<AppState> for Principal {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".to_owned())
         })?;
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
-            })?;
+        let token = bearer(header).ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
+        })?;
         // Boxed so the lookup's (large) future is freed once done, not kept for the whole request.
         let principal = Box::pin(authenticate(state, token)).await?;
         // Counted once per request, under the token's verified id; agents keep the protocol's pace.
@@ -145,6 +137,18 @@ impl FromRequestParts<AppState> for Principal {
         parts.extensions.insert(principal);
         Ok(principal)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+pub(crate) fn bearer(value: &axum::http::HeaderValue) -> Option<&str> {
+    value
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// How long a verified token's credential is reused without asking the database. Revocations

@@ -129,11 +129,7 @@ pub(crate) async fn serve(State(state): State<crate::AppState>, headers: HeaderM
 /// Whether the request carries `Bearer <expected>`, compared in constant time.
 fn presents(headers: &HeaderMap, expected: &str) -> bool {
     use subtle::ConstantTimeEq as _;
-    let given = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = headers.get(AUTHORIZATION).and_then(crate::auth::bearer).unwrap_or("");
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 

@@ -235,7 +235,7 @@ pub async fn revoke(app: &App, id: Uuid) -> Result<(), AppError> {
     tokens::delete(&app.pool, id).await.or_not_found(|| not_found(id))?;
     // Before the 204: no request this replica answers after it may still pass on a cached
     // credential (other replicas drop theirs on the notification, milliseconds later).
-    app.wakeups.tokens_changed_here();
+    app.wakeups.bump_token_generation();
     tracing::info!(token_id = %id, "token revoked");
     Ok(())
 }

@@ -119,13 +119,10 @@ impl Wakeups {
         self.tokens.notified()
     }
 
-    /// A token changed in this process: cached credentials are void before the change is
-    /// answered, not only once its notification comes back.
-    pub fn tokens_changed_here(&self) {
-        self.bump_token_generation();
-    }
-
-    pub(crate) fn bump_token_generation(&self) {
+    /// A token changed (revoked here, or a notification of it, or notifications may have been
+    /// missed): cached credentials are void, and streams waiting on [`Wakeups::tokens_changed`]
+    /// re-check. Revoking calls it before answering, not only once its notification comes back.
+    pub fn bump_token_generation(&self) {
         self.token_generation.fetch_add(1, Ordering::AcqRel);
         self.tokens.notify_waiters();
     }
