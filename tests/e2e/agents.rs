@@ -21,19 +21,22 @@ async fn send(_: &Server, token: &str, req: reqwest::RequestBuilder) -> (u16, Va
 /// spool and finished-job record in `state_dir`.
 fn agent(base: &str, token: &str, job_ms: &str, state_dir: &Path) -> AgentProcess {
     let state_dir = state_dir.to_str().expect("a UTF-8 temporary path");
-    AgentProcess::start(&[
-        "run",
-        "--server",
-        base,
-        "--token",
-        token,
-        "--job-duration-ms",
-        job_ms,
-        "--wait",
-        "5",
-        "--state-dir",
-        state_dir,
-    ])
+    AgentProcess::start_with_env(
+        &[
+            "run",
+            "--executor",
+            "simulated",
+            "--server",
+            base,
+            "--job-duration-ms",
+            job_ms,
+            "--wait",
+            "5",
+            "--state-dir",
+            state_dir,
+        ],
+        &[("HOTPATCH_AGENT_TOKEN", token)],
+    )
 }
 
 /// Polls the operation with `?wait=30` until it is over; panics after `timeout`.

@@ -359,12 +359,22 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts `hotpatch-agent <args>` with its log at `info`.
     pub fn start(args: &[&str]) -> AgentProcess {
+        AgentProcess::start_with_env(args, &[])
+    }
+
+    /// Starts `hotpatch-agent <args>` with `env` added (e.g. the agent token, which is never an
+    /// argument).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> AgentProcess {
         let mut cmd = Command::new(agent_bin());
         cmd.args(args)
             .env("HOTPATCH_LOG", "info")
             .env_remove("HOTPATCH_URL")
             .env_remove("HOTPATCH_TOKEN")
             .env_remove("HOTPATCH_AGENT_TOKEN")
+            .env_remove("HOTPATCH_AGENT_CONFIG")
+            .env_remove("HOTPATCH_AGENT_TOKEN_FILE")
+            .env_remove("HOTPATCH_AGENT_STATE_DIR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,16 +1,19 @@
 //! What runs a job on a machine. The agent loop ([`crate::agent`]) owns the protocol (claim,
-//! heartbeats, reports); an [`Executor`] owns the machine. The simulator's
-//! [`crate::sim::SimulatedMachine`] is one; a real Windows executor (Windows Update Agent,
-//! `Get-HotFix`) plugs in the same way.
+//! heartbeats, reports); an [`Executor`] owns the machine. Two exist: the simulator's
+//! [`crate::sim::SimulatedMachine`], and [`crate::command::CommandExecutor`], which runs an
+//! operator's program per job (on Windows, the reference PowerShell programs in
+//! `deploy/agent/windows/` that drive the Windows Update Agent).
 
 use std::future::Future;
 
 use hotpatch_domain::job::{ClaimedJob, Health, Inventory, JobResult, Outcome};
 use hotpatch_domain::Kb;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// How a job went on the machine: what the agent reports as its result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobOutcome {
     /// Succeeded or failed.
     pub outcome: Outcome,
@@ -25,6 +28,11 @@ pub struct JobOutcome {
     /// For an assessment: the inventory to report before the result. When an assessment
     /// succeeds without one, the agent asks [`Executor::inventory`].
     pub inventory: Option<Inventory>,
+    /// The executor started a restart of the machine that has not happened yet: the outcome
+    /// holds once it has, which the agent confirms by the boot marker
+    /// ([`Executor::boot_marker`]), across its own restart.
+    #[serde(default)]
+    pub awaits_restart: bool,
 }
 
 impl JobOutcome {
@@ -37,6 +45,7 @@ impl JobOutcome {
             rebooted: false,
             reboot_pending,
             inventory: None,
+            awaits_restart: false,
         }
     }
 
@@ -80,4 +89,11 @@ pub trait Executor: Send {
 
     /// The machine's health, reported after installs, rollbacks and reboots.
     fn health(&mut self) -> impl Future<Output = Health> + Send;
+
+    /// What identifies the machine's current boot (see [`crate::boot`]), so that a job found in
+    /// hand at start can tell a crash of the agent from a restart of the machine. `None`: the
+    /// machine never restarts under the agent (the simulator's live in memory).
+    fn boot_marker(&mut self) -> Option<String> {
+        None
+    }
 }

@@ -16,7 +16,6 @@ use futures::{StreamExt, TryStreamExt};
 use hotpatch_domain::{
     supported_skus, Image, MachineSpec, OsVersion, PatchOrchestration, Platform, Timezone,
 };
-use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
@@ -116,7 +115,9 @@ fn client_error(what: impl Into<String>) -> impl FnOnce(ClientError) -> FleetErr
 
 /// Raises the soft limit of open files to the hard limit (one socket per agent); returns the
 /// soft limit in force afterwards (`None` = unlimited).
+#[cfg(unix)]
 pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current == limit.maximum {
         return limit.current;
@@ -128,6 +129,12 @@ pub fn raise_open_files_limit() -> Option<u64> {
             limit.current
         }
     }
+}
+
+/// Windows has no per-process limit of open sockets to raise.
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() -> Option<u64> {
+    None
 }
 
 /// Machines per simulated availability set.

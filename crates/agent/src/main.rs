@@ -3,14 +3,17 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
-use hotpatch_agent::client::http_client;
+use hotpatch_agent::boot::BootMarker;
+use hotpatch_agent::client::{http_client, http_client_trusting};
+use hotpatch_agent::config::{self, ExecutorKind, FileConfig};
 use hotpatch_agent::{
-    Agent, AgentClient, AgentConfig, ExecutionLog, Fleet, FleetConfig, SimConfig, SimulatedMachine, Spool,
+    Agent, AgentClient, AgentConfig, CommandConfig, CommandExecutor, ExecutionLog, Executor, Fleet,
+    FleetConfig, SimConfig, SimulatedMachine, Spool,
 };
 use hotpatch_domain::OsVersion;
 use tokio_util::sync::CancellationToken;
@@ -23,13 +26,21 @@ struct Cli {
     command: Command,
 }
 
+#[cfg(windows)]
+mod service;
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent of one machine until SIGINT/SIGTERM.
     ///
-    /// For now the agent runs the SIMULATED executor: jobs change an in-memory machine
-    /// (updates, build, reboots), never this host.
+    /// `--executor command --program <path>` runs the program for each job (see the README's
+    /// contract); `--executor simulated` changes an in-memory machine, never this host. The
+    /// token comes from HOTPATCH_AGENT_TOKEN or a token file, never from an argument.
     Run(RunArgs),
+    /// Run the agent as a Windows service (started by the service manager; same options as
+    /// `run`, usually just `--config`).
+    #[cfg(windows)]
+    Service(RunArgs),
     /// Register (or adopt) N simulated machines and run one agent for each in this process.
     ///
     /// Machines are named {prefix}-00000… and labelled sim={prefix}; a later run with the same
@@ -123,20 +134,51 @@ async fn bench(command: BenchCommand) -> ExitCode {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Server base URL, e.g. http://127.0.0.1:8080.
+    /// The configuration file (TOML; see the README). Options given here win over it.
+    #[arg(long, env = "HOTPATCH_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Server base URL, e.g. https://hotpatch.example.com.
     #[arg(long, env = "HOTPATCH_URL")]
-    server: String,
-    /// The machine's agent token.
-    #[arg(long, env = "HOTPATCH_AGENT_TOKEN", hide_env_values = true)]
-    token: String,
+    server: Option<String>,
+    /// A file holding the machine's agent token (used when HOTPATCH_AGENT_TOKEN is not set).
+    /// The token itself is never an argument: arguments are visible to every user.
+    #[arg(long, env = "HOTPATCH_AGENT_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust for the server, besides the built-in roots.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// What runs the jobs: `command` (a program per job, a real machine) or `simulated` (an
+    /// in-memory machine: patches nothing).
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorKind>,
+    /// The command executor's program, run as `<program> [<program-arg>…] <kind>`.
+    #[arg(long)]
+    program: Option<PathBuf>,
+    /// An argument given to the program before the kind (repeat for several).
+    #[arg(long = "program-arg", allow_hyphen_values = true)]
+    program_args: Vec<String>,
+    /// A job's time limit when its payload sets none (seconds or ISO 8601, e.g. PT2H).
+    #[arg(long, value_parser = config::parse_duration)]
+    job_timeout: Option<Duration>,
+    /// How long a restart a job started may take to happen before the job fails.
+    #[arg(long, value_parser = config::parse_duration)]
+    restart_timeout: Option<Duration>,
+    /// A file whose contents identify the current boot, instead of the operating system's boot
+    /// id or time (containers, tests).
+    #[arg(long)]
+    boot_marker: Option<PathBuf>,
     /// The simulated machine's OS.
     #[arg(long, default_value = "windows_server_2022", value_parser = parse_os)]
     os: OsVersion,
-    /// Where the agent keeps finished work until the server has it (the spool) and the jobs it
-    /// finished: a job is never run twice because its report was late, across restarts too.
-    /// One agent per directory (it is locked).
-    #[arg(long, env = "HOTPATCH_AGENT_STATE_DIR", default_value_os_t = default_state_dir())]
-    state_dir: PathBuf,
+    /// Where the agent keeps finished work until the server has it (the spool), the jobs it
+    /// finished and the job in hand: a job is never run twice because its report was late,
+    /// across restarts too. One agent per directory (it is locked).
+    #[arg(long, env = "HOTPATCH_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Append the log to this file instead of writing it to stderr (a Windows service has no
+    /// console).
+    #[arg(long, env = "HOTPATCH_AGENT_LOG_FILE")]
+    log_file: Option<PathBuf>,
     #[command(flatten)]
     sim: SimArgs,
 }
@@ -240,9 +282,11 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Cancels `cancel` on SIGINT or SIGTERM.
+/// Cancels `cancel` on SIGINT or SIGTERM (Ctrl+C on Windows; a Windows service is stopped by
+/// the service manager instead).
 fn cancel_on_signals(cancel: CancellationToken) {
     tokio::spawn(async move {
+        #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
@@ -255,35 +299,146 @@ fn cancel_on_signals(cancel: CancellationToken) {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping");
         cancel.cancel();
     });
 }
 
+/// What `run` uses, from its options, the configuration file and the environment.
+struct Setup {
+    server: String,
+    token: String,
+    ca_file: Option<PathBuf>,
+    state_dir: PathBuf,
+    executor: Executing,
+    restart_timeout: Option<Duration>,
+}
+
+/// The executor chosen, with its settings.
+enum Executing {
+    Command(CommandConfig),
+    Simulated,
+}
+
+impl Setup {
+    /// Options win over the file; the token comes from HOTPATCH_AGENT_TOKEN or a file.
+    fn resolve(args: &RunArgs) -> Result<Setup, String> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path).map_err(|e| e.to_string())?,
+            None => FileConfig::default(),
+        };
+        let server = args.server.clone().or(file.server).ok_or(
+            "no server: give --server (or HOTPATCH_URL), or server in the configuration file (--config)",
+        )?;
+        let token_file = args.token_file.clone().or(file.token_file);
+        let token = config::token(std::env::var("HOTPATCH_AGENT_TOKEN").ok(), token_file.as_deref())
+            .map_err(|e| e.to_string())?;
+        let state_dir = args.state_dir.clone().or(file.state_dir).unwrap_or_else(default_state_dir);
+        let executor = match args.executor.or(file.executor) {
+            Some(ExecutorKind::Simulated) => Executing::Simulated,
+            Some(ExecutorKind::Command) => {
+                let program = args.program.clone().or(file.program).ok_or(
+                    "the command executor needs its program: --program <path>, or program in the configuration file",
+                )?;
+                let defaults = CommandConfig::new(program);
+                Executing::Command(CommandConfig {
+                    args: if args.program_args.is_empty() {
+                        file.args.unwrap_or_default()
+                    } else {
+                        args.program_args.clone()
+                    },
+                    env: file.env.unwrap_or_default().into_iter().collect(),
+                    job_timeout: args.job_timeout.or(file.job_timeout).unwrap_or(defaults.job_timeout),
+                    read_timeout: file.read_timeout.unwrap_or(defaults.read_timeout),
+                    state_dir: Some(state_dir.join("program")),
+                    boot: match args.boot_marker.clone().or(file.boot_marker) {
+                        Some(path) => BootMarker::File(path),
+                        None => BootMarker::Os,
+                    },
+                    ..defaults
+                })
+            }
+            None => {
+                return Err("choose an executor: --executor command --program <path> runs a program per job on \
+                            this machine; --executor simulated runs an in-memory machine that patches nothing \
+                            (or executor in the configuration file)"
+                    .to_owned())
+            }
+        };
+        Ok(Setup {
+            server,
+            token,
+            ca_file: args.ca_file.clone().or(file.ca_file),
+            state_dir,
+            executor,
+            restart_timeout: args.restart_timeout.or(file.restart_timeout),
+        })
+    }
+}
+
 async fn run(args: RunArgs, cancel: CancellationToken) -> ExitCode {
-    let http = match http_client() {
+    let setup = match Setup::resolve(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let http = match &setup.ca_file {
+        Some(ca) => http_client_trusting(ca),
+        None => http_client(),
+    };
+    let http = match http {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client");
             return ExitCode::FAILURE;
         }
     };
-    let spool = match Spool::open(&args.state_dir) {
+    let spool = match Spool::open(&setup.state_dir) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot use the state directory");
             return ExitCode::FAILURE;
         }
     };
-    let config = match args.sim.agent_config() {
+    let mut config = match args.sim.agent_config() {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let client = AgentClient::new(http, &args.server, &args.token);
-    let machine = SimulatedMachine::new(args.sim.sim_config(args.os));
-    let agent = Agent::new(client, machine, config, Default::default(), spool);
-    tracing::info!(server = %args.server, state_dir = %args.state_dir.display(),
-        "agent started (simulated executor)");
+    if let Some(timeout) = setup.restart_timeout {
+        config.restart_timeout = timeout;
+    }
+    let client = AgentClient::new(http, &setup.server, &setup.token);
+    let state_dir = setup.state_dir.display().to_string();
+    match setup.executor {
+        Executing::Command(command) => {
+            if let Some(dir) = &command.state_dir {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    tracing::error!(error = %e, dir = %dir.display(), "cannot create the program's state directory");
+                    return ExitCode::FAILURE;
+                }
+            }
+            tracing::info!(server = %setup.server, %state_dir, program = %command.program.display(),
+                "agent started (command executor)");
+            serve(
+                Agent::new(client, CommandExecutor::new(command), config, Default::default(), spool),
+                cancel,
+            )
+            .await
+        }
+        Executing::Simulated => {
+            tracing::info!(server = %setup.server, %state_dir,
+                "agent started (simulated executor: jobs change an in-memory machine, never this host)");
+            let machine = SimulatedMachine::new(args.sim.sim_config(args.os));
+            serve(Agent::new(client, machine, config, Default::default(), spool), cancel).await
+        }
+    }
+}
+
+async fn serve<E: Executor>(agent: Agent<E>, cancel: CancellationToken) -> ExitCode {
     match agent.run(cancel).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -341,18 +496,62 @@ async fn simulate(args: SimulateArgs, cancel: CancellationToken) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_file = match &cli.command {
+        Command::Run(args) => args.log_file.clone(),
+        #[cfg(windows)]
+        Command::Service(args) => args.log_file.clone(),
+        _ => None,
+    };
+    if let Err(e) = init_logging(log_file.as_deref()) {
+        eprintln!("hotpatch-agent: {e}");
+        return ExitCode::FAILURE;
+    }
+    let command = match cli.command {
+        // The service dispatcher takes this thread; the service builds its own runtime.
+        #[cfg(windows)]
+        Command::Service(args) => return service::start(args),
+        command => command,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let cancel = CancellationToken::new();
+        cancel_on_signals(cancel.clone());
+        match command {
+            Command::Run(args) => run(args, cancel).await,
+            Command::Simulate(args) => simulate(args, cancel).await,
+            Command::Bench(command) => bench(command).await,
+            #[cfg(windows)]
+            Command::Service(args) => run(args, cancel).await,
+        }
+    })
+}
+
+/// Logs to stderr, or appended to `file` (a service has no console).
+fn init_logging(file: Option<&std::path::Path>) -> Result<(), String> {
     let filter = EnvFilter::try_from_env("HOTPATCH_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,hotpatch_agent=info"));
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).init();
-    let cancel = CancellationToken::new();
-    cancel_on_signals(cancel.clone());
-    match cli.command {
-        Command::Run(args) => run(args, cancel).await,
-        Command::Simulate(args) => simulate(args, cancel).await,
-        Command::Bench(command) => bench(command).await,
+    let logging = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+            logging.with_writer(Mutex::new(file)).with_ansi(false).init();
+        }
+        None => {
+            let ansi = std::io::stderr().is_terminal();
+            logging.with_writer(std::io::stderr).with_ansi(ansi).init();
+        }
     }
+    Ok(())
 }

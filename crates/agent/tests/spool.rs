@@ -240,8 +240,9 @@ fn a_second_agent_on_a_state_directory_in_use_is_refused_with_a_clear_error() {
     );
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotpatch-agent"))
-        .args(["run", "--server", "http://127.0.0.1:9", "--token", "t", "--state-dir"])
+        .args(["run", "--executor", "simulated", "--server", "http://127.0.0.1:9", "--state-dir"])
         .arg(dir.path())
+        .env("HOTPATCH_AGENT_TOKEN", "t")
         .env("HOTPATCH_LOG", "error")
         .output()
         .unwrap();

@@ -3,7 +3,11 @@
 //! inventory, the result and, after disruptive jobs, the health. Reports are retried with
 //! backoff until the server answers for good, across restarts too (the spool is drained before
 //! the first claim), and a job re-offered after its work finished here is reported again, never
-//! run again. A lost lease during the work drops the job; transport errors and 5xx back off
+//! run again. The job in hand is noted on disk before its work starts: a restart of the machine
+//! that the job started (the executor answers `awaits_restart`) is waited for with the lease
+//! kept, and confirmed at the agent's next start by the boot marker; a job an earlier run left
+//! in hand without an answer is reported failed (or, a `reboot` the machine went through,
+//! succeeded) — never silently run again. A lost lease during the work drops the job; transport errors and 5xx back off
 //! exponentially with jitter; a 401 stops the agent; cancellation stops it between jobs (a job
 //! in hand gets a short grace period to finish and report; what it could not report stays
 //! spooled).
@@ -23,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 use uuid::Uuid;
 
+use crate::boot;
 use crate::client::{AgentClient, ClientError};
 use crate::execlog::ExecutionLog;
 use crate::executor::{Executor, JobOutcome};
-use crate::spool::{Entry, Spool, SpoolError};
+use crate::spool::{Entry, InHand, Spool, SpoolError};
 
 pub use policy::{backoff, heartbeat_interval, BACKOFF_BASE, BACKOFF_MAX, HEARTBEAT_MIN};
 use stats::{Connection, Running};
@@ -48,6 +53,8 @@ pub struct AgentConfig {
     pub health_attempts: u32,
     /// Where to note each job whose work finished here (`--execution-log`), if anywhere.
     pub execution_log: Option<ExecutionLog>,
+    /// How long a restart the executor started may take to happen before the job fails.
+    pub restart_timeout: Duration,
 }
 
 impl Default for AgentConfig {
@@ -59,6 +66,7 @@ impl Default for AgentConfig {
             first_claim_delay: Duration::ZERO,
             health_attempts: 5,
             execution_log: None,
+            restart_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -118,7 +126,8 @@ impl<E: Executor> Agent<E> {
     }
 
     async fn claim_loop(&mut self, cancel: &CancellationToken) -> Result<(), AgentError> {
-        // What an earlier run left undelivered goes before any new work.
+        // What an earlier run left in hand or undelivered goes before any new work.
+        self.recover().await;
         if self.drain(cancel).await? || sleep_or_cancel(self.config.first_claim_delay, cancel).await {
             return Ok(());
         }
@@ -194,17 +203,90 @@ impl<E: Executor> Agent<E> {
             self.spool.keep(entry);
             return self.deliver(job.id, cancel).await.map(drop);
         }
-        let Some((outcome, lease)) = self.work(job).await? else {
+        let boot = self.executor.boot_marker();
+        self.spool.hold(InHand { job: job.clone(), boot: boot.clone(), answer: None, answered_at: None });
+        let Some((mut outcome, lease)) = self.work(job).await? else {
+            self.spool.let_go();
             return Ok(());
         };
+        if outcome.awaits_restart {
+            let job = ClaimedJob { lease, ..job.clone() };
+            outcome = self.await_restart(job, boot, outcome).await?;
+        }
+        self.spool_finished(job, outcome, lease).await;
+        self.deliver(job.id, cancel).await.map(drop)
+    }
+
+    /// Spools the reports of a job whose work finished, then lets go of it.
+    async fn spool_finished(&mut self, job: &ClaimedJob, outcome: JobOutcome, lease: Lease) {
         let entry = self.finished(job, outcome, lease).await;
         let ended = entry.result.outcome;
         // On disk before anything is sent: from here on the job is never run again.
         self.spool.keep(entry);
+        self.spool.let_go();
         if let Some(log) = &self.config.execution_log {
             log.record(job, ended);
         }
-        self.deliver(job.id, cancel).await.map(drop)
+    }
+
+    /// The executor started a restart of the machine: notes its answer on disk and waits for
+    /// the restart, keeping the lease while it can (no new job is claimed meanwhile). The restart
+    /// stops the agent; its next start reports the answer ([`Agent::recover`]). Returns only
+    /// when the restart did not come in time: the job then failed.
+    async fn await_restart(
+        &mut self,
+        job: ClaimedJob,
+        boot: Option<String>,
+        answer: JobOutcome,
+    ) -> Result<JobOutcome, AgentError> {
+        let timeout = self.config.restart_timeout;
+        warn!(timeout_s = timeout.as_secs(), "the job started a restart of the machine: waiting for it");
+        let (job_id, lease) = (job.id, std::sync::Mutex::new(job.lease));
+        self.spool.hold(InHand { job, boot, answer: Some(answer), answered_at: Some(Utc::now()) });
+        let Agent { client, config, conn, .. } = self;
+        let waited = tokio::time::sleep(timeout);
+        tokio::pin!(waited);
+        let keep = keep_lease(client, conn, job_id, &lease, config.heartbeat_max);
+        tokio::select! {
+            _ = &mut waited => {}
+            end = keep => match end {
+                LeaseEnd::Unauthorized(detail) => return Err(AgentError::Unauthorized(detail)),
+                // The restart still comes: its report goes under the old lease and, refused, is
+                // answered from the finished-job record when the job is offered again.
+                LeaseEnd::Lost(detail) => {
+                    warn!(%detail, "lease lost while waiting for the restart; still waiting");
+                    waited.await;
+                }
+            },
+        }
+        Ok(JobOutcome::failed(
+            format!(
+                "the job started a restart of the machine, but the machine did not restart within {} s",
+                timeout.as_secs()
+            ),
+            false,
+        ))
+    }
+
+    /// Settles the job an earlier run of the agent had in hand when it stopped: by the boot
+    /// marker, the machine restarted since (a restart the job started, or a crash of the
+    /// machine) or only the agent did. Its reports are spooled for [`Agent::drain`].
+    async fn recover(&mut self) {
+        let Some(in_hand) = self.spool.in_hand().cloned() else { return };
+        let job = in_hand.job;
+        if self.spool.kept(job.id).is_some() {
+            // Stopped between spooling its reports and letting go: they are in the spool.
+            self.spool.let_go();
+            return;
+        }
+        let now = self.executor.boot_marker();
+        let span = info_span!("in hand", job_id = %job.id, kind = <&str>::from(job.kind));
+        let outcome = recovered(&job, in_hand.boot.as_deref(), now.as_deref(), in_hand.answer);
+        span.in_scope(|| match &outcome.error {
+            None => warn!("the machine restarted as the job asked: reporting its answer"),
+            Some(error) => warn!(%error, "a job was in hand when the agent stopped: reporting it failed"),
+        });
+        self.spool_finished(&job, outcome, job.lease).instrument(span).await;
     }
 
     /// Runs the job on the executor while heartbeats keep the lease. `None` when the lease was
@@ -261,6 +343,39 @@ impl<E: Executor> Agent<E> {
             inventory,
             inventory_decides: assessed,
             health: job.kind.is_disruptive(),
+        }
+    }
+}
+
+/// The outcome of a job found in hand at start, from the boot markers when its work started
+/// (`before`) and now, and the executor's answer if it gave one before a restart it started.
+/// When either marker is unknown, a restart the executor started is taken as done.
+pub fn recovered(
+    job: &ClaimedJob,
+    before: Option<&str>,
+    now: Option<&str>,
+    answer: Option<JobOutcome>,
+) -> JobOutcome {
+    let restarted = match (before, now) {
+        (Some(before), Some(now)) => boot::restarted(before, now),
+        _ => answer.is_some(),
+    };
+    match (answer, restarted) {
+        // The inventory the program read before the restart is stale: a fresh one goes first.
+        (Some(answer), true) => {
+            JobOutcome { rebooted: true, reboot_pending: false, inventory: None, awaits_restart: false, ..answer }
+        }
+        (Some(_), false) => JobOutcome::failed(
+            "the agent stopped while waiting for the restart the job started, and the machine has not restarted",
+            true,
+        ),
+        (None, true) if job.kind == JobKind::Reboot => JobOutcome { rebooted: true, ..JobOutcome::succeeded(false) },
+        (None, true) => JobOutcome {
+            rebooted: true,
+            ..JobOutcome::failed("the machine restarted before the job's program answered", false)
+        },
+        (None, false) => {
+            JobOutcome::failed("the agent stopped while the job's program ran; how the job went is unknown", false)
         }
     }
 }

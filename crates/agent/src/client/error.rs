@@ -30,6 +30,9 @@ pub enum ClientError {
     /// A success answer whose body is not what the protocol says.
     #[error("unexpected response: {0}")]
     Decode(String),
+    /// The client cannot be set up as configured (an unreadable CA file).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// An error and its causes, `outer: inner: …` (reqwest's own text leaves out why).
@@ -50,7 +53,10 @@ impl ClientError {
         match self {
             ClientError::Transport(_) | ClientError::Decode(_) => true,
             ClientError::Problem { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            ClientError::LeaseLost(_) | ClientError::NotFound(_) | ClientError::Unauthorized(_) => false,
+            ClientError::LeaseLost(_)
+            | ClientError::NotFound(_)
+            | ClientError::Unauthorized(_)
+            | ClientError::Config(_) => false,
         }
     }
 
@@ -61,7 +67,7 @@ impl ClientError {
             ClientError::NotFound(_) => Some("not_found"),
             ClientError::Unauthorized(_) => Some("unauthorized"),
             ClientError::Problem { code, .. } => Some(code),
-            ClientError::Transport(_) | ClientError::Decode(_) => None,
+            ClientError::Transport(_) | ClientError::Decode(_) | ClientError::Config(_) => None,
         }
     }
 }

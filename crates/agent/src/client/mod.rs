@@ -28,13 +28,36 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// The shared connection pool every client of this process uses: one pool for 10,000 agents.
 pub fn http_client() -> Result<reqwest::Client, ClientError> {
+    builder().build().map_err(ClientError::Transport)
+}
+
+/// [`http_client`] that also trusts the CA certificates in the PEM file `ca_file` (a private
+/// CA for the server's certificate), besides the built-in roots.
+pub fn http_client_trusting(ca_file: &std::path::Path) -> Result<reqwest::Client, ClientError> {
+    let pem = std::fs::read(ca_file)
+        .map_err(|e| ClientError::Config(format!("cannot read the CA file {}: {e}", ca_file.display())))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        ClientError::Config(format!("the CA file {} holds no usable PEM certificate: {e}", ca_file.display()))
+    })?;
+    if certificates.is_empty() {
+        return Err(ClientError::Config(format!(
+            "the CA file {} holds no PEM certificate",
+            ca_file.display()
+        )));
+    }
+    certificates
+        .into_iter()
+        .fold(builder(), |b, c| b.add_root_certificate(c))
+        .build()
+        .map_err(ClientError::Transport)
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .user_agent(concat!("hotpatch-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(ClientError::Transport)
 }
 
 /// Base URL and bearer token, shared by both clients.

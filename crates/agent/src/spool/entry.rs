@@ -1,9 +1,12 @@
 //! What the spool keeps on disk, and its file format: one JSON document per file, tagged with a
 //! format number so a later agent can tell an old file from garbage.
 
-use hotpatch_domain::job::{Inventory, JobKind, JobResult, Lease, Outcome};
+use chrono::{DateTime, Utc};
+use hotpatch_domain::job::{ClaimedJob, Inventory, JobKind, JobResult, Lease, Outcome};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::executor::JobOutcome;
 
 /// The format of spool entries and of the finished-job record this agent writes.
 pub const FORMAT: u32 = 1;
@@ -67,6 +70,26 @@ pub struct Finished {
     pub kind: JobKind,
     /// The result last sent for it (under the lease of that time).
     pub result: JobResult,
+}
+
+/// The job the agent has in hand: written before its work starts, removed once its [`Entry`]
+/// is spooled. One found at start was interrupted, by a crash of the agent or by a restart of
+/// the machine, which the boot marker tells apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InHand {
+    /// The job, as claimed (its lease as last known).
+    pub job: ClaimedJob,
+    /// The machine's boot marker when the work started (see [`crate::boot`]); `None` when it
+    /// could not be read.
+    pub boot: Option<String>,
+    /// The executor's answer when it started a restart of the machine: the answer holds once
+    /// the machine has restarted.
+    #[serde(default)]
+    pub answer: Option<JobOutcome>,
+    /// When that answer came: the restart is waited for from then.
+    #[serde(default)]
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
 /// The finished-job record's file body.

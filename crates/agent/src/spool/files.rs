@@ -1,7 +1,8 @@
 //! The state directory on disk: its lock, atomic writes, and reading back what survived.
 //!
-//! Layout: `lock` (held with `flock` while an agent runs), `spool/<job id>.json` (one
-//! [`Entry`] per unsettled job) and `finished.json` (the [`Record`]). Every write goes to a
+//! Layout: `lock` (held with an exclusive file lock while an agent runs), `spool/<job id>.json`
+//! (one [`Entry`] per unsettled job), `finished.json` (the [`Record`]) and `in-hand.json` (the
+//! [`InHand`] job, while there is one). Every write goes to a
 //! temporary file that is synced, renamed over the old one and the directory synced, so a crash
 //! leaves the old file or the new one, never half of one. The files are small and written once
 //! or twice per job, so the blocking calls are made in place.
@@ -10,16 +11,16 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{flock, FlockOperation};
 use tracing::warn;
 use uuid::Uuid;
 
-use super::entry::{decode, encode, Entry, Record};
+use super::entry::{decode, encode, Entry, InHand, Record};
 use super::SpoolError;
 
 const LOCK: &str = "lock";
 const SPOOL: &str = "spool";
 const RECORD: &str = "finished.json";
+const IN_HAND: &str = "in-hand.json";
 /// Suffix of a file being written (removed at open: it never was renamed into place).
 const TMP: &str = ".tmp";
 /// Suffix a file that cannot be read is renamed to, kept for a person to look at.
@@ -30,7 +31,7 @@ const CORRUPT: &str = ".corrupt";
 pub struct Files {
     dir: PathBuf,
     spool: PathBuf,
-    /// Holds the `flock` for as long as the agent runs; closing it releases the lock.
+    /// Holds the lock for as long as the agent runs; closing it releases the lock.
     _lock: File,
 }
 
@@ -52,10 +53,12 @@ impl Files {
             .write(true)
             .open(&lock_path)
             .map_err(io_error("opening the lock file", &lock_path))?;
-        match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+        // std's lock is flock on Unix and LockFileEx on Windows: advisory between agents, and
+        // released by the OS when the process dies, however it dies.
+        match lock.try_lock() {
             Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => return Err(SpoolError::Locked(dir.to_owned())),
-            Err(e) => return Err(io_error("locking", &lock_path)(e.into())),
+            Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir.to_owned())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_error("locking", &lock_path)(e)),
         }
         let files = Files { dir: dir.to_owned(), spool, _lock: lock };
         files.remove_temporaries();
@@ -114,6 +117,34 @@ impl Files {
         write_atomic(&self.dir, RECORD, &encode(record))
     }
 
+    /// Writes the job in hand.
+    pub fn write_in_hand(&self, in_hand: &InHand) -> io::Result<()> {
+        write_atomic(&self.dir, IN_HAND, &encode(in_hand))
+    }
+
+    /// Forgets the job in hand (none already is fine).
+    pub fn remove_in_hand(&self) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(IN_HAND)) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The job an earlier run had in hand, if it left one that reads back (one that does not is
+    /// set aside with a warning).
+    pub fn in_hand(&self) -> Option<InHand> {
+        let path = self.dir.join(IN_HAND);
+        match fs::read(&path) {
+            Ok(bytes) => decode(&bytes).map_err(|e| set_aside(&path, &e.to_string())).ok(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                set_aside(&path, &e.to_string());
+                None
+            }
+        }
+    }
+
     /// The finished-job record; empty when there is none, or (with a warning) when it does not
     /// read back.
     pub fn record(&self) -> Record {
@@ -170,8 +201,15 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Makes a rename or removal in `dir` durable (the directory entry itself is synced).
+#[cfg(unix)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// NTFS journals renames itself, and a directory cannot be opened as a file to sync it.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

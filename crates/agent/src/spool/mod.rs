@@ -9,7 +9,11 @@
 //!   the result sent. A late report finds the lease re-queued (409) and the server offers the job
 //!   again; the agent then reports the kept result under the new lease instead of running it.
 //!
-//! Both live in a state directory locked by one agent ([`Spool::open`]); the simulator's
+//! - The **job in hand**: written before a job's work starts and removed once its entry is
+//!   spooled, so an agent that starts again knows which job it was doing when it stopped, and
+//!   (by the machine's boot marker) whether the machine restarted meanwhile.
+//!
+//! All live in a state directory locked by one agent ([`Spool::open`]); the simulator's
 //! thousands of agents may keep theirs in memory instead ([`Spool::in_memory`]). The file
 //! format is in `entry.rs`, the directory in `files.rs`.
 
@@ -23,7 +27,7 @@ use hotpatch_domain::job::{JobKind, JobResult};
 use tracing::{error, warn};
 use uuid::Uuid;
 
-pub use entry::{decode, encode, Entry, Finished, FormatError, Record, FORMAT};
+pub use entry::{decode, encode, Entry, Finished, FormatError, InHand, Record, FORMAT};
 use files::Files;
 
 /// How many finished jobs the record remembers: far more than can be re-offered at once (a
@@ -58,6 +62,7 @@ pub struct Spool {
     files: Option<Files>,
     pending: BTreeMap<Uuid, Entry>,
     finished: VecDeque<Finished>,
+    in_hand: Option<InHand>,
 }
 
 impl Spool {
@@ -70,7 +75,8 @@ impl Spool {
         while finished.len() > RECORD_LEN {
             finished.pop_front();
         }
-        Ok(Spool { files: Some(files), pending, finished })
+        let in_hand = files.in_hand();
+        Ok(Spool { files: Some(files), pending, finished, in_hand })
     }
 
     /// A spool that lives as long as the agent (the simulator's machines live in memory too).
@@ -93,6 +99,35 @@ impl Spool {
             }
         }
         self.pending.insert(entry.job_id, entry);
+    }
+
+    /// Notes `in_hand` as the job being worked on (durably, before the work starts or its state
+    /// changes).
+    pub fn hold(&mut self, in_hand: InHand) {
+        if let Some(files) = &self.files {
+            if let Err(e) = files.write_in_hand(&in_hand) {
+                error!(job_id = %in_hand.job.id, error = %e, "could not write the job in hand; a restart would not find it");
+            }
+        }
+        self.in_hand = Some(in_hand);
+    }
+
+    /// The job in hand: the one being worked on, or at start, the one an earlier run was
+    /// working on when it stopped.
+    pub fn in_hand(&self) -> Option<&InHand> {
+        self.in_hand.as_ref()
+    }
+
+    /// The job in hand is done with (its entry is spooled, or it was dropped).
+    pub fn let_go(&mut self) {
+        if self.in_hand.take().is_none() {
+            return;
+        }
+        if let Some(files) = &self.files {
+            if let Err(e) = files.remove_in_hand() {
+                warn!(error = %e, "could not remove the job in hand; it is looked at again at start");
+            }
+        }
     }
 
     /// The unsettled entry of `job_id`.
