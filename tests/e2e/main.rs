@@ -3,6 +3,7 @@
 mod admin_token;
 mod agents;
 mod cli;
+mod command_agent;
 mod database_url;
 mod embedded;
 mod fresh_db;

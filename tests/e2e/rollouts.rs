@@ -23,14 +23,21 @@ use uuid::Uuid;
 const MACHINES: i64 = 510;
 const PREFIX: &str = "ro";
 
-struct Env {
-    server: Server,
-    token: String,
-    pool: PgPool,
+/// A server with a movable clock, its admin token and its database (the command agent's test
+/// uses it too).
+pub(crate) struct Env {
+    pub(crate) server: Server,
+    pub(crate) token: String,
+    pub(crate) pool: PgPool,
 }
 
 impl Env {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.server.http().request(method, self.server.url(path)).bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.json(&body);
@@ -40,18 +47,24 @@ impl Env {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn ok(&self, method: reqwest::Method, path: &str, body: Option<Value>, want: u16) -> Value {
+    pub(crate) async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        want: u16,
+    ) -> Value {
         let (status, body) = self.call(method, path, body).await;
         assert_eq!(status, want, "{path}: {body}");
         body
     }
 
-    async fn now(&self) -> DateTime<Utc> {
+    pub(crate) async fn now(&self) -> DateTime<Utc> {
         let clock = self.ok(reqwest::Method::GET, "/v1/admin/clock", None, 200).await;
         clock["now"].as_str().and_then(|t| t.parse().ok()).expect("the clock's now")
     }
 
-    async fn set_clock(&self, at: DateTime<Utc>) {
+    pub(crate) async fn set_clock(&self, at: DateTime<Utc>) {
         let body = json!({ "now": at });
         let clock = self.ok(reqwest::Method::PUT, "/v1/admin/clock", Some(body), 200).await;
         assert_eq!(clock["controllable"], true);
@@ -59,7 +72,7 @@ impl Env {
 
     /// Publishes a Windows Server 2022 release of `month`, released on the 14th; the clock is
     /// moved to the release first when it is behind.
-    async fn publish(&self, kind: &str, month: &str, kb: &str, build: &str) -> String {
+    pub(crate) async fn publish(&self, kind: &str, month: &str, kb: &str, build: &str) -> String {
         let released: DateTime<Utc> = format!("{month}-14T18:00:00Z").parse().unwrap();
         if self.now().await < released {
             self.set_clock(released + TimeDelta::hours(1)).await;
@@ -84,14 +97,14 @@ impl Env {
         rollout["id"].as_str().unwrap().to_owned()
     }
 
-    async fn rollout(&self, id: &str) -> Value {
+    pub(crate) async fn rollout(&self, id: &str) -> Value {
         self.ok(reqwest::Method::GET, &format!("/v1/rollouts/{id}"), None, 200).await
     }
 
     /// Runs the rollout until `done` holds: whenever no install is queued or running and a machine
     /// of an open batch waits for its window, the clock moves into that window. Panics when the
     /// rollout ends otherwise or `done` does not come within `timeout`.
-    async fn drive(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn drive(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let started = Instant::now();
         loop {
             let r = self.rollout(id).await;
