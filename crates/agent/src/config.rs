@@ -181,6 +181,31 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_configuration_reads() {
+        let c = FileConfig::parse(include_str!("../../../deploy/agent/linux/agent.toml")).unwrap();
+        assert_eq!(c.executor, Some(ExecutorKind::Command));
+        assert_eq!(c.restart_timeout, Some(Duration::from_secs(1800)));
+    }
+
+    /// The file `deploy/agent/windows/install-agent.ps1` writes (as its README shows it).
+    #[test]
+    fn the_windows_installers_configuration_reads() {
+        let c = FileConfig::parse(
+            r#"
+            server = "https://hotpatch.example.com"
+            token_file = "C:\\ProgramData\\hotpatch\\agent\\token"
+            state_dir = "C:\\ProgramData\\hotpatch\\agent"
+            executor = "command"
+            program = "powershell.exe"
+            args = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", "C:\\Program Files\\hotpatch\\hotpatch-executor.ps1"]
+            ca_file = "C:\\ProgramData\\hotpatch\\agent\\ca.pem"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.args.unwrap().last().unwrap(), r"C:\Program Files\hotpatch\hotpatch-executor.ps1");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused_with_their_place() {
         let e = FileConfig::parse("servr = \"x\"").unwrap_err();
         assert!(e.contains("servr"), "{e}");

@@ -113,7 +113,7 @@ Write-Host "wrote $ConfigPath"
 if (-not $service) {
     New-Service -Name $ServiceName -DisplayName 'hotpatch agent' `
         -Description 'Runs hotpatch jobs (assess, install, rollback, reboot) on this machine.' `
-        -BinaryPathName '"C:\Program Files\hotpatch\hotpatch-agent.exe" service --config "C:\ProgramData\hotpatch\agent\agent.toml"' `
+        -BinaryPathName '"C:\Program Files\hotpatch\hotpatch-agent.exe" service --config "C:\ProgramData\hotpatch\agent\agent.toml" --log-file "C:\ProgramData\hotpatch\agent\agent.log"' `
         -StartupType Automatic | Out-Null
     Write-Host "registered the $ServiceName service"
 }
