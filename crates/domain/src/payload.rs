@@ -14,6 +14,7 @@ use strum::{EnumString, IntoStaticStr};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::job::AvailableUpdate;
 use crate::machine::OsBuild;
 use crate::release::{Classification, Kb, Month, Release, ReleaseKind};
 
@@ -189,6 +190,39 @@ impl InstallPayload {
             .clone()
             .unwrap_or_else(|| vec![Classification::Critical, Classification::Security])
     }
+
+    /// Whether installing `kb` needs a reboot: as the payload says for all its KBs, else as the
+    /// machine knows the update (`machine_says`).
+    pub fn kb_requires_reboot(&self, kb: &Kb, machine_says: impl Fn(&Kb) -> bool) -> bool {
+        self.requires_reboot.unwrap_or_else(|| machine_says(kb))
+    }
+
+    /// The KBs it installs on a machine offering `available` (see the type's docs), each once:
+    /// `kbs` in their order, else the chosen available updates in the machine's order.
+    /// `machine_says` tells whether a KB needs a reboot when the payload does not say, for KBs
+    /// the machine knows but no longer offers (a retried install). The agents' programs apply
+    /// the same rule (shared fixtures: `deploy/agent/fixtures/selection/`).
+    pub fn select(&self, available: &[AvailableUpdate], machine_says: impl Fn(&Kb) -> bool) -> Vec<Kb> {
+        let candidates: Vec<Kb> = if self.kbs.is_empty() {
+            let wanted = self.effective_classifications();
+            available
+                .iter()
+                .filter(|u| wanted.contains(&u.classification) || self.kb_include.contains(&u.kb))
+                .map(|u| u.kb.clone())
+                .collect()
+        } else {
+            self.kbs.clone()
+        };
+        let mut chosen: Vec<Kb> = Vec::with_capacity(candidates.len());
+        for kb in candidates {
+            let excluded = self.kb_exclude.contains(&kb)
+                || (self.exclude_kbs_requiring_reboot && self.kb_requires_reboot(&kb, &machine_says));
+            if !excluded && !chosen.contains(&kb) {
+                chosen.push(kb);
+            }
+        }
+        chosen
+    }
 }
 
 /// A catalog release as a rollback plan names it.
@@ -284,6 +318,27 @@ pub struct RebootPayload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every shared selection fixture (`deploy/agent/fixtures/selection/`): the rule the simulator
+    /// and the agents' programs apply.
+    #[test]
+    fn the_selection_matches_every_shared_fixture() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/agent/fixtures/selection");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        assert!(files.len() >= 8, "fixtures in {}", dir.display());
+        for file in files {
+            let fixture: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let payload: InstallPayload = serde_json::from_value(fixture["payload"].clone()).unwrap();
+            let available: Vec<AvailableUpdate> =
+                serde_json::from_value(fixture["available"].clone()).unwrap();
+            let expected: Vec<Kb> = serde_json::from_value(fixture["expected"].clone()).unwrap();
+            let offered = |kb: &Kb| available.iter().any(|u| &u.kb == kb && u.requires_reboot);
+            assert_eq!(payload.select(&available, offered), expected, "{}", file.display());
+        }
+    }
     use serde_json::json;
 
     #[test]

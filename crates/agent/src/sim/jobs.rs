@@ -55,26 +55,12 @@ impl SimulatedMachine {
     /// Whether installing `kb` needs a reboot: as the payload says for all its KBs, else as the
     /// machine knows the update.
     fn kb_requires_reboot(&self, p: &InstallPayload, kb: &Kb) -> bool {
-        p.requires_reboot.unwrap_or_else(|| self.known.get(kb).is_some_and(|u| u.requires_reboot))
+        p.kb_requires_reboot(kb, |kb| self.known.get(kb).is_some_and(|u| u.requires_reboot))
     }
 
-    /// The KBs an install payload selects on this machine (see [`InstallPayload`]).
+    /// The KBs an install payload selects on this machine (see [`InstallPayload::select`]).
     fn selected(&self, p: &InstallPayload) -> Vec<Kb> {
-        let mut kbs: Vec<Kb> = if p.kbs.is_empty() {
-            let wanted = p.effective_classifications();
-            self.available
-                .iter()
-                .filter(|u| wanted.contains(&u.classification) || p.kb_include.contains(&u.kb))
-                .map(|u| u.kb.clone())
-                .collect()
-        } else {
-            p.kbs.clone()
-        };
-        kbs.retain(|kb| !p.kb_exclude.contains(kb));
-        if p.exclude_kbs_requiring_reboot {
-            kbs.retain(|kb| !self.kb_requires_reboot(p, kb));
-        }
-        kbs
+        p.select(&self.available, |kb| self.known.get(kb).is_some_and(|u| u.requires_reboot))
     }
 
     fn install(&mut self, raw: &serde_json::Value) -> Result<JobOutcome, String> {
