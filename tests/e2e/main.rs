@@ -9,6 +9,7 @@ mod embedded;
 mod fresh_db;
 mod rollouts;
 mod shutdown;
+mod simulated_catalog;
 
 use hotpatch_e2e::Server;
 use serde_json::{json, Value};

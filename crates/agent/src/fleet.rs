@@ -3,6 +3,10 @@
 //! tokio tasks in this process, all sharing one connection pool. Each agent keeps its spool
 //! ([`crate::spool`]) in memory, or in its own subdirectory (named after its machine) of
 //! [`FleetConfig::state_dir`].
+//!
+//! At start it reads the release catalog of its machines' OS versions and the service clock, so
+//! each new machine starts from the catalog ([`SimulatedMachine::from_catalog`]); an OS whose
+//! catalog is empty or cannot be read gets machines with random updates, with a warning.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -22,7 +26,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::agent::{Agent, AgentConfig, AgentError, Stats};
 use crate::client::{http_client, AgentClient, ClientError, FleetClient, MachineRef, RecordedState};
-use crate::sim::{Clock, SimConfig, SimulatedMachine};
+use crate::sim::{Clock, SimCatalog, SimConfig, SimulatedMachine};
 use crate::spool::{Spool, SpoolError};
 
 /// The label key every simulated machine carries; its value is the prefix.
@@ -270,6 +274,9 @@ impl Fleet {
             .buffered(config.token_concurrency.max(1))
             .try_collect()
             .await?;
+        let oses: BTreeSet<OsVersion> =
+            machines.iter().map(|(_, m, _)| m.os.unwrap_or(OsVersion::WindowsServer2022)).collect();
+        let catalog = Arc::new(read_catalog(&api, &oses).await);
         let stats = Arc::new(Stats::default());
         let clock: Clock = Arc::new(Utc::now);
         let mut tasks = JoinSet::new();
@@ -287,7 +294,7 @@ impl Fleet {
                 ..config.agent.clone()
             };
             let client = AgentClient::new(http.clone(), &config.server, &token);
-            let mut simulated = SimulatedMachine::new(sim);
+            let mut simulated = SimulatedMachine::from_catalog(sim, catalog.clone());
             if let Some(r) = recorded {
                 simulated.restore(r.os_build, r.installed);
             }
@@ -336,6 +343,34 @@ impl Fleet {
         }
         errors
     }
+}
+
+/// The catalog of `oses` as the server has it at its own now; what cannot be read is left out,
+/// with a warning (machines of such an OS draw random updates).
+async fn read_catalog(api: &FleetClient, oses: &BTreeSet<OsVersion>) -> SimCatalog {
+    let now = match retrying(|| api.server_now()).await {
+        Ok(now) => now,
+        Err(e) => {
+            warn!(error = %e, "could not read the service clock; taking this machine's");
+            Utc::now()
+        }
+    };
+    let mut releases = Vec::new();
+    for &os in oses {
+        match retrying(|| api.releases(os)).await {
+            Ok(r) => releases.extend(r),
+            Err(e) => warn!(error = %e, ?os, "could not read the release catalog"),
+        }
+    }
+    let catalog = SimCatalog::new(releases, now);
+    for &os in oses {
+        if catalog.covers(os) {
+            info!(?os, releases = catalog.releases(os).len(), %now, "simulated machines start from the catalog");
+        } else {
+            warn!(?os, %now, "no baseline of this OS in the catalog: its simulated machines draw random updates");
+        }
+    }
+    catalog
 }
 
 /// Adopts the machines already labelled `sim=<prefix>` and imports the missing ones; returns

@@ -8,12 +8,12 @@
 //! and [`fleet::Fleet`] runs thousands of those in one process against a real server.
 //!
 //! - [`client`]: [`client::AgentClient`] (agent protocol) and [`client::FleetClient`] (operator
-//!   calls for registration), with one error type.
+//!   calls for registration and the release catalog), with one error type.
 //! - [`executor`]: the [`executor::Executor`] trait and the [`executor::JobOutcome`] it returns.
 //! - [`command`]: the command executor and the answers its program may give.
 //! - [`boot`]: the machine's boot marker, which tells a restart of the machine from one of the
 //!   agent.
-//! - [`sim`]: the simulated machine.
+//! - [`sim`]: the simulated machine, and the release catalog it can start from.
 //! - [`execlog`]: the execution log, one line per job whose work finished (fault tests read it).
 //! - [`agent`]: the run loop of one machine, its retry policy and shared counters.
 //! - [`spool`]: the durable memory of finished work (undelivered reports, finished jobs) that

@@ -1,6 +1,6 @@
 //! HTTP clients: [`AgentClient`] speaks the agent protocol for one machine (claim, heartbeat,
 //! result, inventory, health), [`FleetClient`] makes the operator calls the simulator needs to
-//! register its machines. Both map `application/problem+json` answers into one [`ClientError`].
+//! register its machines and read the release catalog. Both map `application/problem+json` answers into one [`ClientError`].
 
 //!
 //! The error and the mapping of error answers are in `error.rs`, the agent protocol in

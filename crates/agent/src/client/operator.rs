@@ -1,9 +1,9 @@
 //! The operator calls the simulator makes: register machines, read what the server recorded of
-//! them, list regions, mint agent tokens.
+//! them, list regions, read the release catalog and the service clock, mint agent tokens.
 
 use chrono::{DateTime, Utc};
 use hotpatch_domain::job::InstalledUpdate;
-use hotpatch_domain::{MachineSpec, OsBuild, OsVersion};
+use hotpatch_domain::{Kb, MachineSpec, Month, OsBuild, OsVersion, Release, ReleaseKind, ReleaseSpec};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -64,6 +64,32 @@ struct RecordedUpdates {
     os_build: Option<OsBuild>,
 }
 
+/// A release as `GET /v1/releases` lists it (the fields the simulator reads).
+#[derive(Deserialize)]
+struct ReleaseItem {
+    id: Uuid,
+    os: OsVersion,
+    kind: ReleaseKind,
+    planned: bool,
+    month: Month,
+    kb: Kb,
+    build: OsBuild,
+    released_at: DateTime<Utc>,
+    superseded_by: Option<Uuid>,
+}
+
+impl From<ReleaseItem> for Release {
+    fn from(r: ReleaseItem) -> Release {
+        let ReleaseItem { id, os, kind, planned, month, kb, build, released_at, superseded_by } = r;
+        Release { id, spec: ReleaseSpec { os, kind, planned, month, kb, build, released_at }, superseded_by }
+    }
+}
+
+#[derive(Deserialize)]
+struct Clock {
+    now: DateTime<Utc>,
+}
+
 /// Operator calls the simulator makes to register and adopt its machines.
 #[derive(Debug, Clone)]
 pub struct FleetClient {
@@ -106,6 +132,34 @@ impl FleetClient {
     pub async fn regions(&self) -> Result<Vec<RegionRef>, ClientError> {
         let page: Items<RegionRef> = json(send(self.endpoint.get("/v1/regions?limit=1000")).await?).await?;
         Ok(page.items)
+    }
+
+    /// `GET /v1/releases?os=`: every release of `os` in the catalog, superseded ones included,
+    /// following `next_cursor` to the end.
+    pub async fn releases(&self, os: OsVersion) -> Result<Vec<Release>, ClientError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let os: &'static str = os.into();
+            let mut query = vec![("os", os.to_owned()), ("limit", "1000".to_owned())];
+            if let Some(c) = cursor.take() {
+                query.push(("cursor", c));
+            }
+            let page: Items<ReleaseItem> =
+                json(send(self.endpoint.get("/v1/releases").query(&query)).await?).await?;
+            all.extend(page.items.into_iter().map(Release::from));
+            match page.next_cursor {
+                Some(c) if !c.is_empty() => cursor = Some(c),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// `GET /v1/admin/clock`: the instant the service takes as now (a test installation may
+    /// have moved it away from this machine's clock).
+    pub async fn server_now(&self) -> Result<DateTime<Utc>, ClientError> {
+        let clock: Clock = json(send(self.endpoint.get("/v1/admin/clock")).await?).await?;
+        Ok(clock.now)
     }
 
     /// What the server recorded of a machine at its last assessment: its OS build and installed

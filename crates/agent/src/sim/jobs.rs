@@ -100,8 +100,13 @@ impl SimulatedMachine {
                 installed_by: Some(INSTALLED_BY.to_owned()),
             });
         }
-        // The build is the selected update's: with nothing selected it does not change.
-        let build = if kbs.is_empty() { None } else { p.build };
+        if let (Some(catalog), Some(_)) = (&self.catalog, p.release_id) {
+            let unknown = kbs.iter().filter(|kb| catalog.find(self.config.os, kb).is_none());
+            self.newer_releases.extend(unknown.cloned());
+        }
+        // The build is the selected update's (the payload's, else the newest catalog release's
+        // among them): with nothing selected it does not change.
+        let build = if kbs.is_empty() { None } else { p.build.or_else(|| self.catalog_build(&kbs)) };
         if reboot {
             self.reboot(build);
         } else if needs_reboot {
@@ -110,10 +115,17 @@ impl SimulatedMachine {
         } else if let Some(b) = build {
             self.os_build = b; // a hotpatch raises the build revision in place
         }
+        self.refresh_offered();
         if self.rng.gen_bool(self.config.unhealthy_rate.clamp(0.0, 1.0)) {
             self.healthy = false;
         }
         Ok(JobOutcome { installed: kbs, rebooted: reboot, ..JobOutcome::succeeded(self.reboot_pending) })
+    }
+
+    /// The build of the newest catalog release among `kbs`.
+    fn catalog_build(&self, kbs: &[Kb]) -> Option<OsBuild> {
+        let releases = self.catalog.as_ref()?.releases(self.config.os);
+        releases.iter().rev().find(|r| kbs.contains(&r.spec.kb)).map(|r| r.spec.build)
     }
 
     /// Takes `kb` off the machine; the update is offered again.
@@ -168,6 +180,7 @@ impl SimulatedMachine {
                 }
             }
         }
+        self.refresh_offered();
         self.healthy = true;
         Ok(JobOutcome { installed, rebooted, ..JobOutcome::succeeded(self.reboot_pending) })
     }

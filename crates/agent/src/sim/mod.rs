@@ -4,14 +4,21 @@
 //! rollbacks run their plan (uninstall the latest update, install the baseline, reboot). Job
 //! payloads are the shared [`hotpatch_domain::payload`] types. Job and reboot durations are
 //! parameters, so a whole quarter of patching runs in seconds.
+//!
+//! A machine made with [`SimulatedMachine::from_catalog`] starts from the server's release
+//! catalog ([`SimCatalog`]): its installed KBs and build are a cycle's baseline and hotpatches,
+//! and it is offered the releases that come next, so the server places it in the cycle and
+//! installing the current release makes it compliant.
 
 //!
-//! The initial state drawn from the seed is in `initial.rs`, the effect of each job in `jobs.rs`.
+//! The catalog as machines know it is in `catalog.rs`, the initial state drawn from the seed in
+//! `initial.rs`, the effect of each job in `jobs.rs`.
 
+mod catalog;
 mod initial;
 mod jobs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +29,8 @@ use hotpatch_domain::job::{
 use hotpatch_domain::{Kb, OsBuild, OsVersion};
 use rand::rngs::StdRng;
 
+use self::catalog::as_available;
+pub use self::catalog::{Cycle, SimCatalog};
 use crate::executor::{Executor, ExecutorError, JobOutcome};
 
 /// Reads the current instant (injected so tests pin time).
@@ -75,6 +84,10 @@ pub struct SimulatedMachine {
     available: Vec<AvailableUpdate>,
     /// Metadata of every update the machine has known, so a rolled-back one is offered again.
     known: BTreeMap<Kb, AvailableUpdate>,
+    /// The catalog the machine started from, if any: it decides which releases are offered.
+    catalog: Option<Arc<SimCatalog>>,
+    /// Installed releases the catalog does not know (published after the simulator read it).
+    newer_releases: BTreeSet<Kb>,
     reboot_pending: bool,
     healthy: bool,
     boot_count: u64,
@@ -89,6 +102,22 @@ impl SimulatedMachine {
         self.os_build = os_build;
         self.available.retain(|a| !installed.iter().any(|i| i.kb == a.kb));
         self.installed = installed;
+        self.refresh_offered();
+    }
+
+    /// Offers the catalog releases the catalog says come next for what is installed now, in
+    /// place of those offered before (a release is cumulative: installing the newest one
+    /// leaves nothing older to offer). Nothing of the catalog is offered once a release it does
+    /// not know is installed: that one is newer. Without a catalog, nothing changes.
+    fn refresh_offered(&mut self) {
+        let Some(catalog) = &self.catalog else { return };
+        let os = self.config.os;
+        self.available.retain(|u| catalog.find(os, &u.kb).is_none());
+        if self.installed.iter().any(|u| self.newer_releases.contains(&u.kb)) {
+            return;
+        }
+        let offered = catalog.offered(os, self.installed.iter().map(|u| &u.kb));
+        self.available.extend(offered.into_iter().map(as_available));
     }
 
     /// The current OS build.
