@@ -254,19 +254,24 @@ impl Fleet {
         let machines = register(&api, &config).await?;
         // An adopted machine takes up what the server recorded of it, so a restarted simulator
         // does not forget the updates its machines installed.
-        let setup: Vec<(String, Option<RecordedState>)> = futures::stream::iter(machines.iter())
-            .map(|(_, m, adopted)| {
-                let api = &api;
+        // Owned items: a stream over borrowed ones makes this future `Send` only for one
+        // lifetime, and `hotpatchd dev` spawns it.
+        let owned: Vec<(MachineRef, bool)> =
+            machines.iter().map(|(_, m, adopted)| (m.clone(), matches!(adopted, Adopted::Yes))).collect();
+        let api = &api;
+        let setup: Vec<(String, Option<RecordedState>)> = futures::stream::iter(owned)
+            .map(|(m, adopted)| {
                 let name = format!("sim agent {}", m.name);
                 async move {
                     let token = retrying(|| api.agent_token(m.id, &name))
                         .await
                         .map_err(client_error(format!("minting the agent token of {}", m.name)))?;
-                    let recorded = match adopted {
-                        Adopted::Yes => retrying(|| api.recorded_state(m.id))
+                    let recorded = if adopted {
+                        retrying(|| api.recorded_state(m.id))
                             .await
-                            .map_err(client_error(format!("reading the recorded state of {}", m.name)))?,
-                        Adopted::No => None,
+                            .map_err(client_error(format!("reading the recorded state of {}", m.name)))?
+                    } else {
+                        None
                     };
                     Ok::<_, FleetError>((token, recorded))
                 }
@@ -276,9 +281,9 @@ impl Fleet {
             .await?;
         let oses: BTreeSet<OsVersion> =
             machines.iter().map(|(_, m, _)| m.os.unwrap_or(OsVersion::WindowsServer2022)).collect();
-        let catalog = Arc::new(read_catalog(&api, &oses).await);
+        let catalog = Arc::new(read_catalog(api, &oses).await);
         let stats = Arc::new(Stats::default());
-        let clock: Clock = Arc::new(Utc::now);
+        let clock: Clock = config.sim.clock.clone();
         let mut tasks = JoinSet::new();
         let n = machines.len() as u32;
         for (i, ((index, machine, _), (token, recorded))) in machines.into_iter().zip(setup).enumerate() {

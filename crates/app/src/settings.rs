@@ -17,6 +17,9 @@ pub struct Settings {
     pub automatic_rollouts: bool,
     /// `PUT /v1/admin/clock` may move the service clock (tests and demos only).
     pub clock_control: bool,
+    /// An agent silent for this long counts as disconnected (patch status) and is reported lost
+    /// (`agent.lost`).
+    pub agent_silence: chrono::TimeDelta,
     /// Internal address blocks webhooks may deliver to (by default none: loopback, private,
     /// link-local … addresses are refused; see `hotpatch_domain::webhook_target`).
     pub webhook_allow: hotpatch_domain::webhook_target::AllowList,
@@ -32,6 +35,7 @@ impl Default for Settings {
             assessment_interval: chrono::TimeDelta::hours(24),
             automatic_rollouts: true,
             clock_control: false,
+            agent_silence: hotpatch_store::events::AGENT_SILENCE,
             webhook_allow: Default::default(),
         }
     }

@@ -3,6 +3,7 @@
 
 mod admin_token;
 pub mod config;
+pub mod dev;
 mod files;
 mod shutdown;
 pub mod startup;

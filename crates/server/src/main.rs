@@ -1,19 +1,30 @@
-//! `hotpatchd`: reads its configuration, starts logging and runs the service.
+//! `hotpatchd`: reads its configuration, starts logging and runs the service (or the demo).
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use hotpatch_server::config::LogFormat;
+use hotpatch_server::config::{Command, LogFormat};
 use hotpatch_server::{telemetry, Application, Config, StartupError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    let (config, changed) = match Config::load(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(hotpatch_server::config::ConfigError::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("hotpatchd: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let format = config.log_format;
-    if let Err(e) = telemetry::init(&config.log_level, format) {
+    // The demo's own lines, not every request of its hundreds of agents, unless asked for.
+    let dev_quiet =
+        matches!(config.command, Some(Command::Dev(_))) && !changed.iter().any(|s| s.key == "log_level");
+    let level = if dev_quiet { "warn,hotpatch_server=info" } else { config.log_level.as_str() };
+    if let Err(e) = telemetry::init(level, format) {
         eprintln!("hotpatchd: error: {e}");
         return ExitCode::FAILURE;
     }
+    telemetry::log_settings(&changed);
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -27,5 +38,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), StartupError> {
-    Application::build(config).await?.run().await
+    match config.command.clone() {
+        Some(Command::Dev(args)) => hotpatch_server::dev::run(config, args).await,
+        None => Application::build(config).await?.run().await,
+    }
 }

@@ -101,6 +101,17 @@ impl Application {
     /// Binds the listen address, then gets a migrated database (starting the embedded PostgreSQL
     /// when no database URL is configured) and makes sure an admin token exists.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let settings = config.settings();
+        Application::build_with(config, settings, None).await
+    }
+
+    /// [`Application::build`] with the rules' settings given, and a clock other than the
+    /// system's (`hotpatchd dev` runs a fast one).
+    pub async fn build_with(
+        config: Config,
+        settings: hotpatch_api::Settings,
+        clock: Option<hotpatch_api::clock::Clock>,
+    ) -> Result<Application, StartupError> {
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: config.listen.clone(), source })?;
@@ -125,7 +136,11 @@ impl Application {
         };
         match prepare_database(&url, config.db_pool_size, config.admin_token(), &data_dir).await {
             Ok(pool) => {
-                let state = hotpatch_api::AppState::with_settings(pool.clone(), config.settings())
+                let mut state = hotpatch_api::AppState::with_settings(pool.clone(), settings);
+                if let Some(clock) = clock {
+                    state.clock = clock;
+                }
+                let state = state
                     .with_status_cache(config.status_cache_mb as usize * 1024 * 1024)
                     .with_metrics_token(config.metrics_token())
                     .with_limits(config.limits(open_files));
@@ -160,6 +175,11 @@ impl Application {
     /// The address the service listens on (the real port when the configured one was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The service's state (the application layer, its clock and pool).
+    pub fn state(&self) -> &hotpatch_api::AppState {
+        &self.state
     }
 
     /// The token whose cancellation shuts the service down (SIGINT and SIGTERM cancel it).

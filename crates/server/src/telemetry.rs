@@ -34,3 +34,16 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), TelemetryError> {
     };
     Ok(())
 }
+
+/// Logs every setting that is not at its default, with where it came from (secrets redacted);
+/// clock control on is a warning: it lets an admin move the service's time.
+pub fn log_settings(changed: &[crate::config::Setting]) {
+    for s in changed {
+        if s.key == "clock_control" && s.value == "true" {
+            tracing::warn!(key = %s.key, value = %s.value, source = s.source,
+                "clock control is on: an admin can move the service clock (tests and demos only)");
+        } else {
+            tracing::info!(key = %s.key, value = %s.value, source = s.source, "setting");
+        }
+    }
+}

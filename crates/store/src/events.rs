@@ -96,11 +96,12 @@ pub async fn delete_older_than(
     Ok(done.rows_affected())
 }
 
-/// Marks agents silent for [`AGENT_SILENCE`] at `now` as lost, once per silence (the trigger on
+/// Marks agents silent for `silence` (by default [`AGENT_SILENCE`]) at `now` as lost, once per silence (the trigger on
 /// `lost_reported_at` writes `agent.lost`); at most `limit`. Returns how many were marked.
 pub async fn report_lost_agents(
     db: impl PgExecutor<'_>,
     now: DateTime<Utc>,
+    silence: TimeDelta,
     limit: i64,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query!(
@@ -112,7 +113,7 @@ pub async fn report_lost_agents(
              order by machine_id limit $3
              for update skip locked)",
         now,
-        pg_interval(AGENT_SILENCE),
+        pg_interval(silence),
         limit,
     )
     .execute(db)

@@ -24,7 +24,7 @@ pub async fn tick(app: &App) -> Result<Option<Reported>, AppError> {
     if !leader::try_lock(&mut tx, Singleton::AgentLiveness).await? {
         return Ok(None);
     }
-    let lost = events::report_lost_agents(&mut *tx, now, BATCH).await?;
+    let lost = events::report_lost_agents(&mut *tx, now, app.settings.agent_silence, BATCH).await?;
     let finished = events::sweep_finished_operations(&mut *tx, BATCH as i32).await?;
     tx.commit().await?;
     Ok(Some(Reported { lost, finished }))

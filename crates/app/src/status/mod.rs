@@ -10,7 +10,7 @@ pub mod views;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use hotpatch_domain::job::AvailableUpdate;
 use hotpatch_domain::{HotpatchStatus, Month, OsVersion, Release, ReleaseKind};
 use hotpatch_scheduler::cycle::{cycle_status, CycleStatus, MachineState};
@@ -148,10 +148,14 @@ fn status_of(
     let agent = version.agent.as_mut().map(|a| {
         let last_seen_at = a.last_seen_at.max(seen);
         a.last_seen_at = last_seen_at;
-        AgentView { last_seen_at, connected: last_seen_at.is_some_and(|t| now - t < CONNECTED_WITHIN) }
+        AgentView {
+            last_seen_at,
+            connected: last_seen_at.is_some_and(|t| now - t < app.settings.agent_silence),
+        }
     });
     version.catalog_version = catalog_version;
-    let valid_until = valid_until(now, catalog, os, next_window.as_ref(), agent.as_ref());
+    let silence = app.settings.agent_silence;
+    let valid_until = valid_until(now, catalog, os, next_window.as_ref(), agent.as_ref(), silence);
     let tag = StatusTag::new(&app.status_catalog.settings(&app.settings), &version, at, valid_until);
     let rollout = version.rollout.as_ref().map(rollout_view);
     let health = match (i.health, version.agent.as_ref()) {
@@ -220,6 +224,7 @@ fn valid_until(
     os: OsVersion,
     next_window: Option<&WindowView>,
     agent: Option<&AgentView>,
+    silence: TimeDelta,
 ) -> DateTime<Utc> {
     [
         Some(next_month(now)),
@@ -229,7 +234,7 @@ fn valid_until(
             .map(|r| r.spec.released_at)
             .min(),
         next_window.map(|w| w.end),
-        agent.filter(|a| a.connected).and_then(|a| a.last_seen_at).map(|t| t + CONNECTED_WITHIN),
+        agent.filter(|a| a.connected).and_then(|a| a.last_seen_at).map(|t| t + silence),
     ]
     .into_iter()
     .flatten()

@@ -138,9 +138,6 @@ pub struct AgentView {
     pub connected: bool,
 }
 
-/// Agents that called within this long are connected.
-pub const CONNECTED_WITHIN: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
-
 /// A machine's last health report.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthView {
