@@ -156,15 +156,28 @@ async fn a_silent_agent_is_reported_lost_once_then_connected_when_heard_again() 
     agents::ensure(&db.pool, m, t0()).await.unwrap();
     agents::mark_seen(&db.pool, &[(m, t0())]).await.unwrap();
     let minutes = |n| t0() + TimeDelta::minutes(n);
+    let silence = events::AGENT_SILENCE;
     // Marks within two minutes of each other are the same connection.
     agents::mark_seen(&db.pool, &[(m, minutes(1))]).await.unwrap();
 
-    assert_eq!(events::report_lost_agents(&db.pool, minutes(2), 100).await.unwrap(), 0, "seen a minute ago");
-    assert_eq!(events::report_lost_agents(&db.pool, minutes(4), 100).await.unwrap(), 1);
-    assert_eq!(events::report_lost_agents(&db.pool, minutes(5), 100).await.unwrap(), 0, "once per silence");
+    assert_eq!(
+        events::report_lost_agents(&db.pool, minutes(2), silence, 100).await.unwrap(),
+        0,
+        "seen a minute ago"
+    );
+    assert_eq!(events::report_lost_agents(&db.pool, minutes(4), silence, 100).await.unwrap(), 1);
+    assert_eq!(
+        events::report_lost_agents(&db.pool, minutes(5), silence, 100).await.unwrap(),
+        0,
+        "once per silence"
+    );
     agents::mark_seen(&db.pool, &[(m, minutes(6))]).await.unwrap();
-    assert_eq!(events::report_lost_agents(&db.pool, minutes(7), 100).await.unwrap(), 0);
-    assert_eq!(events::report_lost_agents(&db.pool, minutes(9), 100).await.unwrap(), 1, "a new silence");
+    assert_eq!(events::report_lost_agents(&db.pool, minutes(7), silence, 100).await.unwrap(), 0);
+    assert_eq!(
+        events::report_lost_agents(&db.pool, minutes(9), silence, 100).await.unwrap(),
+        1,
+        "a new silence"
+    );
 
     let kinds: Vec<String> = all(&db.pool).await.into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["agent.connected", "agent.lost", "agent.connected", "agent.lost"]);
