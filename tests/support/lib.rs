@@ -128,12 +128,13 @@ pub fn random_token() -> String {
 pub struct Launch {
     data_dir: PathBuf,
     env: Vec<(String, Option<String>)>,
+    args: Vec<String>,
 }
 
 impl Launch {
     /// A launch on `data_dir`, with the embedded PostgreSQL.
     pub fn new(data_dir: &Path) -> Launch {
-        let mut launch = Launch { data_dir: data_dir.to_owned(), env: Vec::new() };
+        let mut launch = Launch { data_dir: data_dir.to_owned(), env: Vec::new(), args: Vec::new() };
         launch = launch
             .env("HOTPATCH_LISTEN", "127.0.0.1:0")
             .env("HOTPATCH_LOG", "info")
@@ -151,6 +152,12 @@ impl Launch {
         self
     }
 
+    /// Adds command-line arguments (e.g. `dev`, `--config <file>`).
+    pub fn args(mut self, args: &[&str]) -> Launch {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
     /// `HOTPATCH_ADMIN_TOKEN`.
     pub fn admin_token(self, token: &str) -> Launch {
         self.env("HOTPATCH_ADMIN_TOKEN", token)
@@ -163,7 +170,8 @@ impl Launch {
 
     fn spawn(&self) -> (Child, Arc<Mutex<String>>) {
         let mut cmd = Command::new(hotpatchd_bin());
-        cmd.env("HOTPATCH_DATA_DIR", &self.data_dir)
+        cmd.args(&self.args)
+            .env("HOTPATCH_DATA_DIR", &self.data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
