@@ -5,13 +5,11 @@ use axum::routing::get;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::Html;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::AppState;
 
@@ -68,13 +66,38 @@ pub fn document_json() -> String {
     s
 }
 
-/// `/openapi.json` and `/docs`.
+/// The OpenAPI viewer, vendored (`crates/api/assets/README.md`): `/docs` needs no CDN.
+const RAPIDOC: &[u8] = include_bytes!("../assets/rapidoc-min.js");
+
+/// The `/docs` page: the viewer reading `/openapi.json`, with its web fonts off (the system's
+/// are used) so that nothing is fetched from another host.
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>hotpatch API</title>
+  <script type="module" src="/docs/rapidoc-min.js"></script>
+</head>
+<body>
+  <rapi-doc spec-url="/openapi.json" load-fonts="false" render-style="read" show-header="false"
+    allow-try="true" allow-server-selection="false" schema-style="table" theme="light"
+    regular-font="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+    mono-font="ui-monospace, SFMono-Regular, Consolas, monospace"></rapi-doc>
+</body>
+</html>
+"#;
+
+/// Only this origin: the page, its script, the spec and the API calls "try" makes.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// `/openapi.json` and `/docs` (with its script).
 pub(crate) fn docs_router(spec: Document) -> Router<AppState> {
     // Rendered once: axum clones a handler for every request it serves, so a handler holding the
     // spec by value would copy the whole document (about a megabyte) per request, and the spec
     // would stay in memory as many times as requests are in flight.
     let json = Bytes::from(spec.to_json().unwrap_or_else(|_| "{}".to_owned()));
-    let html: Arc<str> = Arc::from(Scalar::with_url("/docs", spec).to_html());
     Router::new()
         .route(
             "/openapi.json",
@@ -85,9 +108,20 @@ pub(crate) fn docs_router(spec: Document) -> Router<AppState> {
         )
         .route(
             "/docs",
-            get(move || {
-                let html = html.clone();
-                async move { Html(html.to_string()) }
+            get(|| async {
+                ([(CONTENT_TYPE, "text/html; charset=utf-8"), (CONTENT_SECURITY_POLICY, DOCS_CSP)], DOCS_PAGE)
+            }),
+        )
+        .route(
+            "/docs/rapidoc-min.js",
+            get(|| async {
+                (
+                    [
+                        (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    Bytes::from_static(RAPIDOC),
+                )
             }),
         )
 }

@@ -41,6 +41,21 @@ async fn the_spec_docs_and_metrics_are_served_without_a_token() {
     let docs = app.call(axum::http::Method::GET, "/docs", None, None).await;
     assert_eq!(docs.status, 200);
     assert!(docs.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    // Air-gapped: the page loads its viewer from this server and the browser may fetch nothing
+    // from another host.
+    let page = docs.body.as_str().unwrap();
+    assert!(page.contains(r#"src="/docs/rapidoc-min.js""#) && page.contains(r#"spec-url="/openapi.json""#));
+    assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+    let csp = docs.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'") && !csp.contains("http"), "{csp}");
+    let script = app.call(axum::http::Method::GET, "/docs/rapidoc-min.js", None, None).await;
+    assert_eq!(script.status, 200);
+    assert!(script.headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    let vendored = include_str!("../assets/rapidoc-min.js");
+    assert!(script
+        .body
+        .as_str()
+        .is_some_and(|b| b.len() == vendored.len() && b.starts_with("/*! RapiDoc 9.3.8")));
     app.call(axum::http::Method::GET, "/healthz", None, None).await.ok(200);
     assert_eq!(app.call(axum::http::Method::GET, "/readyz", None, None).await.ok(200)["status"], "ok");
     let metrics = app.call(axum::http::Method::GET, "/metrics", None, None).await;
