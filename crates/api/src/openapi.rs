@@ -2,7 +2,6 @@
 //! browsable `/docs`; `api/openapi.json` is its committed copy, checked for drift by a test.
 
 use axum::routing::get;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
