@@ -101,6 +101,17 @@ impl AppState {
         self
     }
 
+    /// [`AppState::with_limits`], with the client's address taken from `X-Forwarded-For` when the
+    /// peer is one of `proxies`.
+    pub fn with_limits_behind(
+        mut self,
+        settings: limits::LimitSettings,
+        proxies: hotpatch_domain::webhook_target::AllowList,
+    ) -> Self {
+        self.limits = std::sync::Arc::new(limits::Limits::new(settings).trusting(proxies));
+        self
+    }
+
     /// `/metrics` only for requests bearing `token` (`None`: open, as before).
     pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
         self.metrics_token = token.map(std::sync::Arc::from);

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
+use hotpatch_domain::webhook_target::AllowList;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
@@ -66,6 +67,8 @@ pub struct Limits {
     pub streams: Arc<Caps>,
     /// Long polls held open.
     pub polls: Arc<Caps>,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`client_address`]).
+    trusted_proxies: AllowList,
 }
 
 impl std::fmt::Debug for Limits {
@@ -95,7 +98,16 @@ impl Limits {
             per_address: limiter(settings.per_address_rps),
             streams: Arc::new(Caps::new("event streams", settings.streams_per_token, settings.streams_total)),
             polls: Arc::new(Caps::new("long polls", settings.polls_per_token, settings.polls_total)),
+            trusted_proxies: AllowList::default(),
         }
+    }
+
+    /// Takes the client's address from `X-Forwarded-For` when the peer is one of `proxies` (a
+    /// reverse proxy or load balancer in front of the replicas), so the address rate counts
+    /// clients, not the proxy.
+    pub fn trusting(mut self, proxies: AllowList) -> Self {
+        self.trusted_proxies = proxies;
+        self
     }
 
     /// What these limits allow.
@@ -207,12 +219,42 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics") || path.starts_with("/v1/agent/")
 }
 
-/// Middleware: the rate of the request's address (when the server passes it, see
-/// `into_make_service_with_connect_info`).
+/// The client a request comes from: its peer, unless the peer is a trusted proxy; then, reading
+/// `X-Forwarded-For` from the right (each proxy appends the address it received from), the first
+/// address that is not a trusted proxy. Addresses a client wrote itself, left of that, are not
+/// believed; an unreadable entry stops the walk at the last address known good.
+pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &AllowList) -> IpAddr {
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for entry in forwarded_for.unwrap_or_default().rsplit(',').map(str::trim) {
+        let Some(ip) = parse_forwarded(entry) else { break };
+        client = ip;
+        if !trusted.contains(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| entry.trim_start_matches('[').trim_end_matches(']').parse().ok())
+}
+
+/// Middleware: the rate of the request's client address (when the server passes the peer, see
+/// `into_make_service_with_connect_info`; behind trusted proxies, from `X-Forwarded-For`).
 pub(crate) async fn per_address(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
     if !exempt(req.uri().path()) {
         if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-            if let Err(refused) = limits.check_address(addr.ip()) {
+            let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let client = client_address(addr.ip(), forwarded, &limits.trusted_proxies);
+            if let Err(refused) = limits.check_address(client) {
                 return refused.into_response();
             }
         }
@@ -223,6 +265,29 @@ pub(crate) async fn per_address(State(limits): State<Arc<Limits>>, req: Request,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let trusted: AllowList = "10.0.0.0/8, fd00::/8".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let cases = [
+            // peer, X-Forwarded-For, client
+            ("203.0.113.9", Some("198.51.100.1"), "203.0.113.9"), // not a proxy: its header is ignored
+            ("10.0.0.5", Some("198.51.100.1"), "198.51.100.1"),
+            ("10.0.0.5", Some("6.6.6.6, 198.51.100.1"), "198.51.100.1"), // a forged left part is skipped
+            ("10.0.0.5", Some("198.51.100.1, 10.0.0.7"), "198.51.100.1"), // two proxies deep
+            ("10.0.0.5", None, "10.0.0.5"),
+            ("10.0.0.5", Some("garbage, 198.51.100.1"), "198.51.100.1"),
+            ("10.0.0.5", Some("198.51.100.1, garbage"), "10.0.0.5"), // stop at the last good one
+            ("10.0.0.5", Some("198.51.100.1:4711"), "198.51.100.1"),
+            ("fd00::1", Some("[2001:db8::1]:443"), "2001:db8::1"),
+            ("10.0.0.5", Some("10.0.0.6, 10.0.0.7"), "10.0.0.6"), // only proxies: the farthest
+        ];
+        for (peer, header, want) in cases {
+            assert_eq!(client_address(ip(peer), header, &trusted), ip(want), "{peer} {header:?}");
+        }
+        assert_eq!(client_address(ip("10.0.0.5"), Some("198.51.100.1"), &AllowList::default()), ip("10.0.0.5"));
+    }
 
     #[test]
     fn a_token_gets_its_burst_then_is_refused_with_a_wait() {

@@ -167,6 +167,12 @@ pub struct Config {
           value_parser = parse_allow_list)]
     pub webhook_allow: AllowList,
 
+    /// Reverse proxies or load balancers in front of this replica, comma-separated CIDRs (e.g.
+    /// `10.0.0.0/8`): from a peer in them, the client's address (for the per-address rate) is
+    /// read from `X-Forwarded-For`. Without it the peer is the client.
+    #[arg(long, env = "HOTPATCH_TRUSTED_PROXIES", default_value = "", value_parser = parse_allow_list)]
+    pub trusted_proxies: AllowList,
+
     /// What to run (the service itself when none).
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -143,7 +143,7 @@ impl Application {
                 let state = state
                     .with_status_cache(config.status_cache_mb as usize * 1024 * 1024)
                     .with_metrics_token(config.metrics_token())
-                    .with_limits(config.limits(open_files));
+                    .with_limits_behind(config.limits(open_files), config.trusted_proxies.clone());
                 let router = hotpatch_api::router(state.clone());
                 // One token: signals cancel it, and the services see it (`App::shutdown`).
                 let shutdown = state.shutdown.clone();
