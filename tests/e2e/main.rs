@@ -12,6 +12,7 @@ mod fresh_db;
 mod rollouts;
 mod shutdown;
 mod simulated_catalog;
+mod traces;
 
 use hotpatch_e2e::Server;
 use serde_json::{json, Value};

@@ -140,7 +140,13 @@ impl Launch {
             .env("HOTPATCH_LOG", "info")
             .env("HOTPATCH_LOG_FORMAT", "pretty")
             .env("RUST_BACKTRACE", "1");
-        for var in ["DATABASE_URL", "HOTPATCH_ADMIN_TOKEN", "HOTPATCH_PG_BIN_DIR"] {
+        for var in [
+            "DATABASE_URL",
+            "HOTPATCH_ADMIN_TOKEN",
+            "HOTPATCH_PG_BIN_DIR",
+            "HOTPATCH_CONFIG",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ] {
             launch.env.push((var.to_owned(), None));
         }
         launch

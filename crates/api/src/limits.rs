@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use hotpatch_domain::webhook_target::AllowList;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hotpatch_domain::webhook_target::AllowList;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -286,7 +286,10 @@ mod tests {
         for (peer, header, want) in cases {
             assert_eq!(client_address(ip(peer), header, &trusted), ip(want), "{peer} {header:?}");
         }
-        assert_eq!(client_address(ip("10.0.0.5"), Some("198.51.100.1"), &AllowList::default()), ip("10.0.0.5"));
+        assert_eq!(
+            client_address(ip("10.0.0.5"), Some("198.51.100.1"), &AllowList::default()),
+            ip("10.0.0.5")
+        );
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_LOG", default_value = "info")]
     pub log_level: String,
 
+    /// An OpenTelemetry collector's OTLP/HTTP endpoint (e.g. `http://otel-collector:4318`): one
+    /// span per request and per background pass is exported there, and log lines carry the
+    /// trace id. Without it no trace leaves the process.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Log format.
     #[arg(long, env = "HOTPATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,

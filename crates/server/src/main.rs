@@ -20,12 +20,20 @@ async fn main() -> ExitCode {
     let dev_quiet =
         matches!(config.command, Some(Command::Dev(_))) && !changed.iter().any(|s| s.key == "log_level");
     let level = if dev_quiet { "warn,hotpatch_server=info" } else { config.log_level.as_str() };
-    if let Err(e) = telemetry::init(level, format) {
-        eprintln!("hotpatchd: error: {e}");
-        return ExitCode::FAILURE;
-    }
+    let tracing = match telemetry::init(level, format, config.otlp_endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hotpatchd: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     telemetry::log_settings(&changed);
-    match run(config).await {
+    let ran = run(config).await;
+    if let Some(tracing) = tracing {
+        // The exporter's flush blocks (its own HTTP client): off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
+    }
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if format == LogFormat::Json {
