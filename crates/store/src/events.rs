@@ -140,7 +140,7 @@ pub async fn sweep_finished_operations(db: impl PgExecutor<'_>, limit: i32) -> R
     Ok(written)
 }
 
-fn pg_interval(d: TimeDelta) -> sqlx::postgres::types::PgInterval {
+pub(crate) fn pg_interval(d: TimeDelta) -> sqlx::postgres::types::PgInterval {
     sqlx::postgres::types::PgInterval {
         months: 0,
         days: 0,

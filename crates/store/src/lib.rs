@@ -16,6 +16,7 @@ pub mod outage;
 pub mod regions;
 pub mod releases;
 pub mod rollouts;
+pub mod stats;
 pub mod status;
 pub mod tokens;
 pub mod wakeup;
