@@ -42,8 +42,6 @@ pub use hotpatch_app::{clock, App, Settings, DEFAULT_STATUS_CACHE_BYTES};
 pub struct AppState {
     /// The services.
     pub app: App,
-    /// Request metrics of this process.
-    pub metrics: metrics::Metrics,
     /// Recently verified tokens (see `auth`).
     pub credentials: std::sync::Arc<auth::CredentialCache>,
     /// When set, `/metrics` answers only requests bearing this token (scrapers get their own
@@ -80,13 +78,7 @@ impl AppState {
 
     /// State over these services.
     pub fn of(app: App) -> Self {
-        AppState {
-            app,
-            metrics: metrics::Metrics::default(),
-            credentials: Default::default(),
-            metrics_token: None,
-            limits: Default::default(),
-        }
+        AppState { app, credentials: Default::default(), metrics_token: None, limits: Default::default() }
     }
 
     /// Keeps at most about `bytes` of patch status answers in memory (0: none).
@@ -148,7 +140,6 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let spec = openapi::finish(spec);
     let request_id = HeaderName::from_static("x-request-id");
-    let metrics = state.metrics.clone();
     let status_cache = state.status_cache.clone();
     api.merge(openapi::docs_router(spec))
         .route("/metrics", get(metrics::serve))
@@ -156,7 +147,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(status_cache, forget::forget_written))
-        .route_layer(middleware::from_fn_with_state(metrics, metrics::record))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::internal("handler panicked").into_response()
         }))

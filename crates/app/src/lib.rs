@@ -21,6 +21,7 @@ pub mod schedules;
 pub mod selector;
 pub mod settings;
 pub mod status;
+pub mod telemetry;
 pub mod tokens;
 pub mod wakeups;
 pub mod webhooks;
@@ -61,8 +62,8 @@ pub struct App {
     /// [`queue::batches`]). A batch runs with the `App` (pool, clock, settings) of the request
     /// that started its runner: an `App` with another pool or clock needs its own.
     pub agent_batches: Arc<queue::Batches>,
-    /// Passes of the background duties in this process (see [`duties`]).
-    pub duties: Arc<duties::Stats>,
+    /// This process's metrics (see [`telemetry`]).
+    pub telemetry: Arc<telemetry::Telemetry>,
     /// Cancelled when this process begins to stop: waiting claims answer "no job" at once, new
     /// claims take no job, operation waits return, the change feed's streams end, readiness
     /// fails, so the drain takes as long as the slowest short request, not a long poll.
@@ -84,7 +85,7 @@ impl App {
             status_catalog: Default::default(),
             status_cache,
             agent_batches: Default::default(),
-            duties: Default::default(),
+            telemetry: Default::default(),
             shutdown: Default::default(),
         }
     }

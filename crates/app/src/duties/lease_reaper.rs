@@ -42,6 +42,10 @@ pub async fn tick(app: &App, last: DateTime<Utc>, now: DateTime<Utc>) -> Result<
     }
     done.woken = jobs::notify_due(&mut *tx, last, now).await?;
     tx.commit().await?;
+    app.telemetry.record(|| {
+        metrics::counter!("hotpatch_leases_expired_total", "outcome" => "requeued").increment(done.requeued);
+        metrics::counter!("hotpatch_leases_expired_total", "outcome" => "failed").increment(done.failed);
+    });
     if done.requeued + done.failed > 0 {
         tracing::info!(requeued = done.requeued, failed = done.failed, "expired leases reaped");
     }
@@ -60,8 +64,9 @@ pub async fn run(app: App, shutdown: CancellationToken) {
             _ = interval.tick() => {}
         }
         let now = app.clock.now();
+        let started = std::time::Instant::now();
         let outcome = tick(&app, last, now).await;
-        app.duties.of("lease_reaper").record(&outcome);
+        super::record(&app, "lease_reaper", started, &outcome);
         match outcome {
             Ok(_) => last = now,
             Err(e) => tracing::warn!(error = %e, "lease reaper pass failed; retrying next second"),

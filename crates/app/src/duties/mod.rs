@@ -1,6 +1,6 @@
 //! Background work, one duty per loop (the way River splits its maintenance services): each
 //! has its own period, takes its own leader lock when only one replica may do it, counts its
-//! passes in `/metrics`, and exposes its pass (`tick`) so tests drive it with the injected clock
+//! passes, their durations and its leadership in `/metrics`, and exposes its pass (`tick`) so tests drive it with the injected clock
 //! instead of waiting for the loop.
 //!
 //! | duty | period | who |
@@ -23,10 +23,8 @@ pub mod retention;
 pub mod wakeups;
 pub mod webhook_delivery;
 
-use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,33 +48,9 @@ impl Default for Intervals {
     }
 }
 
-/// Passes of one duty in this process, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct DutyStats {
-    passes: AtomicU64,
-    failures: AtomicU64,
-    skipped: AtomicU64,
-}
-
-impl DutyStats {
-    pub(crate) fn record<T, E>(&self, outcome: &Result<Option<T>, E>) {
-        let counter = match outcome {
-            Ok(Some(_)) => &self.passes,
-            Ok(None) => &self.skipped,
-            Err(_) => &self.failures,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Every duty's passes in this process.
-#[derive(Debug, Default)]
-pub struct Stats {
-    duties: [DutyStats; 7],
-}
-
-/// The duties whose passes are counted, in the order of [`Stats`].
-const COUNTED: [&str; 7] = [
+/// The duties, as the `duty` label of their metrics names them.
+pub const NAMES: [&str; 8] = [
+    "agent_presence",
     "lease_reaper",
     "periodic_assessments",
     "rollout_dispatcher",
@@ -86,31 +60,14 @@ const COUNTED: [&str; 7] = [
     "clock_sync",
 ];
 
-impl Stats {
-    /// Counters of the duty named `name` (one of the table's names).
-    pub(crate) fn of(&self, name: &str) -> &DutyStats {
-        let i = COUNTED.iter().position(|n| *n == name).unwrap_or(0);
-        &self.duties[i]
-    }
+/// The duties that run under a singleton lock (one replica a pass): `hotpatch_leader` says
+/// which replica holds each.
+pub const SINGLETONS: [&str; 5] =
+    ["lease_reaper", "periodic_assessments", "rollout_dispatcher", "agent_liveness", "event_retention"];
 
-    /// The Prometheus exposition of the duties' passes.
-    pub fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP hotpatch_duty_passes_total Passes of each background duty, by outcome (skipped: another replica leads).\n\
-             # TYPE hotpatch_duty_passes_total counter\n",
-        );
-        for (i, name) in COUNTED.iter().enumerate() {
-            let s = &self.duties[i];
-            for (outcome, n) in [("done", &s.passes), ("failed", &s.failures), ("skipped", &s.skipped)] {
-                let _ = writeln!(
-                    out,
-                    "hotpatch_duty_passes_total{{duty=\"{name}\",outcome=\"{outcome}\"}} {}",
-                    n.load(Ordering::Relaxed)
-                );
-            }
-        }
-        out
-    }
+/// Records a pass of `duty` that began at `started` (see [`crate::telemetry`]).
+pub(crate) fn record<T, E>(app: &App, duty: &'static str, started: Instant, outcome: &Result<Option<T>, E>) {
+    app.telemetry.record(|| crate::telemetry::duty_pass(duty, started.elapsed(), outcome));
 }
 
 /// Starts every duty; they stop when `shutdown` is cancelled.
@@ -151,11 +108,23 @@ pub fn spawn(app: &App, shutdown: &CancellationToken, intervals: &Intervals) -> 
         lease_reaper::run(app.clone(), shutdown.clone())
             .instrument(tracing::info_span!("duty", duty = "lease_reaper")),
     ));
+    handles.push(tokio::spawn(upkeep(app.clone(), shutdown.clone())));
     handles.push(tokio::spawn(
         webhook_delivery::run(app.clone(), shutdown.clone())
             .instrument(tracing::info_span!("duty", duty = "webhook_delivery")),
     ));
     handles
+}
+
+/// Keeps the metrics' histograms drained between scrapes (see [`crate::telemetry`]).
+async fn upkeep(app: App, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => app.telemetry.upkeep(),
+        }
+    }
 }
 
 /// One pass of a duty: `Ok(None)` when another replica holds its lock.
@@ -180,8 +149,9 @@ pub(crate) async fn run_every<F, Fut>(
             () = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
+        let started = Instant::now();
         let outcome = pass(app.clone()).await;
-        app.duties.of(name).record(&outcome);
+        record(&app, name, started, &outcome);
         if let Err(e) = outcome {
             tracing::warn!(error = %e, duty = name, "pass failed; retrying next period");
         }

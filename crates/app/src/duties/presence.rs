@@ -19,7 +19,10 @@ pub async fn run(app: App, shutdown: CancellationToken) {
             () = shutdown.cancelled() => true,
             _ = interval.tick() => false,
         };
-        if let Err(e) = app.presence.flush(&app.pool).await {
+        let started = std::time::Instant::now();
+        let outcome = app.presence.flush(&app.pool).await.map(Some);
+        super::record(&app, "agent_presence", started, &outcome);
+        if let Err(e) = outcome {
             tracing::warn!(error = %e, "writing agents' last-seen marks failed; retrying");
         }
         if stopping {

@@ -67,37 +67,27 @@ pub struct Done {
 }
 
 impl Batches {
-    /// The Prometheus exposition of the batches run so far, by kind of request.
-    pub fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP hotpatch_agent_batches_total Statements that answered agents' requests, by request.\n\
-             # TYPE hotpatch_agent_batches_total counter\n",
-        );
-        let counts = [
+    /// Batches run so far and the requests they carried, by kind of request (for `/metrics`).
+    pub fn counts(&self) -> [(&'static str, (u64, u64)); 3] {
+        [
             ("claim", self.claims.counts()),
             ("heartbeat", self.heartbeats.counts()),
             ("result", self.results.counts()),
-        ];
-        for (kind, (batches, _)) in counts {
-            out.push_str(&format!("hotpatch_agent_batches_total{{request=\"{kind}\"}} {batches}\n"));
-        }
-        out.push_str(
-            "# HELP hotpatch_agent_batched_requests_total Agents' requests answered by those statements.\n\
-             # TYPE hotpatch_agent_batched_requests_total counter\n",
-        );
-        for (kind, (_, requests)) in counts {
-            out.push_str(&format!(
-                "hotpatch_agent_batched_requests_total{{request=\"{kind}\"}} {requests}\n"
-            ));
-        }
-        out
+        ]
     }
 
     /// The machine's next job under a new lease, or `None`: [`jobs::claim`], batched.
     pub async fn claim(&self, app: &App, machine_id: Uuid) -> Result<Option<ClaimedJob>, AppError> {
         let app_ = app.clone();
         let run = move |machines| claims(app_.clone(), machines);
-        Ok(self.claims.submit(machine_id, run).await.map_err(dropped)??)
+        let started = std::time::Instant::now();
+        let claimed = self.claims.submit(machine_id, run).await.map_err(dropped)??;
+        let outcome = if claimed.is_some() { "job" } else { "none" };
+        app.telemetry.record(|| {
+            metrics::histogram!("hotpatch_claim_duration_seconds", "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+        });
+        Ok(claimed)
     }
 
     /// Confirms or extends a lease: [`jobs::heartbeat`], batched.
@@ -118,7 +108,15 @@ impl Batches {
         let app_ = app.clone();
         let run = move |results| results_of(app_.clone(), results);
         let request = ResultOf { job_id, machine_id, result };
-        Ok(self.results.submit(request, run).await.map_err(dropped)??)
+        let answer = self.results.submit(request, run).await.map_err(dropped)??;
+        if let Ok(Done { kind, state, recorded: true }) = answer {
+            let (kind, outcome): (&'static str, &'static str) = (kind.into(), state.into());
+            app.telemetry.record(|| {
+                metrics::counter!("hotpatch_jobs_finished_total", "kind" => kind, "outcome" => outcome)
+                    .increment(1);
+            });
+        }
+        Ok(answer)
     }
 }
 

@@ -103,6 +103,8 @@ pub struct Ticket(Option<u64>);
 pub struct AnswerStats {
     /// Requests answered from memory.
     pub hits: u64,
+    /// Requests for a current answer that had to compute it.
+    pub misses: u64,
     /// Answers kept.
     pub fills: u64,
     /// Fills refused: their machine changed while they were computed.
@@ -119,6 +121,7 @@ pub struct AnswerCache {
     /// Bytes each shard may keep (0: nothing is kept).
     shard_budget: usize,
     hits: AtomicU64,
+    misses: AtomicU64,
     fills: AtomicU64,
     refused: AtomicU64,
 }
@@ -131,6 +134,7 @@ impl AnswerCache {
             changes: AtomicU64::new(0),
             shard_budget: budget / SHARDS,
             hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
             fills: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
@@ -158,6 +162,11 @@ impl AnswerCache {
     /// Counts an answer served from memory.
     pub fn hit(&self) {
         self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an answer at the current instant that was not kept, or no longer current.
+    pub fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Take before reading what an answer is computed from; `None` inside while not listening.
@@ -206,6 +215,7 @@ impl AnswerCache {
     pub fn stats(&self) -> AnswerStats {
         AnswerStats {
             hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
             fills: self.fills.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             bytes: self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).bytes).sum(),

@@ -301,6 +301,9 @@ pub async fn get(
         }
         return Ok(Got::Answer(kept));
     }
+    if at.is_none() {
+        app.status_cache.miss();
+    }
     // Taken before anything is read: a change after it refuses to keep what is computed here.
     let ticket = app.status_cache.ticket(listening);
     // Tags still valid at `now` are checked against the stored versions alone.

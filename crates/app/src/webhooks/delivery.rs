@@ -166,7 +166,8 @@ async fn record(app: &App, c: &Claimed, outcome: Result<i32, Failure>) -> Result
     let delivered = matches!(attempt, Attempt::Delivered { .. });
     let mut tx = app.pool.begin().await?;
     // A lost lease (the reaper gave the delivery back) decides nothing: the next attempt does.
-    if webhooks::finish(&mut *tx, c.id, c.attempt, &attempt, now).await? {
+    let finished = webhooks::finish(&mut *tx, c.id, c.attempt, &attempt, now).await?;
+    if finished {
         let health = webhooks::record_outcome(&mut *tx, c.webhook_id, delivered, now).await?;
         if health.should_disable(now)
             && webhooks::disable(&mut *tx, c.webhook_id, &health.reason(), now).await?
@@ -176,6 +177,16 @@ async fn record(app: &App, c: &Claimed, outcome: Result<i32, Failure>) -> Result
         }
     }
     tx.commit().await?;
+    if finished {
+        let outcome = match attempt {
+            Attempt::Delivered { .. } => "delivered",
+            Attempt::Failed { .. } if c.attempt >= c.max_attempts => "failed",
+            Attempt::Failed { .. } => "retrying",
+        };
+        app.telemetry.record(|| {
+            metrics::counter!("hotpatch_webhook_deliveries_total", "outcome" => outcome).increment(1)
+        });
+    }
     Ok(())
 }
 
