@@ -124,14 +124,12 @@ fn scrape_query_failed(query: &'static str, e: &hotpatch_store::StoreError) {
 
 fn set_jobs(rows: &[hotpatch_store::stats::ActiveJobs], now: DateTime<Utc>) {
     let mut by: HashMap<(&str, &str), i64> = HashMap::new();
-    let (mut due, mut oldest) = (0, None::<DateTime<Utc>>);
+    let (mut due, mut oldest, mut oldest_connected) = (0, None, None);
     for r in rows {
         by.insert((r.kind.as_str(), r.state.as_str()), r.jobs);
         due += r.due;
-        oldest = match (oldest, r.oldest_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        oldest = earliest(oldest, r.oldest_due);
+        oldest_connected = earliest(oldest_connected, r.oldest_due_connected);
     }
     for kind in JOB_KINDS {
         for state in ACTIVE_JOB_STATES {
@@ -140,8 +138,17 @@ fn set_jobs(rows: &[hotpatch_store::stats::ActiveJobs], now: DateTime<Utc>) {
         }
     }
     gauge!("hotpatch_queue_depth").set(due as f64);
-    let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
-    gauge!("hotpatch_queue_oldest_age_seconds").set(age);
+    let age =
+        |t: Option<DateTime<Utc>>| t.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+    gauge!("hotpatch_queue_oldest_age_seconds").set(age(oldest));
+    gauge!("hotpatch_queue_oldest_connected_age_seconds").set(age(oldest_connected));
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn set_rollouts(rows: &[hotpatch_store::stats::RolloutCount]) {
@@ -236,6 +243,11 @@ fn describe() {
         "hotpatch_queue_oldest_age_seconds",
         Unit::Seconds,
         "How long the oldest claimable job has been claimable (0: none)."
+    );
+    describe_gauge!(
+        "hotpatch_queue_oldest_connected_age_seconds",
+        Unit::Seconds,
+        "The same, among jobs whose machine's agent is connected: a job waiting while its agent calls."
     );
     describe_counter!(
         "hotpatch_leases_expired_total",

@@ -21,18 +21,27 @@ pub struct ActiveJobs {
     pub due: i64,
     /// The earliest `run_after` of those.
     pub oldest_due: Option<DateTime<Utc>>,
+    /// The earliest `run_after` of those whose machine's agent is connected (seen within
+    /// [`crate::events::AGENT_SILENCE`]): a job that waits while its agent calls is stuck, one
+    /// whose agent is away is not.
+    pub oldest_due_connected: Option<DateTime<Utc>>,
 }
 
-/// Active jobs by kind and state at `now`, in one statement.
+/// Active jobs by kind and state at `now`, in one statement (each job's agent row by its key).
 pub async fn active_jobs(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Vec<ActiveJobs>, StoreError> {
     let rows = sqlx::query_as!(
         ActiveJobs,
-        r#"select kind as "kind!", state as "state!", count(*) as "jobs!",
-                  count(*) filter (where state = 'queued' and run_after <= $1) as "due!",
-                  min(run_after) filter (where state = 'queued' and run_after <= $1) as oldest_due
-           from job where state in ('queued', 'leased')
-           group by kind, state"#,
-        now
+        r#"select j.kind as "kind!", j.state as "state!", count(*) as "jobs!",
+                  count(*) filter (where j.state = 'queued' and j.run_after <= $1) as "due!",
+                  min(j.run_after) filter (where j.state = 'queued' and j.run_after <= $1) as oldest_due,
+                  min(j.run_after) filter (where j.state = 'queued' and j.run_after <= $1
+                                             and a.last_seen_at >= $1::timestamptz - $2::interval)
+                      as oldest_due_connected
+           from job j left join machine_agent a on a.machine_id = j.machine_id
+           where j.state in ('queued', 'leased')
+           group by j.kind, j.state"#,
+        now,
+        crate::events::pg_interval(crate::events::AGENT_SILENCE),
     )
     .fetch_all(db)
     .await?;
