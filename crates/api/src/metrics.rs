@@ -53,7 +53,7 @@ pub(crate) async fn serve(State(state): State<crate::AppState>, headers: HeaderM
                 .into_response();
         }
     }
-    let out = hotpatch_app::telemetry::Telemetry::render(&state).await;
+    let out = hotpatch_app::telemetry::render(&state).await;
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

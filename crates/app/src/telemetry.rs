@@ -1,13 +1,13 @@
 //! This process's metrics, through the `metrics` facade and `metrics-exporter-prometheus` (the
 //! text format, histograms and label escaping are the crate's, not ours).
 //!
-//! Each [`App`] owns its recorder: one process runs one `App`, and tests that start many in one
-//! process each see their own counts. Code records inside [`Telemetry::record`], which makes the
+//! Each [`App`] owns its recorder rather than installing a global one: one process runs one
+//! `App`, and tests that start many in one process each see their own counts. Code records inside [`Telemetry::record`], which makes the
 //! `App`'s recorder the current one for the `metrics` macros. Labels are bounded by construction:
 //! fixed names (duties, job kinds and states, outcomes), route templates, status codes.
 //!
 //! Counts that live in PostgreSQL (jobs in flight, rollouts) are read when `/metrics` is scraped
-//! ([`Telemetry::render`]), not by a duty: the statements read only unfinished rows through
+//! ([`render`]), not by a duty: the statements read only unfinished rows through
 //! partial indexes (see `hotpatch_store::stats`), cost nothing while nobody scrapes, and give the
 //! value at the scrape rather than one a period old. Agents connected and lost need every agent's
 //! row, so the liveness duty's leader counts them seldom instead (see [`AGENT_COUNT_EVERY`]).
@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use hotpatch_store::stats;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
@@ -26,6 +27,9 @@ use crate::App;
 const HTTP_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 /// Upper bounds (seconds) of the other durations: claims, duty passes.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// How long a scrape waits for each of its queries (Prometheus gives a whole scrape 10 s).
+pub const SCRAPE_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often the liveness leader counts agents connected and lost (a pass over every agent's row).
 pub const AGENT_COUNT_EVERY: Duration = Duration::from_secs(15);
@@ -95,34 +99,37 @@ impl Telemetry {
     pub fn upkeep(&self) {
         self.handle.run_upkeep();
     }
-
-    /// The Prometheus text of everything recorded, after the scrape-time figures are read.
-    pub async fn render(app: &App) -> String {
-        let telemetry = &app.telemetry;
-        let now = app.clock.now();
-        let jobs = hotpatch_store::stats::active_jobs(&app.pool, now).await;
-        let rollouts = hotpatch_store::stats::rollouts(&app.pool, now).await;
-        telemetry.record(|| {
-            match jobs {
-                Ok(rows) => set_jobs(&rows, now),
-                Err(e) => scrape_query_failed("jobs", &e),
-            }
-            match rollouts {
-                Ok(rows) => set_rollouts(&rows),
-                Err(e) => scrape_query_failed("rollouts", &e),
-            }
-            set_process(app);
-        });
-        telemetry.handle.render()
-    }
 }
 
-fn scrape_query_failed(query: &'static str, e: &hotpatch_store::StoreError) {
+/// The Prometheus text of everything `app` recorded, after the scrape-time figures are read. A
+/// query that fails or takes longer than [`SCRAPE_QUERY_TIMEOUT`] leaves its gauges as they were
+/// (and counts in `hotpatch_scrape_query_failures_total`): the rest is still served.
+pub async fn render(app: &App) -> String {
+    let now = app.clock.now();
+    let jobs = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, stats::active_jobs(&app.pool, now)).await;
+    let rollouts = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, stats::rollouts(&app.pool, now)).await;
+    app.telemetry.record(|| {
+        match jobs {
+            Ok(Ok(rows)) => set_jobs(&rows, now),
+            Ok(Err(e)) => scrape_query_failed("jobs", &e),
+            Err(_) => scrape_query_failed("jobs", &"timed out"),
+        }
+        match rollouts {
+            Ok(Ok(rows)) => set_rollouts(&rows),
+            Ok(Err(e)) => scrape_query_failed("rollouts", &e),
+            Err(_) => scrape_query_failed("rollouts", &"timed out"),
+        }
+        set_process(app);
+    });
+    app.telemetry.handle.render()
+}
+
+fn scrape_query_failed(query: &'static str, e: &dyn std::fmt::Display) {
     tracing::warn!(error = %e, query, "a /metrics query failed; its gauges keep their last values");
     counter!("hotpatch_scrape_query_failures_total", "query" => query).increment(1);
 }
 
-fn set_jobs(rows: &[hotpatch_store::stats::ActiveJobs], now: DateTime<Utc>) {
+fn set_jobs(rows: &[stats::ActiveJobs], now: DateTime<Utc>) {
     let mut by: HashMap<(&str, &str), i64> = HashMap::new();
     let (mut due, mut oldest, mut oldest_connected) = (0, None, None);
     for r in rows {
@@ -151,7 +158,7 @@ fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
     }
 }
 
-fn set_rollouts(rows: &[hotpatch_store::stats::RolloutCount]) {
+fn set_rollouts(rows: &[stats::RolloutCount]) {
     let count = |series: &str, state: &str| {
         rows.iter().find(|r| r.series == series && r.state == state).map_or(0, |r| r.count) as f64
     };
@@ -210,7 +217,7 @@ pub(crate) fn duty_pass<T, E>(duty: &'static str, took: Duration, outcome: &Resu
     if outcome.is_err() {
         counter!("hotpatch_duty_failures_total", "duty" => duty).increment(1);
     }
-    histogram_secs("hotpatch_duty_duration_seconds", duty, took);
+    metrics::histogram!("hotpatch_duty_duration_seconds", "duty" => duty).record(took.as_secs_f64());
     // Wall time, not the service clock: Prometheus compares it with its own `time()`.
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     gauge!("hotpatch_duty_last_run_timestamp_seconds", "duty" => duty).set(wall.as_secs_f64());
@@ -219,10 +226,6 @@ pub(crate) fn duty_pass<T, E>(duty: &'static str, took: Duration, outcome: &Resu
         let leads = matches!(outcome, Ok(Some(_)));
         gauge!("hotpatch_leader", "duty" => duty).set(if leads { 1.0 } else { 0.0 });
     }
-}
-
-fn histogram_secs(name: &'static str, duty: &'static str, took: Duration) {
-    metrics::histogram!(name, "duty" => duty).record(took.as_secs_f64());
 }
 
 /// Describes every metric (HELP lines) and exposes the zero of each counter whose labels are
@@ -338,7 +341,7 @@ pub(crate) const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retrying", "failed
 
 /// Counts agents connected and lost (see [`AGENT_COUNT_EVERY`]); `None`: this replica does not
 /// lead liveness, so it shows 0.
-pub(crate) fn set_agents(counts: Option<hotpatch_store::stats::AgentCounts>) {
+pub(crate) fn set_agents(counts: Option<stats::AgentCounts>) {
     let c = counts.unwrap_or_default();
     gauge!("hotpatch_agents", "state" => "connected").set(c.connected as f64);
     gauge!("hotpatch_agents", "state" => "lost").set(c.lost as f64);
