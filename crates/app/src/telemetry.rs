@@ -326,6 +326,9 @@ fn describe() {
     }
     for duty in crate::duties::NAMES {
         counter!("hotpatch_duty_failures_total", "duty" => duty).absolute(0);
+        for outcome in ["done", "skipped", "failed"] {
+            counter!("hotpatch_duty_passes_total", "duty" => duty, "outcome" => outcome).absolute(0);
+        }
     }
     for duty in crate::duties::SINGLETONS {
         gauge!("hotpatch_leader", "duty" => duty).set(0.0);

@@ -1168,3 +1168,52 @@ impl TransitionExt for Transition<Rollout> {
         }
     }
 }
+
+/// `stats::rollouts` as one series of `(series, state)` → count, zeros left out.
+async fn rollout_counts(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> std::collections::BTreeMap<(String, String), i64> {
+    let rows = hotpatch_store::stats::rollouts(pool, now).await.unwrap();
+    rows.into_iter().filter(|r| r.count > 0).map(|r| ((r.series, r.state), r.count)).collect()
+}
+
+#[tokio::test]
+async fn metrics_count_rollouts_by_state_the_machines_of_unfinished_ones_and_those_past_their_deadline() {
+    let db = fresh_db().await;
+    let release_id = release(&db.pool).await;
+    let ids = fleet(&db.pool, &[("eastus", None), ("eastus", None), ("westus", None)]).await;
+    let w = |m: Uuid| (m, t0() + hours(1), t0() + hours(3));
+    let kept = start(
+        &db.pool,
+        &plan(
+            release_id,
+            50,
+            vec![B { wave: 1, region: "eastus", zone: None, machines: vec![w(ids[0]), w(ids[1])] }],
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    let canceled = start(
+        &db.pool,
+        &plan(release_id, 50, vec![B { wave: 1, region: "westus", zone: None, machines: vec![w(ids[2])] }]),
+        false,
+    )
+    .await
+    .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(matches!(rollouts::cancel(&mut conn, canceled.id, t0()).await.unwrap(), Transition::Done(_)));
+
+    let key = |series: &str, state: &str| (series.to_owned(), state.to_owned());
+    let within = rollout_counts(&db.pool, t0()).await;
+    assert_eq!(
+        within,
+        [(key("rollout", "running"), 1), (key("rollout", "canceled"), 1), (key("machine", "pending"), 2)]
+            .into_iter()
+            .collect(),
+        "the canceled rollout's machine is history; none is overdue yet"
+    );
+    let late = rollout_counts(&db.pool, kept.deadline + TimeDelta::seconds(1)).await;
+    assert_eq!(late.get(&key("overdue", "")), Some(&1), "{late:?}");
+}

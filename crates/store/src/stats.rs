@@ -28,6 +28,8 @@ pub struct ActiveJobs {
 }
 
 /// Active jobs by kind and state at `now`, in one statement (each job's agent row by its key).
+/// One branch per state: with `state in (…)` PostgreSQL scans the whole table, with one state per
+/// branch it uses that state's partial index.
 pub async fn active_jobs(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Vec<ActiveJobs>, StoreError> {
     let rows = sqlx::query_as!(
         ActiveJobs,
@@ -37,8 +39,10 @@ pub async fn active_jobs(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<
                   min(j.run_after) filter (where j.state = 'queued' and j.run_after <= $1
                                              and a.last_seen_at >= $1::timestamptz - $2::interval)
                       as oldest_due_connected
-           from job j left join machine_agent a on a.machine_id = j.machine_id
-           where j.state in ('queued', 'leased')
+           from (select kind, state, run_after, machine_id from job where state = 'queued'
+                 union all
+                 select kind, state, run_after, machine_id from job where state = 'leased') j
+           left join machine_agent a on a.machine_id = j.machine_id
            group by j.kind, j.state"#,
         now,
         crate::events::pg_interval(crate::events::AGENT_SILENCE),
