@@ -267,5 +267,16 @@ else
   skip "systemd units" "no systemd-analyze on this machine"
 fi
 
+# --- Prometheus ---------------------------------------------------------------------------------
+# promtool is in Debian's `prometheus` package; the Grafana dashboard's metric names are checked
+# against a running server by crates/api/tests/metrics.rs.
+if command -v promtool >/dev/null 2>&1; then
+  check "deploy/prometheus/alerts.yml, promtool check rules ($(promtool --version 2>&1 | awk 'NR == 1 {print $3}'))" \
+    promtool check rules deploy/prometheus/alerts.yml
+  check "deploy/prometheus/alerts_test.yml, promtool test rules" promtool test rules deploy/prometheus/alerts_test.yml
+else
+  skip "Prometheus alert rules" "no promtool on this machine (apt-get install prometheus)"
+fi
+
 echo "deploy checks: $passed ok, $failed FAILED, $skipped skipped"
 [[ $failed -eq 0 ]]

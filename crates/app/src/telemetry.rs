@@ -106,7 +106,11 @@ impl Telemetry {
 /// (and counts in `hotpatch_scrape_query_failures_total`): the rest is still served.
 pub async fn render(app: &App) -> String {
     let now = app.clock.now();
-    let jobs = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, stats::active_jobs(&app.pool, now)).await;
+    let jobs = tokio::time::timeout(
+        SCRAPE_QUERY_TIMEOUT,
+        stats::active_jobs(&app.pool, now, app.settings.agent_silence),
+    )
+    .await;
     let rollouts = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, stats::rollouts(&app.pool, now)).await;
     app.telemetry.record(|| {
         match jobs {

@@ -3,7 +3,7 @@
 //! `job_lease_expiry_idx`, `rollout_state_idx`, `rollout_machine_batch_idx`), so a scrape costs
 //! what is in flight, never a pass over the fleet or the job history.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgExecutor;
 
 use crate::error::StoreError;
@@ -21,8 +21,8 @@ pub struct ActiveJobs {
     pub due: i64,
     /// The earliest `run_after` of those.
     pub oldest_due: Option<DateTime<Utc>>,
-    /// The earliest `run_after` of those whose machine's agent is connected (seen within
-    /// [`crate::events::AGENT_SILENCE`]): a job that waits while its agent calls is stuck, one
+    /// The earliest `run_after` of those whose machine's agent is connected (seen within the
+    /// silence after which an agent counts as lost): a job that waits while its agent calls is stuck, one
     /// whose agent is away is not.
     pub oldest_due_connected: Option<DateTime<Utc>>,
 }
@@ -30,7 +30,11 @@ pub struct ActiveJobs {
 /// Active jobs by kind and state at `now`, in one statement (each job's agent row by its key).
 /// One branch per state: with `state in (…)` PostgreSQL scans the whole table, with one state per
 /// branch it uses that state's partial index.
-pub async fn active_jobs(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Vec<ActiveJobs>, StoreError> {
+pub async fn active_jobs(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+    silence: TimeDelta,
+) -> Result<Vec<ActiveJobs>, StoreError> {
     let rows = sqlx::query_as!(
         ActiveJobs,
         r#"select j.kind as "kind!", j.state as "state!", count(*) as "jobs!",
@@ -45,7 +49,7 @@ pub async fn active_jobs(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<
            left join machine_agent a on a.machine_id = j.machine_id
            group by j.kind, j.state"#,
         now,
-        crate::events::pg_interval(crate::events::AGENT_SILENCE),
+        crate::events::pg_interval(silence),
     )
     .fetch_all(db)
     .await?;
@@ -87,7 +91,7 @@ pub async fn rollouts(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Vec
     Ok(rows)
 }
 
-/// Agents connected (seen within [`crate::events::AGENT_SILENCE`] of `now`) and lost (reported
+/// Agents connected (seen within the silence after which one counts as lost) and lost (reported
 /// lost and not seen since).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AgentCounts {
@@ -97,15 +101,20 @@ pub struct AgentCounts {
     pub lost: i64,
 }
 
-/// [`AgentCounts`] at `now`. This one reads every agent's row: the liveness duty calls it on its
-/// leader, seldom, never a scrape.
-pub async fn agents(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<AgentCounts, StoreError> {
+/// [`AgentCounts`] at `now`, an agent silent for `silence` counting as lost (as
+/// [`crate::events::report_lost_agents`] says). This one reads every agent's row: the liveness
+/// duty calls it on its leader, seldom, never a scrape.
+pub async fn agents(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+    silence: TimeDelta,
+) -> Result<AgentCounts, StoreError> {
     let row = sqlx::query!(
         r#"select count(*) filter (where last_seen_at >= $1::timestamptz - $2::interval) as "connected!",
                   count(*) filter (where lost_reported_at >= last_seen_at) as "lost!"
            from machine_agent"#,
         now,
-        crate::events::pg_interval(crate::events::AGENT_SILENCE),
+        crate::events::pg_interval(silence),
     )
     .fetch_one(db)
     .await?;

@@ -28,8 +28,11 @@ pub async fn tick(app: &App) -> Result<Option<Reported>, AppError> {
     let lost = events::report_lost_agents(&mut *tx, now, app.settings.agent_silence, BATCH).await?;
     let finished = events::sweep_finished_operations(&mut *tx, BATCH as i32).await?;
     // Every agent's row: seldom (see `telemetry::AGENT_COUNT_EVERY`).
-    let counts =
-        if app.telemetry.agents_count_due() { Some(stats::agents(&mut *tx, now).await?) } else { None };
+    let counts = if app.telemetry.agents_count_due() {
+        Some(stats::agents(&mut *tx, now, app.settings.agent_silence).await?)
+    } else {
+        None
+    };
     tx.commit().await?;
     app.telemetry.record(|| {
         metrics::counter!("hotpatch_agents_lost_total").increment(lost);
