@@ -72,6 +72,11 @@ async fn requests_are_exported_as_spans_to_the_configured_collector() {
     }
     // The batch exporter sends what is left when the service stops.
     let (status, output) = server.terminate().await;
+    let served =
+        output.lines().find(|l| l.contains("served") && l.contains("/v1/machines")).unwrap_or_default();
+    let trace_id =
+        served.split("trace_id=").nth(1).map(|t| t.chars().take_while(char::is_ascii_hexdigit).count());
+    assert_eq!(trace_id, Some(32), "log lines name the request's trace: {served}");
     assert!(status.success(), "{output}");
     let received = received.lock().unwrap().clone();
     assert!(!received.is_empty(), "no export reached the collector:\n{output}");

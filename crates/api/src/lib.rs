@@ -22,9 +22,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{middleware, Router};
 use hotpatch_store::PgPool;
+use opentelemetry::trace::TraceContextExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
@@ -155,7 +157,15 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(),
+                        request_id = %id, trace_id = tracing::field::Empty);
+                    // Where traces are exported (an OpenTelemetry layer is installed), the log
+                    // lines of the request name its trace, to find it in the collector.
+                    let trace = span.context().span().span_context().trace_id();
+                    if trace != opentelemetry::trace::TraceId::INVALID {
+                        span.record("trace_id", tracing::field::display(trace));
+                    }
+                    span
                 })
                 .on_request(())
                 .on_response(|res: &axum::response::Response, latency: Duration, _: &tracing::Span| {
