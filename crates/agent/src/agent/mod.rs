@@ -6,8 +6,8 @@
 //! run again. The job in hand is noted on disk before its work starts: a restart of the machine
 //! that the job started (the executor answers `awaits_restart`) is waited for with the lease
 //! kept, and confirmed at the agent's next start by the boot marker; a job an earlier run left
-//! in hand without an answer is reported failed (or, a `reboot` the machine went through,
-//! succeeded) — never silently run again. A lost lease during the work drops the job; transport errors and 5xx back off
+//! in hand without an answer is not reported (its lease expires and it is offered again, as for
+//! any agent that went away), except a `reboot` the machine went through: that one succeeded. A lost lease during the work drops the job; transport errors and 5xx back off
 //! exponentially with jitter; a 401 stops the agent; cancellation stops it between jobs (a job
 //! in hand gets a short grace period to finish and report; what it could not report stays
 //! spooled).
@@ -281,7 +281,13 @@ impl<E: Executor> Agent<E> {
         }
         let now = self.executor.boot_marker();
         let span = info_span!("in hand", job_id = %job.id, kind = <&str>::from(job.kind));
-        let outcome = recovered(&job, in_hand.boot.as_deref(), now.as_deref(), in_hand.answer);
+        let Some(outcome) = recovered(&job, in_hand.boot.as_deref(), now.as_deref(), in_hand.answer) else {
+            span.in_scope(|| {
+                warn!("a job was in hand when the agent stopped, its work unfinished: left to its lease, it is offered again")
+            });
+            self.spool.let_go();
+            return;
+        };
         span.in_scope(|| match &outcome.error {
             None => warn!("the machine restarted as the job asked: reporting its answer"),
             Some(error) => warn!(%error, "a job was in hand when the agent stopped: reporting it failed"),
@@ -347,36 +353,40 @@ impl<E: Executor> Agent<E> {
     }
 }
 
-/// The outcome of a job found in hand at start, from the boot markers when its work started
-/// (`before`) and now, and the executor's answer if it gave one before a restart it started.
-/// When either marker is unknown, a restart the executor started is taken as done.
+/// The outcome to report for a job found in hand at start, from the boot markers when its work
+/// started (`before`) and now, and the executor's answer if it gave one before a restart it
+/// started. When either marker is unknown, a restart the executor started is taken as done.
+/// `None`: its work did not finish (the agent or the machine stopped under it) and nothing is
+/// reported; like any job whose agent went away, it is offered again once its lease expires.
 pub fn recovered(
     job: &ClaimedJob,
     before: Option<&str>,
     now: Option<&str>,
     answer: Option<JobOutcome>,
-) -> JobOutcome {
+) -> Option<JobOutcome> {
     let restarted = match (before, now) {
         (Some(before), Some(now)) => boot::restarted(before, now),
         _ => answer.is_some(),
     };
     match (answer, restarted) {
         // The inventory the program read before the restart is stale: a fresh one goes first.
-        (Some(answer), true) => {
-            JobOutcome { rebooted: true, reboot_pending: false, inventory: None, awaits_restart: false, ..answer }
-        }
-        (Some(_), false) => JobOutcome::failed(
+        (Some(answer), true) => Some(JobOutcome {
+            rebooted: true,
+            reboot_pending: false,
+            inventory: None,
+            awaits_restart: false,
+            ..answer
+        }),
+        (Some(_), false) => Some(JobOutcome::failed(
             "the agent stopped while waiting for the restart the job started, and the machine has not restarted",
             true,
-        ),
-        (None, true) if job.kind == JobKind::Reboot => JobOutcome { rebooted: true, ..JobOutcome::succeeded(false) },
-        (None, true) => JobOutcome {
-            rebooted: true,
-            ..JobOutcome::failed("the machine restarted before the job's program answered", false)
-        },
-        (None, false) => {
-            JobOutcome::failed("the agent stopped while the job's program ran; how the job went is unknown", false)
+        )),
+        // A reboot cut short by the restart it asked for did its work: running it again would
+        // restart the machine a second time.
+        (None, true) if job.kind == JobKind::Reboot => {
+            Some(JobOutcome { rebooted: true, ..JobOutcome::succeeded(false) })
         }
+        (None, _) => None,
     }
 }
 
