@@ -147,6 +147,29 @@ fn count(mock: &Mock, what: &str) -> usize {
 
 const LONG: Duration = Duration::from_secs(600);
 
+/// An agent in the middle of a job of `kind` whose executor never answers: the moment a crash of
+/// the agent or of the machine comes.
+struct Hung {
+    mock: Arc<Mock>,
+    job: ClaimedJob,
+    base: String,
+    dir: tempfile::TempDir,
+    machine: Arc<Machine>,
+    agent: Running,
+}
+
+async fn hung(kind: JobKind) -> Hung {
+    let mock = Arc::new(Mock::default());
+    let job = mock.push_job(kind, json!({}), TimeDelta::seconds(30));
+    let base = mock::serve(mock.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let machine = Arc::new(Machine::default());
+    machine.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+    let agent = start(&base, dir.path(), &machine, LONG);
+    until("the job to run", || machine.runs().len() == 1).await;
+    Hung { mock, job, base, dir, machine, agent }
+}
+
 #[tokio::test]
 async fn a_restart_the_job_started_is_reported_after_it_happened_and_the_job_is_not_run_again() {
     let mock = Arc::new(Mock::default());
@@ -220,14 +243,7 @@ async fn a_restart_that_never_comes_fails_the_job_at_the_timeout() {
 
 #[tokio::test]
 async fn a_job_in_hand_when_the_agent_died_is_left_to_its_lease_and_runs_again_when_offered() {
-    let mock = Arc::new(Mock::default());
-    let job = mock.push_job(JobKind::Install, json!({}), TimeDelta::seconds(30));
-    let base = mock::serve(mock.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let machine = Arc::new(Machine::default());
-    machine.hang.store(true, std::sync::atomic::Ordering::Relaxed);
-    let agent = start(&base, dir.path(), &machine, LONG);
-    until("the job to run", || machine.runs().len() == 1).await;
+    let Hung { mock, job, base, dir, machine, agent } = hung(JobKind::Install).await;
     agent.kill().await;
     // Its work did not finish: nothing is reported; the server re-offers it after the lease.
     machine.hang.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -246,34 +262,20 @@ async fn a_job_in_hand_when_the_agent_died_is_left_to_its_lease_and_runs_again_w
 
 #[tokio::test]
 async fn a_reboot_job_cut_short_by_the_restart_it_asked_for_succeeded() {
-    let mock = Arc::new(Mock::default());
-    let reboot = mock.push_job(JobKind::Reboot, json!({}), TimeDelta::seconds(30));
-    let base = mock::serve(mock.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let machine = Arc::new(Machine::default());
-    machine.hang.store(true, std::sync::atomic::Ordering::Relaxed);
-    let agent = start(&base, dir.path(), &machine, LONG);
-    until("the job to run", || machine.runs().len() == 1).await;
+    let Hung { mock, job, base, dir, machine, agent } = hung(JobKind::Reboot).await;
     // The machine went down under the program, before it could answer.
     machine.restart();
     agent.kill().await;
     let agent = start(&base, dir.path(), &machine, LONG);
     mock.wait_for("health").await;
     let r = &results(&mock)[0];
-    assert_eq!((r.lease_id, r.outcome, r.rebooted), (reboot.lease.id, Outcome::Succeeded, Some(true)));
+    assert_eq!((r.lease_id, r.outcome, r.rebooted), (job.lease.id, Outcome::Succeeded, Some(true)));
     agent.stop().await;
 }
 
 #[tokio::test]
 async fn an_install_cut_short_by_a_restart_is_not_reported() {
-    let mock = Arc::new(Mock::default());
-    mock.push_job(JobKind::Install, json!({}), TimeDelta::seconds(30));
-    let base = mock::serve(mock.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let machine = Arc::new(Machine::default());
-    machine.hang.store(true, std::sync::atomic::Ordering::Relaxed);
-    let agent = start(&base, dir.path(), &machine, LONG);
-    until("the job to run", || machine.runs().len() == 1).await;
+    let Hung { mock, base, dir, machine, agent, .. } = hung(JobKind::Install).await;
     machine.restart();
     agent.kill().await;
     let agent = start(&base, dir.path(), &machine, LONG);
