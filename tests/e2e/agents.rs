@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hotpatch_e2e::{random_token, AgentProcess, Launch, Server};
+use hotpatch_e2e::{random_token, start_fresh, AgentProcess, Launch, Server, Started};
 use serde_json::{json, Value};
 
 use crate::register;
@@ -121,15 +121,7 @@ async fn assess_now_for_a_simulated_fleet_of_200_returns_fresh_assessments() {
 
 #[tokio::test]
 async fn a_job_whose_agent_is_killed_is_re_leased_after_expiry_and_finishes_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = hotpatch_store::testing::fresh_db().await;
-    let token = random_token();
-    let server = Launch::new(dir.path())
-        .database_url(&db.url)
-        .admin_token(&token)
-        .env("HOTPATCH_LEASE_SECS", "5")
-        .start()
-        .await;
+    let Started { server, token, dir: _dir, db: _db } = start_fresh(&[("HOTPATCH_LEASE_SECS", "5")]).await;
     let machine = register(&server, &token, "crashy-1").await;
     let (status, agent_token) =
         send(&server, &token, server.http().post(server.url(&format!("/v1/machines/{machine}/agent-token"))))

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use hotpatch_e2e::{random_token, AgentProcess, Launch, Server};
+use hotpatch_e2e::{start_fresh, AgentProcess, Server, Started};
 use serde_json::{json, Value};
 
 const MACHINES: usize = 12;
@@ -71,15 +71,8 @@ fn newest<'a>(releases: &'a [Value], os: &str, kind: &str) -> &'a Value {
 
 #[tokio::test]
 async fn a_simulated_fleet_from_the_catalog_becomes_compliant_once_it_installs_the_current_release() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = hotpatch_store::testing::fresh_db().await;
-    let token = random_token();
-    let server = Launch::new(dir.path())
-        .database_url(&db.url)
-        .admin_token(&token)
-        .env("HOTPATCH_AUTOMATIC_ROLLOUTS", "false")
-        .start()
-        .await;
+    let Started { server, token, dir: _dir, db: _db } =
+        start_fresh(&[("HOTPATCH_AUTOMATIC_ROLLOUTS", "false")]).await;
     let releases = publish_sample_catalog(&server, &token).await;
     let base = server.url("");
     let machines = MACHINES.to_string();

@@ -6,8 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use hotpatch_e2e::{random_token, Launch, Server};
-use hotpatch_store::testing::TestDb;
+use hotpatch_e2e::{start_fresh, Started};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A collector that answers 200 to everything and keeps each request (head and body) as bytes.
@@ -55,25 +54,11 @@ fn complete(request: &[u8]) -> bool {
     request.len() >= head_end + 4 + length
 }
 
-/// A server with its own database and admin token, `OTEL_EXPORTER_OTLP_ENDPOINT` set to
-/// `endpoint` (the directory and the database live as long as the returned guards).
-async fn server_tracing_to(endpoint: &str) -> (Server, String, tempfile::TempDir, TestDb) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = hotpatch_store::testing::fresh_db().await;
-    let token = random_token();
-    let server = Launch::new(dir.path())
-        .database_url(&db.url)
-        .admin_token(&token)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .start()
-        .await;
-    (server, token, dir, db)
-}
-
 #[tokio::test]
 async fn requests_are_exported_as_spans_to_the_configured_collector() {
     let (url, received) = collector().await;
-    let (server, token, _dir, _db) = server_tracing_to(&url).await;
+    let Started { server, token, dir: _dir, db: _db } =
+        start_fresh(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &url)]).await;
     for _ in 0..3 {
         let r = server.http().get(server.url("/v1/machines")).bearer_auth(&token).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -100,7 +85,8 @@ async fn requests_are_exported_as_spans_to_the_configured_collector() {
 #[tokio::test]
 async fn without_an_endpoint_nothing_is_exported() {
     let (url, received) = collector().await;
-    let (server, token, _dir, _db) = server_tracing_to("").await;
+    let Started { server, token, dir: _dir, db: _db } =
+        start_fresh(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "")]).await;
     let r = server.http().get(server.url("/v1/machines")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let _ = server.terminate().await;

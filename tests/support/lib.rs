@@ -122,6 +122,31 @@ pub fn random_token() -> String {
     format!("e2e_{}", Alphanumeric.sample_string(&mut rand::thread_rng(), 40))
 }
 
+/// A `hotpatchd` of its own: on a fresh database, with a random admin token. The directory and
+/// the database live as long as this does.
+pub struct Started {
+    /// The running server.
+    pub server: Server,
+    /// Its admin token.
+    pub token: String,
+    /// Its data directory.
+    pub dir: tempfile::TempDir,
+    /// Its database (dropped with it).
+    pub db: hotpatch_store::testing::TestDb,
+}
+
+/// Starts a `hotpatchd` on a fresh database with a random admin token and `env` added.
+pub async fn start_fresh(env: &[(&str, &str)]) -> Started {
+    let dir = tempfile::tempdir().expect("a temporary data directory");
+    let db = hotpatch_store::testing::fresh_db().await;
+    let token = random_token();
+    let launch = env
+        .iter()
+        .fold(Launch::new(dir.path()).database_url(&db.url).admin_token(&token), |l, (k, v)| l.env(k, v));
+    let server = launch.start().await;
+    Started { server, token, dir, db }
+}
+
 /// How to start one `hotpatchd`: a data directory, `HOTPATCH_LISTEN=127.0.0.1:0`, no
 /// `DATABASE_URL` and no admin token unless given.
 #[derive(Debug, Clone)]
