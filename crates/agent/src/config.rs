@@ -113,9 +113,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Erro
     }
     match Spelling::deserialize(d)? {
         Spelling::Seconds(s) => Ok(Some(Duration::from_secs(s))),
-        Spelling::Iso(text) => text.parse::<IsoDuration>().map(|d| Some(d.as_std())).map_err(|_| {
-            serde::de::Error::custom(format!("'{text}' is not seconds or an ISO 8601 duration like PT2H"))
-        }),
+        Spelling::Iso(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
     }
 }
 

@@ -256,8 +256,8 @@ impl Fleet {
         // does not forget the updates its machines installed.
         // Owned items: a stream over borrowed ones makes this future `Send` only for one
         // lifetime, and `hotpatchd dev` spawns it.
-        let owned: Vec<(MachineRef, bool)> =
-            machines.iter().map(|(_, m, adopted)| (m.clone(), matches!(adopted, Adopted::Yes))).collect();
+        let owned: Vec<(MachineRef, Adopted)> =
+            machines.iter().map(|(_, m, adopted)| (m.clone(), *adopted)).collect();
         let api = &api;
         let setup: Vec<(String, Option<RecordedState>)> = futures::stream::iter(owned)
             .map(|(m, adopted)| {
@@ -266,12 +266,11 @@ impl Fleet {
                     let token = retrying(|| api.agent_token(m.id, &name))
                         .await
                         .map_err(client_error(format!("minting the agent token of {}", m.name)))?;
-                    let recorded = if adopted {
-                        retrying(|| api.recorded_state(m.id))
+                    let recorded = match adopted {
+                        Adopted::Yes => retrying(|| api.recorded_state(m.id))
                             .await
-                            .map_err(client_error(format!("reading the recorded state of {}", m.name)))?
-                    } else {
-                        None
+                            .map_err(client_error(format!("reading the recorded state of {}", m.name)))?,
+                        Adopted::No => None,
                     };
                     Ok::<_, FleetError>((token, recorded))
                 }

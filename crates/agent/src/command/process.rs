@@ -52,12 +52,6 @@ pub struct Ran {
     pub stderr: Vec<u8>,
 }
 
-/// Output read so far; shared so that what was read survives a reader that is abandoned.
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-}
-
 /// Runs `inv`; `Err` when the program cannot be started at all.
 pub async fn run(inv: Invocation) -> Result<Ran, String> {
     let mut command = Command::new(&inv.program);
@@ -102,15 +96,16 @@ pub async fn run(inv: Invocation) -> Result<Ran, String> {
     Ok(Ran { exit, stdout, stderr })
 }
 
-/// A reader of one pipe into a [`Captured`] buffer.
+/// A reader of one pipe into a buffer, shared so that what was read survives a reader that is
+/// abandoned.
 struct Capture {
-    buffer: Arc<Mutex<Captured>>,
+    buffer: Arc<Mutex<Vec<u8>>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Reads `pipe` into a buffer of at most `max` bytes: its start, or (`tail`) its end.
 fn capture(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, max: usize, tail: bool) -> Capture {
-    let buffer = Arc::new(Mutex::new(Captured::default()));
+    let buffer = Arc::new(Mutex::new(Vec::new()));
     let task = pipe.map(|mut pipe| {
         let buffer = buffer.clone();
         tokio::spawn(async move {
@@ -120,13 +115,13 @@ fn capture(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, max: usize, ta
                     break;
                 }
                 let Ok(mut b) = buffer.lock() else { break };
-                b.bytes.extend_from_slice(&chunk[..n]);
-                if b.bytes.len() > max {
+                b.extend_from_slice(&chunk[..n]);
+                if b.len() > max {
                     if tail {
-                        let cut = b.bytes.len() - max;
-                        b.bytes.drain(..cut);
+                        let cut = b.len() - max;
+                        b.drain(..cut);
                     } else {
-                        b.bytes.truncate(max);
+                        b.truncate(max);
                     }
                 }
             }
@@ -144,7 +139,7 @@ impl Capture {
                 abort.abort();
             }
         }
-        self.buffer.lock().map(|mut b| std::mem::take(&mut b.bytes)).unwrap_or_default()
+        self.buffer.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default()
     }
 }
 
