@@ -8,6 +8,7 @@
 
 pub mod calendar;
 pub mod publish;
+pub mod reboots;
 pub mod rollback;
 pub mod status;
 
@@ -18,5 +19,6 @@ mod tests;
 
 pub use calendar::{calendar, project_year, CalendarMonth, CalendarRule, MonthStatus, ProjectedMonth};
 pub use publish::{check_publish, Publication, PublishRuleViolation};
+pub use reboots::{reboots_in_year, YearReboots};
 pub use rollback::{rollback_plan, RollbackRefused, RollbackStep};
 pub use status::{cycle_status, installed, rebooted, CycleKind, CycleStatus, MachineState, NextRelease};
