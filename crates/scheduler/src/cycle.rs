@@ -11,6 +11,7 @@ pub mod publish;
 pub mod reboots;
 pub mod rollback;
 pub mod status;
+pub mod whatif;
 
 #[cfg(test)]
 mod props;
@@ -22,3 +23,4 @@ pub use publish::{check_publish, Publication, PublishRuleViolation};
 pub use reboots::{reboots_in_year, YearReboots};
 pub use rollback::{rollback_plan, RollbackRefused, RollbackStep};
 pub use status::{cycle_status, installed, rebooted, CycleKind, CycleStatus, MachineState, NextRelease};
+pub use whatif::{compare, scenario_catalog, Comparison, Scenario, WhatIfError, HYPOTHETICAL_ID};
