@@ -1,5 +1,5 @@
 //! `hotpatchctl` against the real API, served in this process over a fresh database: assessing
-//! with `--skip-disconnected --wait`, listing and canceling operations (issue 20).
+//! with `--skip-disconnected --wait`, machines by name, tokens by role and kind (issue 20).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::Write;
@@ -119,6 +119,54 @@ async fn assess_wait_with_skip_disconnected_waits_only_for_machines_whose_agent_
     result.unwrap();
     assert_eq!(op["status"], "succeeded", "{op}");
     assert_eq!(op["machines"]["total"], 1, "the machine without an agent was left out: {op}");
+}
+
+#[tokio::test]
+async fn machines_get_takes_a_name_or_an_id_and_list_filters_by_name() {
+    let api = Api::start().await;
+    let web = api.machine("web-01").await;
+    api.machine("web-02").await;
+    api.machine("db-01").await;
+
+    let (r, by_name) = api.ctl(&["machines", "get", "web-01"]).await;
+    r.unwrap();
+    assert_eq!(by_name["id"], web.as_str());
+    let (r, by_id) = api.ctl(&["machines", "get", &web]).await;
+    r.unwrap();
+    assert_eq!(by_id, by_name);
+    let (r, _) = api.ctl(&["machines", "get", "web-03"]).await;
+    let e = r.unwrap_err();
+    assert_eq!(
+        (e.to_string(), e.exit_code()),
+        ("404 not_found: no machine named 'web-03'".to_owned(), 3.into())
+    );
+
+    let (r, page) = api.ctl(&["machines", "list", "--name", "web-*"]).await;
+    r.unwrap();
+    let mut names: Vec<&str> =
+        page["items"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["web-01", "web-02"]);
+}
+
+#[tokio::test]
+async fn tokens_list_filters_by_role_and_kind() {
+    let api = Api::start().await;
+    let ci = api.post("/v1/tokens", ADMIN, json!({"name": "pipeline", "role": "ci"})).await;
+    api.post("/v1/tokens", ADMIN, json!({"name": "viewer", "role": "reader"})).await;
+    let machine = api.machine("web-1").await;
+    api.post(&format!("/v1/machines/{machine}/agent-token"), ADMIN, json!({})).await;
+
+    let (r, page) = api.ctl(&["tokens", "list", "--role", "ci"]).await;
+    r.unwrap();
+    let ids: Vec<&Value> = page["items"].as_array().unwrap().iter().map(|t| &t["id"]).collect();
+    assert_eq!(ids, [&ci["id"]]);
+    let (r, page) = api.ctl(&["tokens", "list", "--kind", "agent"]).await;
+    r.unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!((items.len(), items[0]["machine_id"].as_str()), (1, Some(machine.as_str())));
+    let (r, _) = api.ctl(&["tokens", "list", "--kind", "person"]).await;
+    assert_eq!(r.unwrap_err().exit_code(), 3.into(), "the server refuses an unknown kind");
 }
 
 #[tokio::test]
