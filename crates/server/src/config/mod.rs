@@ -106,6 +106,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(60..=2_592_000))]
     pub job_ttl_secs: u32,
 
+    /// Days (1–3650) the audit log (`GET /v1/audit`) keeps an entry.
+    #[arg(long, env = "HOTPATCH_AUDIT_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub audit_retention_days: u32,
+
     /// Connections to PostgreSQL this replica keeps at most (2–200). More is not faster on a small
     /// database server: each busy connection is a backend process competing for its cores.
     #[arg(long, env = "HOTPATCH_DB_POOL_SIZE", default_value_t = hotpatch_store::DEFAULT_POOL_SIZE,
@@ -263,6 +268,7 @@ impl Config {
             clock_control: self.clock_control,
             agent_silence: hotpatch_store::events::AGENT_SILENCE,
             job_ttl: TimeDelta::seconds(i64::from(self.job_ttl_secs)),
+            audit_retention: TimeDelta::days(i64::from(self.audit_retention_days)),
             webhook_allow: self.webhook_allow.clone(),
         }
     }
