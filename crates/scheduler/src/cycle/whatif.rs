@@ -52,7 +52,7 @@ pub enum WhatIfError {
 
 /// The id the hypothetical baseline has in the scenario's catalog (no real release has it:
 /// real ids are v7).
-pub const HYPOTHETICAL_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_000000000001);
+pub const HYPOTHETICAL_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
 
 /// The catalog under `scenario`, and the scenario's instant (the baseline's release, or `now`
 /// for a withdrawal, whichever is later).
