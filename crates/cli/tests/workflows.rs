@@ -185,3 +185,45 @@ async fn operations_list_and_cancel() {
     let e = r.unwrap_err();
     assert!(e.to_string().starts_with("409 conflict: "), "{e}");
 }
+
+#[tokio::test]
+async fn rollouts_start_watch_prints_the_rollout_id_first() {
+    let api = Api::start().await;
+    api.machine("web-1").await;
+    let release = api
+        .post(
+            "/v1/releases",
+            ADMIN,
+            json!({"os": "windows_server_2022", "kind": "baseline", "planned": true, "month": "2025-01",
+                   "kb": "KB5000001", "build": "20348.3000", "released_at": "2025-01-14T18:00:00Z"}),
+        )
+        .await;
+    let release = release["id"].as_str().unwrap();
+    // In a table: the id is stdout's first line, before any watching (here cut short at once).
+    let argv = [
+        "hotpatchctl",
+        "--url",
+        &api.url,
+        "--token",
+        ADMIN,
+        "rollouts",
+        "start",
+        "--release",
+        release,
+        "--watch",
+        "--timeout",
+        "0",
+    ];
+    let buf = Buf::default();
+    let mut out = Out::to_writer(Format::Table, Box::new(buf.clone()));
+    let result = hotpatch_cli::run(Cli::try_parse_from(argv).unwrap(), &mut out).await;
+    assert!(result.is_err(), "the watch gave up at once: {result:?}");
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    let id = first
+        .strip_prefix("rollout ")
+        .and_then(|r| r.strip_suffix(" started"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (status, rollout) = api.call(reqwest::Method::GET, &format!("/v1/rollouts/{id}"), ADMIN, None).await;
+    assert_eq!((status, rollout["release_id"].as_str()), (200, Some(release)));
+}

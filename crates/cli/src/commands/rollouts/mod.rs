@@ -173,6 +173,14 @@ pub async fn run(command: RolloutsCommand, client: &Client, out: &mut Out) -> Re
                     reason: "the answer has no rollout id".into(),
                 },
             )?;
+            // The id first, so that a watch cut short (Ctrl-C, a CI step's timeout) still says
+            // which rollout runs on: stdout in text, stderr when stdout must stay one JSON value.
+            let started = format!("rollout {id} started");
+            if out.is_json() {
+                out.note(&started);
+            } else {
+                out.line(&started)?;
+            }
             watch_rollout(id, &poll, client, out).await
         }
         RolloutsCommand::List { state, page } => {
