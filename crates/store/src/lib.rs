@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod clock;
+pub mod console_sessions;
 pub mod error;
 pub mod events;
 pub mod installs;

@@ -1,0 +1,127 @@
+//! Operations and webhooks (`/operations`): one operation's page (`/operations/{id}`, live until
+//! it ends) with its per-machine results, and the webhooks with their recent deliveries.
+//!
+//! A list of recent operations needs `GET /v1/operations` (being added in another change); until
+//! it lands the page links operations from each machine's history and opens one by id.
+
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use hotpatch_app::operations;
+use hotpatch_app::webhooks::subscriptions;
+use hotpatch_domain::Role;
+use maud::{html, Markup};
+use uuid::Uuid;
+
+use super::see_other;
+use crate::error::ConsoleError;
+use crate::layout::{badge, live, shell, utc, utc_or_dash, Nav};
+use crate::session::SignedIn;
+use crate::Host;
+
+/// Deliveries shown per webhook.
+const DELIVERIES: usize = 10;
+
+/// `GET /operations` (`?id=` opens one).
+pub async fn page<H: Host>(
+    State(host): State<H>,
+    who: SignedIn,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ConsoleError> {
+    let wanted = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+    if let Some(id) = wanted {
+        let id: Uuid =
+            id.parse().map_err(|_| ConsoleError::BadRequest(format!("'{id}' is not an operation id")))?;
+        return Ok(see_other(&format!("/operations/{id}")));
+    }
+    let app = host.app();
+    let hooks = if who.may(Role::Operator) { Some(subscriptions::list(app).await?) } else { None };
+    let mut logs = Vec::new();
+    for h in hooks.iter().flat_map(|l| &l.items) {
+        let mut log = subscriptions::deliveries(app, h.id).await?;
+        log.items.truncate(DELIVERIES);
+        logs.push(log);
+    }
+    let body = html! {
+        h2 { "Open an operation" }
+        form.filters method="get" action="/operations" {
+            label { "Operation id" input name="id" size="38" required; }
+            button type="submit" { "Open" }
+        }
+        p.muted { "Operations started from a machine's page open here; each machine's history links its operations." }
+        h2 { "Webhooks" }
+        @match &hooks {
+            None => p.muted { "Webhooks are shown to operators." },
+            Some(list) if list.items.is_empty() => p { "No webhook is subscribed." },
+            Some(list) => @for (h, log) in list.items.iter().zip(&logs) {
+                section.panel {
+                    h3 { code { (h.url) } }
+                    p { (h.event_types.join(", ")) @if let Some(d) = &h.description { " · " (d) } }
+                    @if let Some(at) = h.disabled_at {
+                        p.error { "Disabled " (utc(at)) ": " (h.disabled_reason.clone().unwrap_or_default()) }
+                    }
+                    @if log.items.is_empty() { p.muted { "No delivery yet." } } @else {
+                        div.table-wrap { table {
+                            thead { tr { th scope="col" { "Event" } th scope="col" { "State" } th scope="col" { "Attempt" }
+                                th scope="col" { "Last answer" } th scope="col" { "Next attempt" } th scope="col" { "Created" } } }
+                            tbody { @for d in &log.items { tr {
+                                td { (d.event_type) " #" (d.event_id) } td { (badge(&d.state)) } td { (d.attempt) "/" (d.max_attempts) }
+                                td { @if let Some(s) = d.last_status { (s) " " } (d.last_error.clone().unwrap_or_default()) }
+                                td { (utc_or_dash(d.next_attempt_at)) } td { (utc(d.created_at)) }
+                            } } }
+                        } }
+                    }
+                }
+            },
+        }
+    };
+    Ok(shell("Operations and webhooks", &who, Nav::Operations, body).into_response())
+}
+
+/// `GET /operations/{id}`: status, counts and per-machine results, refreshed until it ends.
+pub async fn operation<H: Host>(
+    State(host): State<H>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Markup, ConsoleError> {
+    let id: Uuid =
+        id.parse().map_err(|_| ConsoleError::BadRequest(format!("'{id}' is not an operation id")))?;
+    let op = operations::get(host.app(), id, Duration::ZERO).await?;
+    let kind: &'static str = op.kind.into();
+    let status: &'static str = op.status.into();
+    let m = &op.machines;
+    let body = html! {
+        (live("operation-live", 5, html! {
+            dl.facts {
+                dt { "Kind" } dd { (kind) }
+                dt { "Status" } dd id="operation-status" { (badge(status)) }
+                dt { "Machines" } dd { (m.total) " in all: " (m.succeeded) " succeeded, " (m.failed) " failed, " (m.pending) " pending" }
+                dt { "Started" } dd { (utc(op.created_at)) }
+                dt { "Finished" } dd { (utc_or_dash(op.finished_at)) }
+            }
+            @for w in &op.warnings { p.warn { (w) } }
+            h2 { "Results" }
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "Machine" } th scope="col" { "Job" } th scope="col" { "Finished" } th scope="col" { "Error" } } }
+                tbody { @for r in &op.results {
+                    @let state: &'static str = r.state.into();
+                    tr {
+                        td { a href=(format!("/machines/{}", r.machine_id)) { (r.machine_id) } }
+                        td { (badge(state)) } td { (utc_or_dash(r.finished_at)) } td { (r.error.clone().unwrap_or_default()) }
+                    }
+                } }
+            } }
+            @if op.results_truncated { p.muted { "Only the first results are listed." } }
+        }))
+    };
+    Ok(shell(&format!("Operation {}", short(id)), &who, Nav::Operations, body))
+}
+
+/// The first block of an id, enough to tell operations apart on screen.
+pub fn short(id: Uuid) -> String {
+    id.to_string().chars().take(8).collect()
+}
