@@ -80,16 +80,16 @@ pub async fn page<H: Host>(
             }
             @for w in &d.waves {
                 section.wave aria-labelledby=(format!("wave-{}", w.wave)) {
-                    h2 id=(format!("wave-{}", w.wave)) { "Wave " (w.wave + 1) ": " (w.regions.join(", ")) }
-                    (progress(&format!("Wave {}", w.wave + 1), w.counts.succeeded, w.counts.failed, w.counts.total))
+                    h2 id=(format!("wave-{}", w.wave)) { "Wave " (w.wave) ": " (w.regions.join(", ")) }
+                    (progress(&format!("Wave {}", w.wave), w.counts.succeeded, w.counts.failed, w.counts.total))
                     div.table-wrap { table {
                         thead { tr { th scope="col" { "Batch" } th scope="col" { "Where" } th scope="col" { "State" }
                             th scope="col" { "Progress" } th scope="col" .hide-narrow { "Planned" } th scope="col" .hide-narrow { "Next install" } } }
                         tbody { @for b in &w.batches { tr data-batch=(b.index) data-batch-state=(b.state) {
-                            td { (b.index + 1) }
+                            td { (b.index) }
                             td { (b.region) @if let Some(z) = &b.zone { " zone " (z) } }
                             td { (badge(&b.state)) }
-                            td { (progress(&format!("Batch {}", b.index + 1), b.counts.succeeded, b.counts.failed, b.counts.total)) }
+                            td { (progress(&format!("Batch {}", b.index), b.counts.succeeded, b.counts.failed, b.counts.total)) }
                             td.hide-narrow { (utc(b.planned_start)) " → " (utc(b.planned_end)) }
                             td.hide-narrow { (utc_or_dash(b.next_install_at)) }
                         } } }

@@ -193,13 +193,13 @@ fn plan_markup(p: &PlanView) -> Markup {
         h2 { "Waves" }
         @for w in &p.waves {
             div.wave {
-                h3 { "Wave " (w.index + 1) ": " (w.regions.join(", ")) }
+                h3 { "Wave " (w.index) ": " (w.regions.join(", ")) }
                 p.muted { (utc(w.planned_start)) " → " (utc(w.planned_end)) }
                 div.table-wrap { table {
                     thead { tr { th scope="col" { "Batch" } th scope="col" { "Region" } th scope="col" { "Zone" }
                         th scope="col" { "Machines" } th scope="col" { "Windows from" } th scope="col" { "to" } } }
                     tbody { @for b in p.batches.iter().filter(|b| b.wave == w.index) { tr {
-                        td { (b.index + 1) } td { (b.region) } td { (b.zone.clone().unwrap_or_else(|| "—".to_owned())) }
+                        td { (b.index) } td { (b.region) } td { (b.zone.clone().unwrap_or_else(|| "—".to_owned())) }
                         td.num { (b.machine_count) } td { (utc(b.planned_start)) } td { (utc(b.planned_end)) }
                     } } }
                 } }
