@@ -69,6 +69,7 @@ pub fn router<H: Host>() -> Router<H> {
         .route("/maintenance/{id}", get(maintenance::edit::<H>).post(maintenance::save::<H>))
         .route("/console/events", get(live::events::<H>))
         .route("/console/assets/{file}", get(assets::serve))
+        .layer(axum::Extension(std::sync::Arc::new(pages::fleet::SummaryCache::default())))
         .layer(axum::middleware::map_response(guarded))
 }
 

@@ -1,9 +1,20 @@
 //! The fleet at a glance (`/`): counts by hotpatch status, compliance, reboot pending and
 //! overdue installs, as a whole and by region, OS or a label; what hotpatching saves in
 //! reboots. One call of the fleet summary (one scan, no per-machine reads); refreshed live.
+//!
+//! The scan costs about 100 ms on a 100,000-machine fleet, and every open fleet page asks again
+//! whenever the change feed says something changed (during a rollout, about every second): each
+//! replica keeps the last summary of each grouping for [`SUMMARY_TTL`], so a room of dashboards
+//! costs one scan per grouping every few seconds. The page says when its counts were taken.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Extension;
 
 use axum::extract::{Query, State};
-use hotpatch_app::fleet::summary::{self, FleetCounts, GroupBy};
+use hotpatch_app::fleet::summary::{self, FleetCounts, FleetSummary, GroupBy};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -16,6 +27,31 @@ use crate::Host;
 /// (the four baseline months).
 const MONTHLY_REBOOTS: i64 = 12;
 const HOTPATCH_REBOOTS: i64 = 4;
+
+/// How long a replica serves a summary again before it scans the fleet anew.
+pub const SUMMARY_TTL: Duration = Duration::from_secs(5);
+
+/// The last summary of each grouping, with when it was taken (one per router, so per `App`).
+#[derive(Debug, Default)]
+pub struct SummaryCache {
+    kept: Mutex<HashMap<String, (Instant, Arc<FleetSummary>)>>,
+}
+
+impl SummaryCache {
+    fn get(&self, key: &str) -> Option<Arc<FleetSummary>> {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get(key).filter(|(at, _)| at.elapsed() < SUMMARY_TTL).map(|(_, s)| s.clone())
+    }
+
+    fn put(&self, key: String, summary: Arc<FleetSummary>) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        // Label keys are typed by people: forget everything rather than grow without bound.
+        if kept.len() >= 64 {
+            kept.clear();
+        }
+        kept.insert(key, (Instant::now(), summary));
+    }
+}
 
 /// The page's query.
 #[derive(Debug, Default, Deserialize)]
@@ -52,12 +88,20 @@ fn group_by(q: &FleetQuery) -> Result<(GroupBy, String), ConsoleError> {
 /// `GET /`.
 pub async fn page<H: Host>(
     State(host): State<H>,
+    Extension(cache): Extension<Arc<SummaryCache>>,
     who: SignedIn,
     Query(q): Query<FleetQuery>,
 ) -> Result<Markup, ConsoleError> {
     let (group, raw) = group_by(&q)?;
     let label_key = raw.strip_prefix("label:").unwrap_or_default().to_owned();
-    let s = summary::summary(host.app(), group, None).await?;
+    let s = match cache.get(&raw) {
+        Some(s) => s,
+        None => {
+            let s = Arc::new(summary::summary(host.app(), group, None).await?);
+            cache.put(raw.clone(), s.clone());
+            s
+        }
+    };
     let c = &s.counts;
     let takes = c.hotpatch_status.enabled;
     let body = html! {
