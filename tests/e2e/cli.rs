@@ -12,10 +12,10 @@ const CTL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// What one `hotpatchctl` run did.
 #[derive(Debug)]
-struct Ctl {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ctl {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Ctl {
@@ -25,7 +25,7 @@ impl Ctl {
     }
 
     /// Asserts it exited 0.
-    fn ok(self) -> Ctl {
+    pub(crate) fn ok(self) -> Ctl {
         assert_eq!(self.code, 0, "hotpatchctl failed: {self:?}");
         self
     }
@@ -42,7 +42,7 @@ impl Ctl {
 }
 
 /// Runs `hotpatchctl <args>` with `HOTPATCH_URL` and `HOTPATCH_TOKEN` set for `server`.
-async fn ctl(server: &Server, token: &str, args: &[&str]) -> Ctl {
+pub(crate) async fn ctl(server: &Server, token: &str, args: &[&str]) -> Ctl {
     ctl_env(&[("HOTPATCH_URL", &server.url("")), ("HOTPATCH_TOKEN", token)], args).await
 }
 

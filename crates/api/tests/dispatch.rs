@@ -210,3 +210,34 @@ async fn an_install_not_claimed_in_its_window_is_canceled_and_moved_to_the_next_
     assert_eq!(f.tick().await.enqueued.len(), 1, "retried in the next window");
     assert_install_of_the_rollout(&f.app.claim(&agent).await, f.rollout);
 }
+
+#[tokio::test]
+async fn after_the_clock_skipped_weeks_a_missed_machine_installs_in_the_window_in_progress_in_one_step() {
+    let f = fleet(1).await;
+    let (machine, agent) = f.machines[0].clone();
+    assert_eq!(f.tick().await.opened.len(), 1, "the batch opens before its window");
+    // The service was away for three weeks (or its clock moved): it is back an hour into a window.
+    let window = w1() + TimeDelta::days(21);
+    f.state.clock.set(window + TimeDelta::hours(1));
+    let pass = f.tick().await;
+    assert_eq!(pass.rescheduled.len(), 1, "{pass:?}");
+    let mine = rollouts::machine_rollout(&f.state.pool, machine.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        (mine.window_start, mine.window_end),
+        (window, window + TimeDelta::hours(4)),
+        "the window in progress, not tomorrow's nor one of the weeks gone by"
+    );
+    let detail = f.app.get(&format!("/v1/rollouts/{}", f.rollout), ADMIN).await.ok(200).clone();
+    assert_eq!(instant(&detail["next_install_at"]), window + TimeDelta::hours(1), "now, not in the past");
+    assert_eq!(f.tick().await.enqueued.len(), 1, "it installs in this window");
+    assert_install_of_the_rollout(&f.app.claim(&agent).await, f.rollout);
+
+    // With less than an hour of the window left, the next one.
+    let f = fleet(1).await;
+    let (machine, _) = f.machines[0].clone();
+    f.tick().await;
+    f.state.clock.set(window + TimeDelta::hours(3) + TimeDelta::minutes(30));
+    assert_eq!(f.tick().await.rescheduled.len(), 1);
+    let mine = rollouts::machine_rollout(&f.state.pool, machine.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(mine.window_start, window + TimeDelta::days(1));
+}

@@ -64,6 +64,8 @@ async fn a_preview_over_three_regions_never_puts_a_geo_pair_in_one_wave_and_writ
     assert!(m["window_start_local"].as_str().unwrap().contains("T01:00:00+0"), "{m}");
     assert_eq!(plan["deadline"], "2025-02-13T18:00:00Z");
     assert_eq!(plan["overdue"], true, "January's deadline is long past");
+    let reason = plan["overdue_reason"].as_str().unwrap();
+    assert!(reason.contains("after the 30-day deadline, 2025-02-13 18:00 UTC): 12 machines"), "{reason}");
     assert_eq!(rollout_rows(&app).await, 0, "a preview writes nothing");
 
     let slim = app.post("/v1/rollouts/preview?machines=false", ADMIN, json!({"release_id": release})).await;
@@ -89,6 +91,7 @@ async fn a_preview_from_a_given_start_plans_windows_after_it() {
     assert_eq!(plan["batches"][0]["machines"][0]["window_start"], "2025-01-21T00:00:00Z");
     assert_eq!(plan["options"]["max_batch_percent"], 50);
     assert_eq!(plan["overdue"], false);
+    assert_eq!(plan["overdue_reason"], Value::Null);
 }
 
 #[tokio::test]

@@ -15,6 +15,9 @@ pub struct Settings {
     pub assessment_interval: chrono::TimeDelta,
     /// Publishing a current release starts its rollout to `automatic_by_platform` machines.
     pub automatic_rollouts: bool,
+    /// The largest batch of machines outside availability sets in automatic rollouts, in
+    /// percent (1–100; sets keep their 20% cap).
+    pub automatic_max_batch_percent: u32,
     /// `PUT /v1/admin/clock` may move the service clock (tests and demos only).
     pub clock_control: bool,
     /// An agent silent for this long counts as disconnected (patch status) and is reported lost
@@ -34,6 +37,7 @@ impl Default for Settings {
             lease_ttl: chrono::TimeDelta::seconds(120),
             assessment_interval: chrono::TimeDelta::hours(24),
             automatic_rollouts: true,
+            automatic_max_batch_percent: hotpatch_domain::rollout::DEFAULT_MAX_BATCH_PERCENT,
             clock_control: false,
             agent_silence: hotpatch_store::events::AGENT_SILENCE,
             webhook_allow: Default::default(),

@@ -18,12 +18,15 @@
 //! 4. **Machines outside sets** go in chunks of `max(1, ⌊m × max_batch_percent / 100⌋)`, `m` being
 //!    the number of such machines in their region and zone.
 //! 5. Batch `k` of a zone takes step `k` of every set of the zone and chunk `k` of the others.
-//! 6. **Timing.** Batches are sequential over the whole plan, never overlapping: batch `k + 1`
-//!    opens at batch `k`'s planned end (batch 1 at the plan's `start`); each machine takes its
-//!    first window starting at or after its batch opens; a batch's planned start and end are the
-//!    earliest start and latest end of its machines' windows; the rollout's expected finish is the
-//!    last batch's end. This is conservative (a batch is done when its machines succeeded, often
-//!    long before its windows close): the rollout loop advances on results, not on these times.
+//! 6. **Timing**, as the rollout loop runs them ([`progress`] rule 5): the regions of a wave go
+//!    in parallel, each from the wave's start (wave 1 at the plan's `start`), a region's batches
+//!    one after the other, batch `k + 1` opening at batch `k`'s planned end; the next wave opens
+//!    at the latest end of this one's regions. Each machine takes its first window starting at or
+//!    after its batch opens; a batch's planned start and end are the earliest start and latest
+//!    end of its machines' windows; a wave ends with its last region; the rollout's expected
+//!    finish is the last wave's end. This is conservative (a batch is done when its machines
+//!    succeeded, often long before its windows close): the rollout loop advances on results,
+//!    not on these times.
 //! 7. **What each machine gets** (see [`RolloutMachine`]) follows the cycle engine:
 //!    hotpatch, or its baseline first, or the month's cumulative update without hotpatch.
 //!

@@ -353,7 +353,7 @@ fn batches_of_ungrouped_machines_respect_max_batch_percent() {
 }
 
 #[test]
-fn planned_windows_never_start_before_the_previous_batch_ends() {
+fn a_regions_batches_follow_one_another_and_the_regions_of_a_wave_go_together() {
     // Windows at an hour of its own per machine, so batches end at different times of day.
     let windows = |m: &RolloutMachine, from: DateTime<Utc>| {
         let hour = (m.machine_id.as_u128() % 24) as i64;
@@ -368,8 +368,11 @@ fn planned_windows_never_start_before_the_previous_batch_ends() {
     let plan =
         plan_rollout(&hotpatch(), &machines, &[], &RolloutOptions::default(), start(), windows).unwrap();
     assert_eq!(plan.waves.iter().map(|w| w.batches.len()).sum::<usize>(), 15);
-    let mut open = plan.start;
+    // eastus and westus share the one wave: each region from the plan's start, its batches in turn.
+    assert_eq!(wave_regions(&plan), vec![vec!["eastus", "westus"]]);
+    let mut opens: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
     for batch in plan.waves.iter().flat_map(|w| &w.batches) {
+        let open = *opens.entry(batch.region.as_str()).or_insert(plan.start);
         for m in &batch.machines {
             assert!(m.window_start >= open, "batch {} machine {}", batch.index, m.machine_id);
             let first = windows(by_id[&m.machine_id], open).unwrap();
@@ -381,9 +384,12 @@ fn planned_windows_never_start_before_the_previous_batch_ends() {
         }
         assert_eq!(batch.planned_start, batch.machines.iter().map(|m| m.window_start).min().unwrap());
         assert_eq!(batch.planned_end, batch.machines.iter().map(|m| m.window_end).max().unwrap());
-        open = batch.planned_end;
+        opens.insert(batch.region.as_str(), batch.planned_end);
     }
-    assert_eq!(plan.expected_finish, Some(open));
+    assert_eq!(plan.expected_finish, opens.values().max().copied());
+    let eastus_end = opens["eastus"];
+    let westus = plan.waves[0].batches.iter().find(|b| b.region == "westus").unwrap();
+    assert!(westus.planned_start < eastus_end, "westus does not wait for eastus: they open together");
 }
 
 #[test]

@@ -476,7 +476,7 @@ fn a_rollout_halted_in_this_tick_opens_nothing() {
 // Rule 6: missed windows.
 
 #[test]
-fn a_missed_window_moves_to_the_first_window_at_or_after_now_however_far_the_clock_jumped() {
+fn a_missed_window_moves_to_the_window_in_progress_or_the_next_however_far_the_clock_jumped() {
     let missed = Missed {
         rollout_id: rollout_id(1),
         batch_index: 1,
@@ -485,19 +485,24 @@ fn a_missed_window_moves_to_the_first_window_at_or_after_now_however_far_the_clo
         window_end: at(5),
         attempts: 1,
     };
-    // (now, the window it gets): the nightly window is 01:00–05:00 UTC.
+    // (now, the window it gets): the nightly window is 01:00–05:00 UTC; one in progress is
+    // taken while an hour of it is left.
     let day = |d: i64, h: i64| at(24 * d + h);
     let cases = [
         (at(5), day(1, 1)),
         (day(0, 23), day(1, 1)),
         (day(1, 1), day(1, 1)),
-        (day(1, 1) + Duration::seconds(1), day(2, 1)),
+        (day(1, 1) + Duration::seconds(1), day(1, 1)),
+        (day(1, 4), day(1, 1)),
+        (day(1, 4) + Duration::seconds(1), day(2, 1)),
         (day(400, 12), day(401, 1)),
+        (day(400, 2), day(400, 1)),
     ];
     for (now, start) in cases {
         let moved = progress::moved(&missed, &nightly(), now);
-        assert_eq!(moved.to, MissedMove::Reschedule { start, end: start + Duration::hours(4) }, "at {now}");
-        assert!(start >= now);
+        let end = start + Duration::hours(4);
+        assert_eq!(moved.to, MissedMove::Reschedule { start, end }, "at {now}");
+        assert!(end - now >= Duration::hours(1));
         assert_eq!((moved.attempts, moved.cancel_job), (2, Some(job(1))));
     }
 }

@@ -188,10 +188,11 @@ proptest! {
         prop_assert!(ended(&sim), "still {:?} at {}", states, sim.now);
     }
 
-    /// The first window at or after `now`, wherever `now` falls: for a daily UTC schedule, today's
-    /// start if it is not past, else tomorrow's; in any zone, within a day and a DST hour.
+    /// The window in progress while enough of it is left, else the first window at or after
+    /// `now`, wherever `now` falls: for a daily UTC schedule, today's if it has not ended an
+    /// hour (or half its length) before, else tomorrow's; in any zone, within a day and a DST hour.
     #[test]
-    fn a_missed_window_always_moves_to_the_first_window_at_or_after_now(
+    fn a_missed_window_always_moves_to_the_window_in_progress_or_the_first_after_now(
         tz in 0..ZONES.len(),
         hour in 0..24u32,
         minute in prop_oneof![Just(0u32), 0..60u32],
@@ -204,11 +205,19 @@ proptest! {
         let MissedMove::Reschedule { start, end } = next_window_after_miss(&schedule, now) else {
             return Err(TestCaseError::fail("a daily schedule always has a window"));
         };
-        prop_assert!(start >= now && end > start);
+        let needed = Duration::hours(1).min((end - start) / 2);
+        prop_assert!(end > start && end - now >= needed, "{}–{} at {}", start, end, now);
+        prop_assert!(start >= now || end > now, "a window in the past at {}", now);
         prop_assert!(start - now <= Duration::hours(25), "{} after {}", start, now);
         if tz == 0 {
+            let length = Duration::hours(hours);
+            let needed = Duration::hours(1).min(length / 2);
+            // The latest start whose window is still usable: yesterday's, today's or tomorrow's.
             let today = now.date_naive().and_time(at).and_utc();
-            let want = if today >= now { today } else { today + Duration::days(1) };
+            let want = [today - Duration::days(1), today, today + Duration::days(1)]
+                .into_iter()
+                .find(|s| *s >= now || *s + length - now >= needed)
+                .unwrap();
             prop_assert_eq!(start, want);
         }
     }

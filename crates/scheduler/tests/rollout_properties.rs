@@ -251,8 +251,12 @@ fn check(fleet: &Fleet, plan: &RolloutPlan) -> Result<(), TestCaseError> {
             wave.regions.iter().map(String::as_str).collect::<Vec<_>>(),
             "regions go in one run"
         );
-        prop_assert_eq!(wave.planned_start, wave.batches[0].planned_start);
-        prop_assert_eq!(wave.planned_end, wave.batches.last().unwrap().planned_end);
+        prop_assert_eq!(wave.planned_start, wave.batches.iter().map(|b| b.planned_start).min().unwrap());
+        prop_assert_eq!(wave.planned_end, wave.batches.iter().map(|b| b.planned_end).max().unwrap());
+    }
+    // Waves one after the other: each opens when the previous one ends.
+    for pair in plan.waves.windows(2) {
+        prop_assert!(pair[1].planned_start >= pair[0].planned_end);
     }
     let all_regions: Vec<&String> = plan.waves.iter().flat_map(|w| &w.regions).collect();
     prop_assert_eq!(
@@ -280,9 +284,18 @@ fn check(fleet: &Fleet, plan: &RolloutPlan) -> Result<(), TestCaseError> {
     let percent = fleet.options.max_batch_percent as usize;
     let mut zone_runs: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
     let mut set_domains: BTreeMap<(String, Option<String>, String), Vec<Option<i32>>> = BTreeMap::new();
-    let mut open = plan.start;
+    // The regions of a wave in parallel from the wave's opening, a region's batches in turn.
+    let wave_of: BTreeMap<usize, usize> =
+        plan.waves.iter().flat_map(|w| w.batches.iter().map(|b| (b.index, w.index))).collect();
+    let mut wave_open = plan.start;
+    let mut region_open: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     for (i, batch) in batches.iter().enumerate() {
         prop_assert_eq!(batch.index, i + 1);
+        if i > 0 && wave_of[&batch.index] != wave_of[&batches[i - 1].index] {
+            wave_open = plan.waves[wave_of[&batches[i - 1].index] - 1].planned_end;
+            region_open.clear();
+        }
+        let open = *region_open.entry(batch.region.clone()).or_insert(wave_open);
         prop_assert!(!batch.machines.is_empty());
         let runs = zone_runs.entry(batch.region.clone()).or_default();
         if runs.last() != Some(&batch.zone) {
@@ -334,14 +347,15 @@ fn check(fleet: &Fleet, plan: &RolloutPlan) -> Result<(), TestCaseError> {
         );
         prop_assert_eq!(batch.planned_start, batch.machines.iter().map(|m| m.window_start).min().unwrap());
         prop_assert_eq!(batch.planned_end, batch.machines.iter().map(|m| m.window_end).max().unwrap());
-        open = batch.planned_end;
+        region_open.insert(batch.region.clone(), batch.planned_end);
     }
     for (set, domains) in set_domains {
         let mut sorted = domains.clone();
         sorted.sort();
         prop_assert_eq!(domains, sorted, "set {:?}: one update domain after the other (per zone)", set);
     }
-    prop_assert_eq!(plan.expected_finish, batches.last().map(|b| b.planned_end));
+    prop_assert_eq!(plan.expected_finish, plan.waves.last().map(|w| w.planned_end));
+    prop_assert_eq!(plan.expected_finish, batches.iter().map(|b| b.planned_end).max());
     Ok(())
 }
 

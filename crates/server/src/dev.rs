@@ -10,6 +10,7 @@
 //! The service measures leases and agent silence on its clock, so at `--speed` those would
 //! shrink by as much: dev stretches them by the speed to keep their real-time length.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use hotpatch_domain::release::{ReleaseSpec, UpdateSpec};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use uuid::Uuid;
 
 use crate::startup::{Application, StartupError};
 use crate::Config;
@@ -38,10 +40,15 @@ const REGIONS: [&str; 5] = ["uksouth", "northeurope", "eastus", "westus", "easta
 /// `hotpatchd dev`'s options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
-    /// How many times faster than real time the service clock runs (1–86400; 3600: an hour a
-    /// second, a day in 24 s).
-    #[arg(long, default_value_t = 3600.0, value_parser = parse_speed)]
+    /// How many times faster than real time the service clock runs (1–86400; 14400: four hours
+    /// a second, a day in 6 s, a batch of a rollout about every 6 s).
+    #[arg(long, default_value_t = 14_400.0, value_parser = parse_speed)]
     pub speed: f64,
+    /// The largest batch of machines outside availability sets in the demo's automatic
+    /// rollouts, in percent (1–100): the service's `--automatic-max-batch-percent`. Higher than
+    /// the service's default 20 so that a wave takes days of the clock, not weeks.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub batch_percent: u32,
     /// Simulated machines (1–5000).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub machines: u32,
@@ -86,6 +93,7 @@ pub async fn run(mut config: Config, args: DevArgs) -> Result<(), StartupError> 
     config.data_dir = args.data_dir.clone();
     config.clock_control = false;
     config.automatic_rollouts = true;
+    config.automatic_max_batch_percent = args.batch_percent;
     // A pass every 100 ms of real time is 6 minutes of the clock at 3600x: every window (hours)
     // sees many passes, as it does at real speed.
     config.dispatch_interval_ms = config.dispatch_interval_ms.min(100);
@@ -140,6 +148,7 @@ fn saved_clock(dir: &Path) -> Option<DateTime<Utc>> {
 
 /// The rules' settings, with the durations the service measures on its clock stretched by the
 /// speed, so they last as long in real time as in production: a lease, an agent's silence.
+/// (What the simulated machines take goes the other way: see [`on_clock`].)
 fn stretched(config: &Config, speed: f64) -> hotpatch_api::Settings {
     let stretch = |d: TimeDelta| TimeDelta::milliseconds((d.num_milliseconds() as f64 * speed) as i64);
     let settings = config.settings();
@@ -181,14 +190,15 @@ async fn drive(app: App, url: String, token: String, args: DevArgs, stop: Cancel
         }
     };
     let (mut releases, mut updates) = (sample.releases, sample.updates);
-    publish_due(&app, &mut releases, &mut updates).await;
+    let mut labels = HashMap::new();
+    publish_due(&app, &mut releases, &mut updates, &mut labels).await;
     let clock = app.clock.clone();
     let fleet = FleetConfig {
         prefix: "dev".to_owned(),
         regions: REGIONS.iter().map(|r| (*r).to_owned()).collect(),
         sim: SimConfig {
-            job_duration: Duration::from_millis(300),
-            reboot_duration: Duration::from_millis(1500),
+            job_duration: on_clock(TimeDelta::minutes(15), args.speed),
+            reboot_duration: on_clock(TimeDelta::minutes(10), args.speed),
             clock: Arc::new(move || clock.now()),
             ..SimConfig::default()
         },
@@ -214,11 +224,11 @@ async fn drive(app: App, url: String, token: String, args: DevArgs, stop: Cancel
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        publish_due(&app, &mut releases, &mut updates).await;
+        publish_due(&app, &mut releases, &mut updates, &mut labels).await;
         ticks += 1;
         if ticks.is_multiple_of(10) {
             save_clock(&args.data_dir, app.clock.now());
-            report(&app, &fleet.stats().progress().to_string()).await;
+            report(&app, &fleet.stats().progress().to_string(), &labels).await;
         }
     }
     save_clock(&args.data_dir, app.clock.now());
@@ -226,17 +236,26 @@ async fn drive(app: App, url: String, token: String, args: DevArgs, stop: Cancel
 }
 
 /// Publishes, in catalog order (each OS's releases are in publishing order), what came out by
-/// now, and keeps the rest for later (already published: skipped).
-async fn publish_due(app: &App, releases: &mut Vec<ReleaseSpec>, updates: &mut Vec<UpdateSpec>) {
+/// now, and keeps the rest for later (already published: skipped). The automatic rollouts it
+/// started get a label for the progress line (KB and OS).
+async fn publish_due(
+    app: &App,
+    releases: &mut Vec<ReleaseSpec>,
+    updates: &mut Vec<UpdateSpec>,
+    labels: &mut HashMap<Uuid, String>,
+) {
     let now = app.clock.now();
     let (due, later): (Vec<_>, Vec<_>) =
         std::mem::take(releases).into_iter().partition(|r| r.released_at <= now);
     *releases = later;
     for spec in due {
-        let (month, kb) = (spec.month, spec.kb.clone());
+        let (month, kb, os) = (spec.month, spec.kb.clone(), spec.os);
         match hotpatch_app::catalog::releases::publish_release(app, spec).await {
             Ok(r) => match r.automatic_rollout_id {
-                Some(rollout) => info!(%month, %kb, %rollout, "dev: release out; its rollout starts"),
+                Some(rollout) => {
+                    labels.insert(rollout, format!("{kb} ({})", <&str>::from(os)));
+                    info!(%month, %kb, %rollout, "dev: release out; its rollout starts")
+                }
                 None => info!(%month, %kb, "dev: release out"),
             },
             Err(hotpatch_app::AppError::Conflict(_)) => {}
@@ -255,6 +274,12 @@ async fn publish_due(app: &App, releases: &mut Vec<ReleaseSpec>, updates: &mut V
     }
 }
 
+/// The real time that lasts `d` on a clock running `speed` times faster: an install takes its
+/// quarter of an hour of the window at any speed (at least 20 ms: a few round trips).
+fn on_clock(d: TimeDelta, speed: f64) -> Duration {
+    Duration::from_secs_f64(d.as_seconds_f64() / speed).max(Duration::from_millis(20))
+}
+
 fn save_clock(dir: &Path, now: DateTime<Utc>) {
     if let Err(e) = std::fs::write(dir.join(CLOCK_FILE), now.to_rfc3339()) {
         warn!(error = %e, "dev: could not save the clock");
@@ -262,7 +287,7 @@ fn save_clock(dir: &Path, now: DateTime<Utc>) {
 }
 
 /// One line on where the clock, the newest rollouts and the fleet are.
-async fn report(app: &App, fleet: &str) {
+async fn report(app: &App, fleet: &str, labels: &HashMap<Uuid, String>) {
     let now = app.clock.now();
     let mut line = format!("dev {}:", now.format("%Y-%m-%d %H:%M"));
     match hotpatch_app::rollouts::view::list(app, None, None, 3).await {
@@ -275,14 +300,10 @@ async fn report(app: &App, fleet: &str) {
                 let waves = detail.waves.len();
                 let done = detail.waves.iter().filter(|w| w.counts.pending + w.counts.queued == 0).count();
                 let c = &detail.counts;
+                let label = labels.get(&r.id).cloned().unwrap_or_else(|| r.id.to_string());
                 line.push_str(&format!(
-                    " rollout {} {}: wave {}/{waves} done, {}/{} installed, {} failed;",
-                    &r.id.to_string()[..8],
-                    r.state,
-                    done,
-                    c.succeeded,
-                    c.total,
-                    c.failed
+                    " rollout {label} {}: wave {}/{waves} done, {}/{} installed, {} failed;",
+                    r.state, done, c.succeeded, c.total, c.failed
                 ));
             }
         }

@@ -50,19 +50,20 @@ pub async fn start_automatic(
         }
     }
     let selector = Selector::default();
-    let planned =
-        match plan_selected(app, &mut *conn, release.id, &selector, RolloutOptions::default(), now).await {
-            Ok(Some(planned)) => planned,
-            Ok(None) => {
-                tracing::info!(release_id = %release.id, "no machine in the fleet: no automatic rollout");
-                return Ok(None);
-            }
-            Err(e) => {
-                tracing::error!(release_id = %release.id, error = %e,
+    let options =
+        RolloutOptions { max_batch_percent: app.settings.automatic_max_batch_percent, ..Default::default() };
+    let planned = match plan_selected(app, &mut *conn, release.id, &selector, options, now).await {
+        Ok(Some(planned)) => planned,
+        Ok(None) => {
+            tracing::info!(release_id = %release.id, "no machine in the fleet: no automatic rollout");
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::error!(release_id = %release.id, error = %e,
                     "the automatic rollout could not be planned; the release is not published");
-                return Err(e);
-            }
-        };
+            return Err(e);
+        }
+    };
     if planned.installs_nothing() {
         tracing::info!(release_id = %release.id, selected = planned.selected,
             "no machine installs the release automatically");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use hotpatch_scheduler::rollout::PlannedMachine;
+use hotpatch_scheduler::rollout::{PlannedMachine, RolloutPlan};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -119,6 +119,9 @@ pub struct PlanView {
     pub deadline: DateTime<Utc>,
     /// Whether the expected finish is after the deadline.
     pub overdue: bool,
+    /// When overdue, in words: by how much, and how many machines (in which waves) install
+    /// after the deadline.
+    pub overdue_reason: Option<String>,
     /// Machines left out (absent with `?machines=false`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unplanned: Option<Vec<UnplannedView>>,
@@ -207,6 +210,7 @@ impl PlanView {
             expected_finish: plan.expected_finish,
             deadline: p.deadline,
             overdue: plan.expected_finish.is_some_and(|f| f > p.deadline),
+            overdue_reason: overdue_reason(plan, p.deadline),
             unplanned: with_machines.then(|| {
                 plan.unplanned
                     .iter()
@@ -215,4 +219,33 @@ impl PlanView {
             }),
         }
     }
+}
+
+/// Why a plan is overdue, in words an operator can act on; `None` when it finishes in time.
+pub fn overdue_reason(plan: &RolloutPlan, deadline: DateTime<Utc>) -> Option<String> {
+    let finish = plan.expected_finish.filter(|f| *f > deadline)?;
+    let mut late = 0;
+    let mut waves = Vec::new();
+    for wave in &plan.waves {
+        let count = wave.batches.iter().flat_map(|b| &b.machines).filter(|m| m.window_end > deadline).count();
+        if count > 0 {
+            late += count;
+            waves.push(wave.index.to_string());
+        }
+    }
+    let over = finish - deadline;
+    let by = if over.num_days() >= 1 {
+        format!("{} days", over.num_days())
+    } else {
+        format!("{} hours", over.num_hours().max(1))
+    };
+    Some(format!(
+        "the plan finishes at {finish} ({by} after the 30-day deadline, {deadline}): {late} machines \
+         (wave{s} {waves}) install after it; a higher max_batch_percent or more frequent maintenance \
+         windows bring it in",
+        finish = finish.format("%Y-%m-%d %H:%M UTC"),
+        deadline = deadline.format("%Y-%m-%d %H:%M UTC"),
+        s = if waves.len() == 1 { "" } else { "s" },
+        waves = waves.join(", "),
+    ))
 }

@@ -194,8 +194,8 @@ pub struct RolloutDetail {
     pub waves: Vec<WaveProgressView>,
     /// When overdue: the machines that have not installed.
     pub overdue_machines: Option<i64>,
-    /// When the next install can start, over the open batches (`null` when none waits, e.g.
-    /// between batches).
+    /// When the next install can start, over the open batches (now, when a machine is inside
+    /// its window; `null` when none waits, e.g. between batches).
     pub next_install_at: Option<DateTime<Utc>>,
 }
 
@@ -206,13 +206,18 @@ impl RolloutDetail {
         for b in v.waves.iter().flat_map(|w| &w.batches) {
             *by_state.entry(b.state.as_str().to_owned()).or_insert(0) += 1;
         }
+        let mut waves: Vec<WaveProgressView> = v.waves.iter().map(Into::into).collect();
+        // A machine inside its window can start now: never show a start in the past.
+        for b in waves.iter_mut().flat_map(|w| &mut w.batches) {
+            b.next_install_at = b.next_install_at.map(|t| t.max(now));
+        }
         RolloutDetail {
             rollout: RolloutSummary::new(&v.rollout, now),
             counts: (&v.machines).into(),
             batches_by_state: by_state,
-            waves: v.waves.iter().map(Into::into).collect(),
+            waves,
             overdue_machines: v.overdue_machines,
-            next_install_at: v.next_install_at,
+            next_install_at: v.next_install_at.map(|t| t.max(now)),
         }
     }
 }

@@ -44,7 +44,7 @@ pub enum Command {
     Calendar(schedule::CalendarArgs),
     /// A machine's next maintenance windows (`--ics` for iCalendar).
     Windows(schedule::WindowsArgs),
-    /// Availability-first rollouts: preview, start, list, show, watch, pause, resume, cancel.
+    /// Availability-first rollouts: preview, start, list, get, watch, pause, resume, cancel.
     #[command(subcommand)]
     Rollouts(rollouts::RolloutsCommand),
     /// API tokens: list, create, show, revoke; agent tokens for machines.

@@ -154,7 +154,7 @@ pub fn plan_rollout(
     }
 
     unplanned.sort_unstable_by_key(|u| u.machine_id);
-    let expected_finish = waves.last().map(|w| w.planned_end);
+    let expected_finish = waves.iter().map(|w| w.planned_end).max();
     Ok(RolloutPlan {
         release_id: release.id,
         start,
@@ -197,8 +197,8 @@ fn listed_regions(
     Ok(order)
 }
 
-/// The state of placing batches one after another: each batch opens when the previous one's
-/// last window ends (`cursor`), and batches are numbered across the plan.
+/// The state of placing waves one after another: each wave opens when the previous one's last
+/// window ends (`cursor`), and batches are numbered across the plan.
 struct Placing<'m, 'p, W> {
     machines: &'m [RolloutMachine],
     installs: &'p [Option<(CycleKind, Uuid, bool)>],
@@ -219,41 +219,46 @@ impl<W: Fn(&RolloutMachine, DateTime<Utc>) -> Option<PlanWindow>> Placing<'_, '_
         regions: &mut BTreeMap<Cow<'_, str>, RegionGroup<'_>>,
     ) -> Result<Option<Wave>, RolloutError> {
         let (mut batches, mut wave_names) = (Vec::new(), Vec::new());
+        // Every region of the wave starts when the wave does (the rollout loop opens them
+        // together); its own batches follow one another.
+        let wave_start = self.cursor;
+        let mut wave_end = wave_start;
         for region in wave_regions {
             let Some(group) = regions.remove(region) else { continue };
             let before = batches.len();
+            let mut cursor = wave_start;
             for zone_batch in group.batches(self.max_batch_percent) {
-                if let Some(batch) = self.batch(region, zone_batch)? {
+                if let Some(batch) = self.batch(region, zone_batch, cursor)? {
+                    cursor = batch.planned_end;
                     batches.push(batch);
                 }
             }
             if batches.len() > before {
                 wave_names.push(region.to_owned());
+                wave_end = wave_end.max(cursor);
             }
         }
-        let (Some(first), Some(last)) = (batches.first(), batches.last()) else { return Ok(None) };
-        let (planned_start, planned_end) = (first.planned_start, last.planned_end);
-        Ok(Some(Wave { index, regions: wave_names, planned_start, planned_end, batches }))
+        let Some(planned_start) = batches.iter().map(|b| b.planned_start).min() else { return Ok(None) };
+        self.cursor = wave_end;
+        Ok(Some(Wave { index, regions: wave_names, planned_start, planned_end: wave_end, batches }))
     }
 
-    /// The batch of one zone of `region`, from the cursor on; `None` when none of its machines
-    /// has a window.
-    fn batch(&mut self, region: &str, zone_batch: ZoneBatch<'_>) -> Result<Option<Batch>, RolloutError> {
-        let planned = place(
-            self.machines,
-            &zone_batch.machines,
-            self.installs,
-            self.cursor,
-            self.windows,
-            self.unplanned,
-        )?;
+    /// The batch of one zone of `region`, its machines in their first windows at or after `from`;
+    /// `None` when none of its machines has a window.
+    fn batch(
+        &mut self,
+        region: &str,
+        zone_batch: ZoneBatch<'_>,
+        from: DateTime<Utc>,
+    ) -> Result<Option<Batch>, RolloutError> {
+        let planned =
+            place(self.machines, &zone_batch.machines, self.installs, from, self.windows, self.unplanned)?;
         let (Some(first), Some(last)) =
             (planned.iter().map(|p| p.window_start).min(), planned.iter().map(|p| p.window_end).max())
         else {
             return Ok(None);
         };
         self.batch_count += 1;
-        self.cursor = last;
         Ok(Some(Batch {
             index: self.batch_count,
             region: region.to_owned(),

@@ -32,8 +32,10 @@
 //! 6. **Missed windows** ([`missed_windows`]). Up to `limit` machines whose window ended
 //!    (`window_end <= now`) before they installed, soonest-ended first: `queued` with a job no
 //!    agent claimed (whatever the rollout's state), or `pending` in an open batch of a running
-//!    rollout. The queued job is canceled, and the machine takes its schedule's **first window
-//!    starting at or after `now`** with one more attempt, or fails with
+//!    rollout. The queued job is canceled, and the machine takes, in one step however far the
+//!    clock moved, the **window in progress at `now`** when at least an hour of it (or half, for
+//!    a shorter window) is left, else its schedule's **first window starting at or after
+//!    `now`**, with one more attempt; or it fails with
 //!    [`NO_WINDOW_LEFT`] when the schedule has none ([`next_window_after_miss`],
 //!    [`moved`]: the caller resolves the machine's schedule).
 //! 7. **Installs that start** ([`due_installs`]). Up to `limit` machines, soonest-closing window
@@ -94,8 +96,8 @@ pub use hotpatch_domain::rollout::snapshot::{
     BatchRow, Candidate, EndedJob, HealthReport, RolloutRow, Snapshot, Tally,
 };
 pub use installs::{
-    due_installs, maximum_duration_secs, missed_windows, moved, next_window_after_miss, MIN_JOB_SECS,
-    NO_WINDOW_LEFT,
+    due_installs, maximum_duration_secs, missed_windows, moved, next_window_after_miss, IN_PROGRESS_LEFT,
+    MIN_JOB_SECS, NO_WINDOW_LEFT,
 };
 pub use opening::open_batches;
 pub use results::{record_health, sync_job_results};

@@ -276,7 +276,7 @@ impl Sim {
             let m = self.rollout_mut(missed.rollout_id).unwrap().machine_mut(missed.machine_id).unwrap();
             match moved.to {
                 MissedMove::Reschedule { start, end } => {
-                    if start < now || end <= start || moved.attempts != m.attempts + 1 {
+                    if end <= now || end <= start || moved.attempts != m.attempts + 1 {
                         return Err(format!(
                             "machine {} missed at {now} moved to {start}..{end}",
                             m.machine_id

@@ -110,6 +110,13 @@ pub struct Config {
     #[arg(long, env = "HOTPATCH_AUTOMATIC_ROLLOUTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub automatic_rollouts: bool,
 
+    /// The largest batch (1–100, percent of their region and zone) of machines outside
+    /// availability sets in automatic rollouts; sets never go above 20%.
+    #[arg(long, env = "HOTPATCH_AUTOMATIC_MAX_BATCH_PERCENT",
+          default_value_t = hotpatch_domain::rollout::DEFAULT_MAX_BATCH_PERCENT,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub automatic_max_batch_percent: u32,
+
     /// Lets an admin move the service clock (`PUT /v1/admin/clock`): for end-to-end tests and
     /// demos that bring maintenance windows in seconds. Never in production.
     #[arg(long, env = "HOTPATCH_CLOCK_CONTROL", default_value_t = false, action = clap::ArgAction::Set)]
@@ -245,6 +252,7 @@ impl Config {
             lease_ttl: TimeDelta::seconds(i64::from(self.lease_secs)),
             assessment_interval: TimeDelta::seconds(i64::from(self.assessment_interval_secs)),
             automatic_rollouts: self.automatic_rollouts,
+            automatic_max_batch_percent: self.automatic_max_batch_percent,
             clock_control: self.clock_control,
             agent_silence: hotpatch_store::events::AGENT_SILENCE,
             webhook_allow: self.webhook_allow.clone(),

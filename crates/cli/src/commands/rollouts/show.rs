@@ -82,13 +82,17 @@ pub(super) fn show_detail(out: &mut Out, r: &Value) -> Result<(), CliError> {
                 text(b, "/state"),
                 format!("{}/{}", finished(b.get("counts")), text(b, "/counts/total")),
                 text(b, "/counts/failed"),
+                text(b, "/counts/canceled"),
                 text(b, "/planned_start"),
             ]
         })
         .collect();
     if !rows.is_empty() {
         out.line("")?;
-        out.table(&["batch", "wave", "region", "zone", "state", "done", "failed", "planned_start"], &rows)?;
+        out.table(
+            &["batch", "wave", "region", "zone", "state", "done", "failed", "canceled", "planned_start"],
+            &rows,
+        )?;
     }
     Ok(())
 }
@@ -102,31 +106,34 @@ fn batches(r: &Value) -> impl Iterator<Item = &Value> {
         .flat_map(|w| w.get("batches").and_then(Value::as_array).into_iter().flatten())
 }
 
-/// Machines whose install is over (succeeded, failed or canceled) in a `counts` object.
+/// Machines whose install ran to its end (succeeded or failed) in a `counts` object: a canceled
+/// machine never installed, so it is not "done".
 fn finished(counts: Option<&Value>) -> i64 {
     let n = |k: &str| counts.and_then(|c| c.get(k)).and_then(Value::as_i64).unwrap_or(0);
-    n("succeeded") + n("failed") + n("canceled")
+    n("succeeded") + n("failed")
 }
 
-/// `[#####.....]  45%  9/20 machines · 8 succeeded · 1 failed · batch 3/6 · running`.
+/// `[#####.....]  45%  9/20 machines · 8 succeeded · 1 failed · batch 3/6 · running`; a
+/// canceled rollout says how many machines it left out and at which batch it stopped.
 pub fn progress_text(r: &Value) -> String {
     let counts = r.get("counts");
     let total = counts.and_then(|c| c.get("total")).and_then(Value::as_i64).unwrap_or(0);
+    let canceled = counts.and_then(|c| c.get("canceled")).and_then(Value::as_i64).unwrap_or(0);
     let done = finished(counts);
     let all: Vec<&Value> = batches(r).collect();
-    let closed = all
-        .iter()
-        .filter(|b| matches!(b.get("state").and_then(Value::as_str), Some("succeeded" | "canceled")))
-        .count();
-    let current = all
-        .iter()
-        .position(|b| matches!(b.get("state").and_then(Value::as_str), Some("open" | "halted" | "pending")));
-    let batch = match current {
-        Some(i) => format!("batch {}/{}", i + 1, all.len()),
-        None => format!("batch {closed}/{}", all.len()),
+    let state_of = |b: &Value| b.get("state").and_then(Value::as_str).map(str::to_owned);
+    let closed = all.iter().filter(|b| state_of(b).as_deref() == Some("succeeded")).count();
+    let current =
+        all.iter().position(|b| matches!(state_of(b).as_deref(), Some("open" | "halted" | "pending")));
+    let stopped = all.iter().position(|b| state_of(b).as_deref() == Some("canceled"));
+    let batch = match (current, stopped) {
+        (Some(i), _) => format!("batch {}/{}", i + 1, all.len()),
+        (None, Some(i)) => format!("canceled at batch {}/{}", i + 1, all.len()),
+        (None, None) => format!("batch {closed}/{}", all.len()),
     };
+    let canceled = if canceled > 0 { format!(" · {canceled} canceled") } else { String::new() };
     format!(
-        "{} {:>3}%  {done}/{total} machines · {} succeeded · {} failed · {batch} · {}",
+        "{} {:>3}%  {done}/{total} machines · {} succeeded · {} failed{canceled} · {batch} · {}",
         bar(done, total, 24),
         percent(done, total),
         text(r, "/counts/succeeded"),
@@ -175,6 +182,23 @@ mod tests {
         assert_eq!(
             progress_text(&r),
             "[##########..............]  45%  9/20 machines · 8 succeeded · 1 failed · batch 3/4 · running"
+        );
+    }
+
+    #[test]
+    fn a_canceled_rollout_shows_what_it_left_out_not_a_full_bar() {
+        let r = json!({
+            "state": "canceled",
+            "counts": {"total": 17, "succeeded": 3, "failed": 0, "canceled": 14},
+            "waves": [
+                {"batches": [{"state": "succeeded"}, {"state": "canceled"}]},
+                {"batches": [{"state": "canceled"}]}
+            ]
+        });
+        assert_eq!(
+            progress_text(&r),
+            "[####....................]  17%  3/17 machines · 3 succeeded · 0 failed · 14 canceled · \
+             canceled at batch 2/3 · canceled"
         );
     }
 }

@@ -3,12 +3,11 @@
 
 use std::collections::hash_map::{Entry, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use hotpatch_domain::rollout::InstallState;
 
 use super::board::Board;
-use crate::rollout::PlanWindow;
-use crate::windows::Schedule;
+use crate::windows::{next_windows, Schedule};
 use hotpatch_domain::rollout::decisions::{Enqueue, Missed, MissedMove, Moved};
 use hotpatch_domain::rollout::snapshot::Candidate;
 
@@ -52,11 +51,21 @@ pub fn missed_windows(
     missed
 }
 
-/// Where a machine that missed its window goes: its schedule's first window starting at or
-/// after `now` (a window in progress at `now` is passed over: too little of it may be left),
-/// or failed when the schedule has none within the window engine's horizon.
+/// How much of a window in progress must be left for a machine that missed its own to take it:
+/// an hour, or half the window when that is shorter.
+pub const IN_PROGRESS_LEFT: TimeDelta = TimeDelta::hours(1);
+
+/// Where a machine that missed its window goes, in one step however far the clock moved: the
+/// window in progress at `now` when enough of it is left ([`IN_PROGRESS_LEFT`]: the machine
+/// installs at once rather than a day later), else its schedule's first window starting at or
+/// after `now`; failed when the schedule has none within the window engine's horizon.
 pub fn next_window_after_miss(schedule: &Schedule, now: DateTime<Utc>) -> MissedMove {
-    match PlanWindow::first_of_schedule(schedule, now) {
+    // Windows never overlap, so at most the first is in progress.
+    let window = next_windows(schedule, now, 2).into_iter().find(|w| {
+        let needed = IN_PROGRESS_LEFT.min((w.end - w.start) / 2);
+        w.start >= now || w.end - now >= needed
+    });
+    match window {
         Some(w) => MissedMove::Reschedule { start: w.start, end: w.end },
         None => MissedMove::Fail { reason: NO_WINDOW_LEFT },
     }
