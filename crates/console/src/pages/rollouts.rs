@@ -179,7 +179,9 @@ pub async fn preview<H: Host>(State(host): State<H>, posted: Posted) -> Result<R
 
 fn plan_markup(p: &PlanView) -> Markup {
     html! {
-        @if p.overdue { p.warn role="alert" { "This plan finishes after the release's 30-day install deadline (" (utc(p.deadline)) ")." } }
+        @if p.overdue {
+            p.warn role="alert" { "Overdue: " (p.overdue_reason.clone().unwrap_or_else(|| format!("the plan finishes after the release's 30-day install deadline ({})", utc(p.deadline)))) }
+        }
         dl.facts {
             dt { "Machines selected" } dd id="plan-selected" { (p.counts.selected) }
             dt { "Planned" } dd id="plan-planned" { (p.counts.planned) }
