@@ -20,6 +20,8 @@ use crate::layout::{badge, live, shell, utc, utc_or_dash, Nav};
 use crate::session::SignedIn;
 use crate::Host;
 
+/// Results shown with their machine's name (the rest by id).
+const NAMED: usize = 50;
 /// Deliveries shown per webhook.
 const DELIVERIES: usize = 10;
 
@@ -91,6 +93,13 @@ pub async fn operation<H: Host>(
     let id: Uuid =
         id.parse().map_err(|_| ConsoleError::BadRequest(format!("'{id}' is not an operation id")))?;
     let op = operations::get(host.app(), id, Duration::ZERO).await?;
+    // Machines by name, for the first results (one primary-key read each).
+    let mut names = std::collections::HashMap::new();
+    for r in op.results.iter().take(NAMED) {
+        if let Ok(m) = hotpatch_app::fleet::get(host.app(), r.machine_id).await {
+            names.insert(r.machine_id, m.spec.name);
+        }
+    }
     let kind: &'static str = op.kind.into();
     let status: &'static str = op.status.into();
     let m = &op.machines;
@@ -110,7 +119,9 @@ pub async fn operation<H: Host>(
                 tbody { @for r in &op.results {
                     @let state: &'static str = r.state.into();
                     tr {
-                        td { a href=(format!("/machines/{}", r.machine_id)) { (r.machine_id) } }
+                        td { a href=(format!("/machines/{}", r.machine_id)) {
+                            @match names.get(&r.machine_id) { Some(n) => (n), None => (r.machine_id) }
+                        } }
                         td { (badge(state)) } td { (utc_or_dash(r.finished_at)) } td { (r.error.clone().unwrap_or_default()) }
                     }
                 } }

@@ -59,6 +59,7 @@ async fn the_console_in_a_real_browser() {
     b.click_confirmed("#assess").await;
     b.wait_text("h1", "Operation").await;
     b.wait_text("#operation-status", "succeeded").await;
+    b.wait_text("#operation-live table", &name).await;
     b.shot("operation").await;
 
     // 3. A rollout: preview, start, pause, resume, and a batch completing live.
