@@ -278,5 +278,19 @@ else
   skip "Prometheus alert rules" "no promtool on this machine (apt-get install prometheus)"
 fi
 
+# --- Samples ------------------------------------------------------------------------------------
+# deploy/catalog/sample.json is published by `hotpatchd dev` (crates/server/src/dev.rs tests);
+# deploy/fleet/fleet.json is imported by crates/api/tests/import.rs, and fleet.csv must read as the
+# same machines (crates/cli, machines::import tests): both run in `cargo test`. Here, their shape.
+check_csv() {
+  python3 -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+sys.exit(0 if rows and all(len(r) == len(rows[0]) for r in rows) else "rows of unequal length")' "$1"
+}
+mapfile -t csv_files < <(find deploy -type f -name '*.csv' | sort)
+for f in "${csv_files[@]}"; do
+  check "$f, CSV rows of one length" check_csv "$f"
+done
+
 echo "deploy checks: $passed ok, $failed FAILED, $skipped skipped"
 [[ $failed -eq 0 ]]

@@ -106,7 +106,29 @@ async fn simulate(
         "5",
     ]);
     fleet.wait_for(&format!("simulate: ready {machines} machines"), Duration::from_secs(120)).await;
-    fleet
+    // Started is not yet connected: an assessment asked for before an agent's first call warns
+    // that it has no connected agent. Wait for every agent's first call.
+    let url = server.url(&format!("/v1/machines?label=sim:{prefix}&include=patch_status&limit=1000"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list: Value = server
+            .http()
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("JSON");
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let connected = items.iter().filter(|m| m["patch_status"]["agent"]["connected"] == true).count();
+        if connected.to_string() == machines {
+            return fleet;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{connected} of {machines} agents connected: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

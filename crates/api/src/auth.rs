@@ -130,6 +130,10 @@ impl FromRequestParts<AppState> for Principal {
         })?;
         // Boxed so the lookup's (large) future is freed once done, not kept for the whole request.
         let principal = Box::pin(authenticate(state, token)).await?;
+        // The audit layer, when it watches this request, learns here who made it.
+        if let Some(slot) = parts.extensions.get::<crate::audit::AuditSlot>() {
+            slot.set(principal);
+        }
         // Counted once per request, under the token's verified id; agents keep the protocol's pace.
         if principal.role != Role::Agent {
             state.limits.check_token(principal.token_id)?;

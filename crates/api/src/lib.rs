@@ -2,6 +2,7 @@
 //!
 //! `router(state)` is the whole service surface; the server binary only binds it.
 
+pub mod audit;
 pub mod auth;
 mod console;
 pub mod error;
@@ -136,6 +137,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::rollouts::router())
         .merge(routes::admin::router())
         .merge(routes::webhooks::router())
+        .merge(routes::audit::router())
 }
 
 /// The whole API, with its cross-cutting layers.
@@ -152,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(status_cache, forget::forget_written))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::record))
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::internal("handler panicked").into_response()
         }))

@@ -774,3 +774,31 @@ async fn ensure_admin_token_refuses_a_short_hotpatch_admin_token() {
         "a token of exactly the minimum length works"
     );
 }
+
+#[tokio::test]
+async fn tokens_are_listed_by_role_and_kind() {
+    let app = TestApp::new().await;
+    let (ci, _) = create_token(&app, "ci").await;
+    let (reader, _) = create_token(&app, "reader").await;
+    let (_, agent_id, _) = agent(&app, "web-1").await;
+    let ids = |r: &Reply| -> Vec<Uuid> {
+        r.ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let all = app.get("/v1/tokens", ADMIN).await;
+    let kinds: Vec<&str> =
+        all.ok(200)["items"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "bootstrap").count(), 1, "{kinds:?}");
+    assert_eq!(ids(&app.get("/v1/tokens?role=ci", ADMIN).await), [ci]);
+    assert_eq!(ids(&app.get("/v1/tokens?kind=agent", ADMIN).await), [agent_id]);
+    assert_eq!(ids(&app.get("/v1/tokens?kind=api&role=reader", ADMIN).await), [reader]);
+    let api = ids(&app.get("/v1/tokens?kind=api", ADMIN).await);
+    assert_eq!(api, [ci, reader], "neither the agent's nor the bootstrap token");
+    for bad in ["role=root", "kind=person", "owner=me"] {
+        app.get(&format!("/v1/tokens?{bad}"), ADMIN).await.problem(400, "validation_failed");
+    }
+}

@@ -25,6 +25,19 @@ async fn count(app: &TestApp) -> i64 {
     sqlx::query_scalar("select count(*) from machine").fetch_one(&app.pool).await.unwrap()
 }
 
+/// The README's sample fleet (`deploy/fleet/fleet.json`) imports as it is, every machine eligible.
+#[tokio::test]
+async fn the_sample_fleet_imports_every_machine_eligible() {
+    let app = TestApp::new().await;
+    let sample: Value = serde_json::from_str(include_str!("../../../deploy/fleet/fleet.json")).unwrap();
+    let body = app.post("/v1/machines/import", ADMIN, sample.clone()).await.ok(201).clone();
+    assert_eq!(body["imported"], sample.as_array().unwrap().len());
+    let page = app.get("/v1/machines?limit=100", ADMIN).await.ok(200).clone();
+    for m in page["items"].as_array().unwrap() {
+        assert_eq!(m["hotpatch_status"], "enabled", "{m}");
+    }
+}
+
 #[tokio::test]
 async fn an_import_of_ten_thousand_machines_registers_them_all() {
     let app = TestApp::new().await;

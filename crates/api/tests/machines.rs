@@ -295,3 +295,32 @@ async fn deleted_machines_are_gone() {
     app.delete(&url, ADMIN).await.problem(404, "not_found");
     app.patch(&url, ADMIN, json!({"name": "x"})).await.problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn machines_are_found_by_exact_name_or_by_a_name_prefix_ending_in_a_star() {
+    let app = TestApp::new().await;
+    for name in ["web-01", "web-02", "web_x", "db-01"] {
+        app.machine(azure_2022(name)).await;
+    }
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        let mut n: Vec<String> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let r = app.get("/v1/machines?name=web-01", ADMIN).await;
+    assert_eq!(names(r.ok(200)), ["web-01"]);
+    let r = app.get("/v1/machines?name=web-*", ADMIN).await;
+    assert_eq!(names(r.ok(200)), ["web-01", "web-02"]);
+    // `_` and `%` are plain characters, not wildcards.
+    let r = app.get("/v1/machines?name=web_*", ADMIN).await;
+    assert_eq!(names(r.ok(200)), ["web_x"]);
+    let r = app.get("/v1/machines?name=web", ADMIN).await;
+    assert!(names(r.ok(200)).is_empty(), "exact unless it ends in *");
+    let r = app.get("/v1/machines?name=*&region=westeurope", ADMIN).await;
+    assert_eq!(names(r.ok(200)).len(), 4);
+}

@@ -101,6 +101,10 @@ async fn assessing_a_machine_answers_202_with_location_and_a_queued_operation() 
     assert_eq!(op["results_truncated"], false);
     assert!(op["created_at"].is_string(), "{op}");
     assert_eq!(op["finished_at"], Value::Null);
+    // The machine has no agent: the 202 (only) says so.
+    let mut op = op;
+    let warnings = op.as_object_mut().unwrap().remove("warnings").unwrap();
+    assert!(warnings[0].as_str().unwrap().contains("no connected agent (web-1)"), "{warnings}");
     let polled = app.get(r.headers["location"].to_str().unwrap(), &ci).await;
     assert_eq!(polled.ok(200), &op, "the Location answers the same operation");
 }

@@ -408,6 +408,23 @@ async fn the_summary_counts_a_known_fleet_as_a_whole_and_by_group() {
     assert_eq!(summary_of(&whole), counts(4, [1, 1, 1, 1], [1, 1, 2], 1, 1), "{whole}");
     assert_eq!(whole["groups"], json!([]));
     assert_eq!(whole["at"], "2025-05-20T10:00:00Z");
+    // Reboots avoided: a and b take hotpatches (January and April baselines: 2 of 5 months so
+    // far, 4 of 12 over the year), c and d reboot every month.
+    assert_eq!(
+        whole["reboots"],
+        json!({"year": 2025, "this_year": 14, "monthly_cumulative": 20, "avoided": 6,
+               "projected_year": 32, "projected_monthly_cumulative": 48, "projected_avoided": 16}),
+        "{whole}"
+    );
+    let a_status = status(&app, &a).await.0;
+    assert_eq!(
+        a_status["reboots"],
+        json!({"year": 2025, "this_year": 2, "monthly_cumulative": 5, "avoided": 3,
+               "projected_year": 4, "projected_monthly_cumulative": 12, "projected_avoided": 8}),
+        "4 instead of 12: {a_status}"
+    );
+    let c_status = status(&app, &c).await.0;
+    assert_eq!((&c_status["reboots"]["this_year"], &c_status["reboots"]["avoided"]), (&json!(5), &json!(0)));
 
     // The counts are those of each machine's own patch status.
     let mut statuses = std::collections::BTreeMap::new();
@@ -441,7 +458,14 @@ async fn the_summary_counts_a_known_fleet_as_a_whole_and_by_group() {
         let got = app.get(&format!("/v1/fleet/summary?group_by={group_by}"), ADMIN).await.ok(200).clone();
         assert_eq!(got["group_by"], group_by);
         assert_eq!(summary_of(&got), summary_of(&whole), "{group_by}: the whole fleet");
-        assert_eq!(got["groups"], groups, "{group_by}");
+        let mut got_groups = got["groups"].clone();
+        let mut reboots = 0;
+        for g in got_groups.as_array_mut().unwrap() {
+            reboots += g["reboots"]["this_year"].as_i64().unwrap();
+            g.as_object_mut().unwrap().remove("reboots");
+        }
+        assert_eq!(got_groups, groups, "{group_by}");
+        assert_eq!(reboots, 14, "{group_by}: the groups' reboots add up to the fleet's");
     }
     // A reader may read it.
     let reader = app.token("reader").await;

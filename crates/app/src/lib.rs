@@ -7,6 +7,7 @@
 //! replica's shared memory) and answers an [`AppError`].
 
 pub mod admin;
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod console;

@@ -1,5 +1,11 @@
 //! Server settings the rules read (from `hotpatchd`'s flags and environment).
 
+/// [`Settings::job_ttl`] by default: a day, as long as the periodic assessment's interval.
+pub const DEFAULT_JOB_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// [`Settings::audit_retention`] by default.
+pub const DEFAULT_AUDIT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
 /// Server settings the rules read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -23,6 +29,12 @@ pub struct Settings {
     /// An agent silent for this long counts as disconnected (patch status) and is reported lost
     /// (`agent.lost`).
     pub agent_silence: chrono::TimeDelta,
+    /// A job of an operation (assess, install, rollback now) or a periodic assessment that no
+    /// agent claimed within this time of its creation ends `expired` (rollout installs are bound
+    /// by their windows instead).
+    pub job_ttl: chrono::TimeDelta,
+    /// How long the audit log keeps an entry (by database time).
+    pub audit_retention: chrono::TimeDelta,
     /// Internal address blocks webhooks may deliver to (by default none: loopback, private,
     /// link-local … addresses are refused; see `hotpatch_domain::webhook_target`).
     pub webhook_allow: hotpatch_domain::webhook_target::AllowList,
@@ -40,6 +52,8 @@ impl Default for Settings {
             automatic_max_batch_percent: hotpatch_domain::rollout::DEFAULT_MAX_BATCH_PERCENT,
             clock_control: false,
             agent_silence: hotpatch_store::events::AGENT_SILENCE,
+            job_ttl: DEFAULT_JOB_TTL,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
             webhook_allow: Default::default(),
         }
     }

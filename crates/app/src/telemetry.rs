@@ -260,6 +260,10 @@ fn describe() {
         "hotpatch_leases_expired_total",
         "Expired leases reclaimed by the reaper: requeued, or failed out of attempts."
     );
+    describe_counter!(
+        "hotpatch_jobs_expired_total",
+        "Queued jobs ended `expired`: no agent claimed them within the job time-to-live."
+    );
     describe_histogram!(
         "hotpatch_claim_duration_seconds",
         Unit::Seconds,
@@ -325,6 +329,7 @@ fn describe() {
         counter!("hotpatch_leases_expired_total", "outcome" => outcome).absolute(0);
     }
     counter!("hotpatch_agents_lost_total").absolute(0);
+    counter!("hotpatch_jobs_expired_total").absolute(0);
     for outcome in WEBHOOK_OUTCOMES {
         counter!("hotpatch_webhook_deliveries_total", "outcome" => outcome).absolute(0);
     }

@@ -5,9 +5,10 @@
 //! through the token notifications, which bump the wake-ups' token generation.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use hotpatch_domain::auth::TokenKind;
 use hotpatch_domain::validation::has_control;
 use hotpatch_domain::Role;
-use hotpatch_store::tokens::{self, Credential, NewToken, Token};
+use hotpatch_store::tokens::{self, Credential, NewToken, Token, TokenFilter};
 use hotpatch_store::{agents, machines};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,8 @@ pub struct TokenView {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// What it is for.
+    pub kind: TokenKind,
     /// Bound machine (agent tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_id: Option<Uuid>,
@@ -97,10 +100,16 @@ pub struct CreatedToken {
 
 impl From<Token> for TokenView {
     fn from(t: Token) -> Self {
+        let kind = match (t.bootstrap, t.machine_id) {
+            (true, _) => TokenKind::Bootstrap,
+            (false, Some(_)) => TokenKind::Agent,
+            (false, None) => TokenKind::Api,
+        };
         TokenView {
             id: t.id,
             name: t.name,
             role: t.role,
+            kind,
             machine_id: t.machine_id,
             bootstrap: t.bootstrap,
             expires_at: t.expires_at,
@@ -220,9 +229,21 @@ pub async fn create_agent_token(
     issue(app, (&name, Role::Agent), Some(machine_id), req.expires_at, secret).await
 }
 
-/// Tokens in id order after `after`, at most `limit` (without secrets).
-pub async fn list(app: &App, after: Option<Uuid>, limit: i64) -> Result<Vec<TokenView>, AppError> {
-    Ok(tokens::list(&app.pool, after, limit).await?.into_iter().map(TokenView::from).collect())
+/// Tokens of `role` and `kind` (when given) in id order after `after`, at most `limit` (without
+/// secrets).
+pub async fn list(
+    app: &App,
+    role: Option<Role>,
+    kind: Option<TokenKind>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<TokenView>, AppError> {
+    let filter = TokenFilter {
+        role,
+        bound_to_machine: kind.map(|k| k == TokenKind::Agent),
+        bootstrap: kind.map(|k| k == TokenKind::Bootstrap),
+    };
+    Ok(tokens::list(&app.pool, &filter, after, limit).await?.into_iter().map(TokenView::from).collect())
 }
 
 /// One token (without its secret).

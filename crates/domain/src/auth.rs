@@ -49,6 +49,20 @@ impl Role {
     }
 }
 
+/// What a token is for: a person's or a pipeline's (`api`), a machine's agent (`agent`), or the
+/// `HOTPATCH_ADMIN_TOKEN` bootstrap token (`bootstrap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoStaticStr, EnumString)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum TokenKind {
+    /// Created with `POST /v1/tokens`.
+    Api,
+    /// Bound to one machine (`POST /v1/machines/{id}/agent-token`).
+    Agent,
+    /// `HOTPATCH_ADMIN_TOKEN`.
+    Bootstrap,
+}
+
 #[cfg(test)]
 mod tests {
     use super::Role::{self, *};

@@ -55,12 +55,15 @@ pub enum JobState {
     Failed,
     /// Canceled before it finished.
     Canceled,
+    /// No agent claimed it within the job time-to-live (the machine's agent was not connected);
+    /// its `error` says so.
+    Expired,
 }
 
 impl JobState {
     /// Whether the job is over.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Canceled)
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Canceled | JobState::Expired)
     }
 }
 

@@ -62,6 +62,7 @@ impl OperationStatus {
                 JobState::Succeeded => c.succeeded += 1,
                 JobState::Failed => c.failed += 1,
                 JobState::Canceled => c.canceled += 1,
+                JobState::Expired => c.expired += 1,
             }
         }
         OperationStatus::from_counts(&c)
@@ -70,12 +71,13 @@ impl OperationStatus {
     /// The status of an operation with this many jobs in each state.
     ///
     /// Failures win over cancellations: a pipeline waiting on the operation must learn that
-    /// something failed even if the rest was then canceled.
+    /// something failed even if the rest was then canceled. A job that expired unclaimed did not
+    /// happen either: it counts as a failure. (SQL has the same rule: `operation_status()`.)
     pub fn from_counts(c: &StateCounts) -> OperationStatus {
-        let done = c.succeeded + c.failed + c.canceled;
+        let done = c.succeeded + c.failed + c.canceled + c.expired;
         let total = done + c.queued + c.leased;
         match () {
-            _ if done == total && c.failed > 0 => OperationStatus::Failed,
+            _ if done == total && c.failed + c.expired > 0 => OperationStatus::Failed,
             _ if done == total && c.canceled > 0 => OperationStatus::Canceled,
             _ if done == total => OperationStatus::Succeeded,
             _ if c.queued == total => OperationStatus::Queued,
@@ -97,15 +99,18 @@ pub struct StateCounts {
     pub failed: i64,
     /// Canceled.
     pub canceled: i64,
+    /// Expired unclaimed.
+    pub expired: i64,
 }
 
 impl StateCounts {
-    /// The per-machine counts clients see (canceled counts as failed: it did not happen).
+    /// The per-machine counts clients see (canceled and expired count as failed: they did not
+    /// happen).
     pub fn machines(&self) -> MachineCounts {
         MachineCounts {
-            total: self.queued + self.leased + self.succeeded + self.failed + self.canceled,
+            total: self.queued + self.leased + self.succeeded + self.failed + self.canceled + self.expired,
             succeeded: self.succeeded,
-            failed: self.failed + self.canceled,
+            failed: self.failed + self.canceled + self.expired,
             pending: self.queued + self.leased,
         }
     }
@@ -118,7 +123,7 @@ pub struct MachineCounts {
     pub total: i64,
     /// Machines whose job succeeded.
     pub succeeded: i64,
-    /// Machines whose job failed or was canceled.
+    /// Machines whose job failed, was canceled or expired unclaimed.
     pub failed: i64,
     /// Machines whose job is queued or running.
     pub pending: i64,
@@ -166,6 +171,40 @@ pub struct Operation {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// One operation as `GET /v1/operations` lists it: its status and counts, without per-machine
+/// results (read `GET /v1/operations/{id}` for those).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OperationSummary {
+    /// The operation.
+    pub id: Uuid,
+    /// What it does.
+    pub kind: OperationKind,
+    /// Where it is.
+    pub status: OperationStatus,
+    /// Per-machine counts.
+    pub machines: MachineCounts,
+    /// The token that asked (`null`: unknown).
+    pub created_by: Option<Uuid>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When it was canceled (`POST /v1/operations/{id}/cancel`), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canceled_at: Option<DateTime<Utc>>,
+    /// When its last job ended (`null` until then).
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Which operations `GET /v1/operations` lists; every given part must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OperationFilter {
+    /// Of this kind.
+    pub kind: Option<OperationKind>,
+    /// In this status.
+    pub status: Option<OperationStatus>,
+    /// Started by this token.
+    pub created_by: Option<Uuid>,
+}
+
 /// Which machines a bulk action applies to; every given part must match. `{}` names the whole fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -197,6 +236,9 @@ mod tests {
             (&[Canceled, Succeeded], OperationStatus::Canceled),
             (&[Canceled, Failed], OperationStatus::Failed),
             (&[Failed, Leased], OperationStatus::Running),
+            (&[Expired, Succeeded], OperationStatus::Failed),
+            (&[Expired, Canceled], OperationStatus::Failed),
+            (&[Expired, Queued], OperationStatus::Running),
             (&[], OperationStatus::Succeeded),
         ];
         for (states, want) in cases {

@@ -8,8 +8,10 @@
 
 pub mod calendar;
 pub mod publish;
+pub mod reboots;
 pub mod rollback;
 pub mod status;
+pub mod whatif;
 
 #[cfg(test)]
 mod props;
@@ -18,5 +20,7 @@ mod tests;
 
 pub use calendar::{calendar, project_year, CalendarMonth, CalendarRule, MonthStatus, ProjectedMonth};
 pub use publish::{check_publish, Publication, PublishRuleViolation};
+pub use reboots::{reboots_in_year, YearReboots};
 pub use rollback::{rollback_plan, RollbackRefused, RollbackStep};
 pub use status::{cycle_status, installed, rebooted, CycleKind, CycleStatus, MachineState, NextRelease};
+pub use whatif::{compare, scenario_catalog, Comparison, Scenario, WhatIfError, HYPOTHETICAL_ID};

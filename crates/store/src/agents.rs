@@ -257,3 +257,23 @@ pub async fn take_due_assessments(
     .await?;
     Ok(due)
 }
+
+/// Of `machine_ids`, the machines whose agent has not been seen since `seen_after` (or never):
+/// `(id, name)` by name. Marks a replica has not written yet are the caller's to consider.
+pub async fn disconnected(
+    db: impl PgExecutor<'_>,
+    machine_ids: &[Uuid],
+    seen_after: DateTime<Utc>,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let rows = sqlx::query!(
+        "select m.id, m.name from machine m
+         left join machine_agent a on a.machine_id = m.id
+         where m.id = any($1::uuid[]) and (a.last_seen_at is null or a.last_seen_at < $2)
+         order by m.name",
+        machine_ids,
+        seen_after,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+}

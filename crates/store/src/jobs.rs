@@ -17,7 +17,7 @@ mod reap;
 
 pub use complete::{complete, complete_many, Completion, Recorded, ResultRequest};
 pub use lease::{claim, claim_many, heartbeat, held_leases, lease_is_fresh, ClaimRequest, Fence, LeaseRef};
-pub use reap::{notify_due, reap_expired, Reaped};
+pub use reap::{expire_unclaimed, notify_due, reap_expired, Reaped};
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
@@ -264,14 +264,27 @@ pub async fn history(
     rows.into_iter().map(Job::try_from).collect()
 }
 
-/// Cancels an operation: marks it canceled and ends its queued and leased jobs (a leased job's
-/// holder then gets `lease_lost`). A job another operation also waits on (collapsed "assess now"
-/// requests) is left to run for that one. Returns the number of jobs canceled.
+/// What canceling an operation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Canceled {
+    /// Queued jobs canceled.
+    pub canceled: u64,
+    /// Jobs already running (leased), left to finish: an agent may be halfway through an
+    /// install, and a result it reports must not be refused.
+    pub running: u64,
+    /// Queued jobs left queued because another unfinished operation also waits on them
+    /// (collapsed "assess now" requests).
+    pub shared: u64,
+}
+
+/// Cancels an operation: marks it canceled and cancels its queued jobs, except those another
+/// operation also waits on. Running jobs are left to finish. Run it with the operation's row
+/// locked (`operations::lock`).
 pub async fn cancel_operation(
     conn: &mut PgConnection,
     operation_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
+) -> Result<Canceled, StoreError> {
     sqlx::query!(
         "update operation set canceled_at = coalesce(canceled_at, $2), updated_at = $2 where id = $1",
         operation_id,
@@ -279,10 +292,9 @@ pub async fn cancel_operation(
     )
     .execute(&mut *conn)
     .await?;
-    let n = sqlx::query!(
-        "update job set state = 'canceled', lease_id = null, lease_expires_at = null, finished_at = $2,
-                error = 'canceled', updated_at = $2
-         where state in ('queued', 'leased')
+    let canceled = sqlx::query!(
+        "update job set state = 'canceled', finished_at = $2, error = 'canceled', updated_at = $2
+         where state = 'queued'
            and id in (select job_id from operation_job where operation_id = $1)
            and not exists (select 1 from operation_job o where o.job_id = job.id and o.operation_id <> $1)",
         operation_id,
@@ -291,5 +303,14 @@ pub async fn cancel_operation(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(n)
+    let left = sqlx::query!(
+        r#"select count(*) filter (where j.state = 'leased') as "running!",
+                  count(*) filter (where j.state = 'queued') as "shared!"
+           from operation_job oj join job j on j.id = oj.job_id
+           where oj.operation_id = $1"#,
+        operation_id,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Canceled { canceled, running: left.running as u64, shared: left.shared as u64 })
 }

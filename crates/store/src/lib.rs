@@ -3,6 +3,7 @@
 //! All SQL of the service lives here and in `migrations/`.
 
 pub mod agents;
+pub mod audit;
 pub mod clock;
 pub mod console_sessions;
 pub mod error;

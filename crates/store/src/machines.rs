@@ -41,6 +41,17 @@ pub struct MachineFilter {
     pub labels: BTreeMap<String, String>,
     /// Hotpatch status.
     pub hotpatch_status: Option<HotpatchStatus>,
+    /// The name: exactly, or its beginning.
+    pub name: Option<NameMatch>,
+}
+
+/// How `GET /v1/machines?name=` matches names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameMatch {
+    /// This name.
+    Exact(String),
+    /// Names beginning with this (`?name=web-*`).
+    Prefix(String),
 }
 
 /// Flat row shape, one column per field, so filters and rollouts can use indexes.
@@ -267,6 +278,13 @@ pub async fn list(
     let os: Option<&'static str> = filter.os.map(Into::into);
     let status: Option<&'static str> = filter.hotpatch_status.map(Into::into);
     let labels = (!filter.labels.is_empty()).then(|| json!(filter.labels));
+    let (exact, prefix) = match &filter.name {
+        Some(NameMatch::Exact(n)) => (Some(n.as_str()), None),
+        Some(NameMatch::Prefix(p)) => (None, Some(p.as_str())),
+        None => (None, None),
+    };
+    // `starts_with` rather than `like`: a name may hold `%` and `_`, which `like` would read as
+    // wildcards.
     let rows = sqlx::query_as!(
         Row,
         r#"select id, name, platform, os, image_publisher, image_offer, image_sku, image_kind, edition,
@@ -279,13 +297,17 @@ pub async fn list(
              and ($3::text is null or os = $3)
              and ($4::text is null or hotpatch_status = $4)
              and ($5::jsonb is null or labels @> $5)
+             and ($6::text is null or name = $6)
+             and ($7::text is null or starts_with(name, $7))
            order by id
-           limit $6"#,
+           limit $8"#,
         after,
         filter.region,
         os,
         status,
         labels,
+        exact,
+        prefix,
         limit,
     )
     .fetch_all(db)

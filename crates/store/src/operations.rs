@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use hotpatch_domain::operation::{
-    MachineResult, Operation, OperationKind, OperationStatus, Selector, StateCounts,
+    MachineResult, Operation, OperationFilter, OperationKind, OperationStatus, OperationSummary, Selector,
+    StateCounts,
 };
 use serde_json::json;
 use sqlx::{PgConnection, PgExecutor};
@@ -132,6 +133,7 @@ pub async fn get(db: &mut PgConnection, id: Uuid, max_results: i64) -> Result<Op
                   count(j.id) filter (where j.state = 'succeeded') as "succeeded!",
                   count(j.id) filter (where j.state = 'failed') as "failed!",
                   count(j.id) filter (where j.state = 'canceled') as "canceled!",
+                  count(j.id) filter (where j.state = 'expired') as "expired!",
                   max(j.finished_at) as finished_at
            from operation o
            left join operation_job oj on oj.operation_id = o.id
@@ -149,12 +151,14 @@ pub async fn get(db: &mut PgConnection, id: Uuid, max_results: i64) -> Result<Op
         succeeded: head.succeeded,
         failed: head.failed,
         canceled: head.canceled,
+        expired: head.expired,
     };
     let rows = sqlx::query!(
         "select oj.machine_id, j.id as job_id, j.state, j.error, j.finished_at
          from operation_job oj join job j on j.id = oj.job_id
          where oj.operation_id = $1
-         order by (j.state = 'failed') desc, (j.state = 'canceled') desc, j.finished_at nulls last, oj.machine_id
+         order by (j.state = 'failed') desc, (j.state = 'expired') desc, (j.state = 'canceled') desc,
+                  j.finished_at nulls last, oj.machine_id
          limit $2",
         id,
         max_results,
@@ -194,7 +198,7 @@ pub async fn progress(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<(i64, 
     let row = sqlx::query!(
         r#"select count(j.id) filter (where j.state = 'queued') as "queued!",
                   count(j.id) filter (where j.state = 'leased') as "leased!",
-                  count(j.id) filter (where j.state in ('succeeded', 'failed', 'canceled')) as "done!"
+                  count(j.id) filter (where j.state in ('succeeded', 'failed', 'canceled', 'expired')) as "done!"
            from operation o
            left join operation_job oj on oj.operation_id = o.id
            left join job j on j.id = oj.job_id
@@ -204,4 +208,79 @@ pub async fn progress(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<(i64, 
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| (r.queued, r.leased, r.done)))
+}
+
+/// Operations newest first, after the cursor `before` (an id of the previous page), each with
+/// its status and counts (at most `limit`). The status filter is `operation_status()` over each
+/// operation's jobs: a walk down the primary key that stops at `limit` matches.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    filter: &OperationFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<OperationSummary>, StoreError> {
+    let kind: Option<&'static str> = filter.kind.map(Into::into);
+    let status: Option<&'static str> = filter.status.map(Into::into);
+    let rows = sqlx::query!(
+        r#"select o.id, o.kind, o.created_by, o.created_at, o.canceled_at,
+                  c.queued as "queued!", c.leased as "leased!", c.succeeded as "succeeded!",
+                  c.failed as "failed!", c.canceled as "canceled!", c.expired as "expired!", c.finished_at
+           from operation o
+           cross join lateral (
+               select count(*) filter (where j.state = 'queued') as queued,
+                      count(*) filter (where j.state = 'leased') as leased,
+                      count(*) filter (where j.state = 'succeeded') as succeeded,
+                      count(*) filter (where j.state = 'failed') as failed,
+                      count(*) filter (where j.state = 'canceled') as canceled,
+                      count(*) filter (where j.state = 'expired') as expired,
+                      max(j.finished_at) as finished_at
+               from operation_job oj join job j on j.id = oj.job_id
+               where oj.operation_id = o.id) c
+           where ($1::uuid is null or o.id < $1)
+             and ($2::text is null or o.kind = $2)
+             and ($3::uuid is null or o.created_by = $3)
+             and ($4::text is null
+                  or operation_status(c.queued, c.leased, c.succeeded, c.failed, c.canceled, c.expired) = $4)
+           order by o.id desc
+           limit $5"#,
+        before,
+        kind,
+        filter.created_by,
+        status,
+        limit,
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let counts = StateCounts {
+                queued: r.queued,
+                leased: r.leased,
+                succeeded: r.succeeded,
+                failed: r.failed,
+                canceled: r.canceled,
+                expired: r.expired,
+            };
+            let status = OperationStatus::from_counts(&counts);
+            Ok(OperationSummary {
+                id: r.id,
+                kind: parse(&r.kind)?,
+                status,
+                machines: counts.machines(),
+                created_by: r.created_by,
+                created_at: r.created_at,
+                canceled_at: r.canceled_at,
+                finished_at: status.is_final().then_some(r.finished_at).flatten(),
+            })
+        })
+        .collect()
+}
+
+/// Locks the operation's row until the transaction ends (a cancel and a concurrent one take
+/// turns); `false` when there is no such operation.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreError> {
+    let found = sqlx::query_scalar!("select id from operation where id = $1 for update", id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
 }

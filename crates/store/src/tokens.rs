@@ -184,19 +184,39 @@ pub async fn admin_exists(db: impl PgExecutor<'_>) -> Result<bool, StoreError> {
 /// A page of tokens in id order.
 pub async fn list(
     db: impl PgExecutor<'_>,
+    filter: &TokenFilter,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Token>, StoreError> {
+    let role: Option<&'static str> = filter.role.map(Into::into);
     let rows = sqlx::query_as!(
         TokenRow,
         "select id, name, role, machine_id, bootstrap, expires_at, created_at from api_token
-         where ($1::uuid is null or id > $1) order by id limit $2",
+         where ($1::uuid is null or id > $1)
+           and ($2::text is null or role = $2)
+           and ($3::bool is null or (machine_id is not null) = $3)
+           and ($4::bool is null or bootstrap = $4)
+         order by id limit $5",
         after,
+        role,
+        filter.bound_to_machine,
+        filter.bootstrap,
         limit
     )
     .fetch_all(db)
     .await?;
     rows.into_iter().map(Token::try_from).collect()
+}
+
+/// Which tokens a list holds; every given part must match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// Of this role.
+    pub role: Option<Role>,
+    /// Bound to a machine (agent tokens) or not.
+    pub bound_to_machine: Option<bool>,
+    /// The `HOTPATCH_ADMIN_TOKEN` bootstrap token or not.
+    pub bootstrap: Option<bool>,
 }
 
 /// Deletes (revokes) a token.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hotpatch_domain::job::{JobState, Outcome};
 use hotpatch_domain::operation::{MachineCounts, OperationKind, OperationStatus, Selector};
-use hotpatch_store::jobs::{self, Completion, Fence};
+use hotpatch_store::jobs::{self, Completion};
 use hotpatch_store::operations::{self, Created, NewOperation};
 use hotpatch_store::testing::fresh_db;
 use hotpatch_store::wakeup::JOB_CHANNEL;
@@ -217,7 +217,7 @@ async fn an_operation_whose_jobs_all_succeed_succeeded_and_an_unknown_one_is_not
 }
 
 #[tokio::test]
-async fn canceling_an_operation_ends_its_unfinished_jobs_and_fences_out_their_holders() {
+async fn canceling_an_operation_ends_its_queued_jobs_and_leaves_running_ones_to_finish() {
     let db = fresh_db().await;
     let ids = machines(&db.pool, 3).await;
     let [held, done, waiting] = ids[..] else { panic!("three machines") };
@@ -231,20 +231,50 @@ async fn canceling_an_operation_ends_its_unfinished_jobs_and_fences_out_their_ho
         .unwrap()
         .unwrap();
 
-    assert_eq!(jobs::cancel_operation(&mut conn, op, t0() + secs(10)).await.unwrap(), 2);
+    let canceled = jobs::cancel_operation(&mut conn, op, t0() + secs(10)).await.unwrap();
+    assert_eq!(canceled, jobs::Canceled { canceled: 1, running: 1, shared: 0 });
     let view = operations::get(&mut conn, op, 100).await.unwrap();
-    assert_eq!((view.status, view.finished_at), (OperationStatus::Canceled, Some(t0() + secs(10))));
-    assert_eq!(view.machines, MachineCounts { total: 3, succeeded: 1, failed: 2, pending: 0 });
-    let beat =
-        jobs::heartbeat(&mut conn, holder.id, held, holder.lease.id, t0() + secs(11), TTL).await.unwrap();
-    assert_eq!(beat, Err(Fence::LeaseLost));
+    assert_eq!((view.status, view.finished_at), (OperationStatus::Running, None));
+    assert!(jobs::claim(&mut *conn, waiting, t0() + secs(11), TTL).await.unwrap().is_none());
     let late =
         jobs::complete(&mut conn, holder.id, held, &succeeded(&holder), t0() + secs(12)).await.unwrap();
-    assert_eq!(late, Err(Fence::LeaseLost));
-    assert!(jobs::claim(&mut *conn, waiting, t0() + secs(13), TTL).await.unwrap().is_none());
+    assert!(matches!(late, Ok(Completion::Recorded(_))), "the running job's result is kept");
+    let view = operations::get(&mut conn, op, 100).await.unwrap();
+    assert_eq!((view.status, view.finished_at), (OperationStatus::Canceled, Some(t0() + secs(12))));
+    assert_eq!(view.machines, MachineCounts { total: 3, succeeded: 2, failed: 1, pending: 0 });
     let kept = jobs::get(&mut *conn, finished.id, done).await.unwrap().unwrap();
     assert_eq!(kept.state, JobState::Succeeded, "a finished job stays as it ended");
-    assert_eq!(jobs::cancel_operation(&mut conn, op, t0() + secs(20)).await.unwrap(), 0);
+    assert_eq!(
+        jobs::cancel_operation(&mut conn, op, t0() + secs(20)).await.unwrap(),
+        jobs::Canceled::default()
+    );
+}
+
+#[tokio::test]
+async fn the_sql_operation_status_agrees_with_the_domain_rule() {
+    let db = fresh_db().await;
+    for counts in 0..(3i64.pow(6)) {
+        let c: Vec<i64> = (0..6).map(|i| (counts / 3i64.pow(i)) % 3).collect();
+        let sql: String = sqlx::query_scalar("select operation_status($1, $2, $3, $4, $5, $6)")
+            .bind(c[0])
+            .bind(c[1])
+            .bind(c[2])
+            .bind(c[3])
+            .bind(c[4])
+            .bind(c[5])
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let rule = OperationStatus::from_counts(&hotpatch_domain::operation::StateCounts {
+            queued: c[0],
+            leased: c[1],
+            succeeded: c[2],
+            failed: c[3],
+            canceled: c[4],
+            expired: c[5],
+        });
+        assert_eq!(sql, <&'static str>::from(rule), "{c:?}");
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hotpatch_app::fleet::{self, MachineFilter, MachineListItem, MachineView};
+use hotpatch_app::fleet::{self, MachineFilter, MachineListItem, MachineView, NameMatch};
 use hotpatch_domain::validation::{is_identifier, is_label_key, is_label_value};
 use hotpatch_domain::{HotpatchStatus, MachinePatch, MachineSpec, OsVersion};
 use sha2::Digest as _;
@@ -80,6 +80,13 @@ fn list_filter(raw: Option<&str>) -> Result<MachineFilter, ApiError> {
                     )
                 })?)
             }
+            "name" => {
+                let name = match v.strip_suffix('*') {
+                    Some(prefix) => NameMatch::Prefix(prefix.to_owned()),
+                    None => NameMatch::Exact(v.clone().into_owned()),
+                };
+                filter.name = Some(name);
+            }
             "label" => {
                 let (key, value) = v
                     .split_once(':')
@@ -120,12 +127,14 @@ fn include_status(raw: Option<&str>) -> Result<bool, ApiError> {
     Ok(include)
 }
 
-/// List machines, filtered by `region`, `os`, `label=key:value` (repeatable; all must
-/// match) and `hotpatch_status`, a page at a time; `include=patch_status` adds each machine's
+/// List machines, filtered by `name` (exact; a trailing `*` matches names that begin with the
+/// rest, e.g. `web-*`), `region`, `os`, `label=key:value` (repeatable; all must match) and
+/// `hotpatch_status`, a page at a time; `include=patch_status` adds each machine's
 /// patch status. The page carries a strong `ETag` of its content; `If-None-Match` with it
 /// (or `*`; weak forms compare weakly) answers 304.
 #[utoipa::path(get, path = "/v1/machines", tag = "machines",
     params(
+        ("name" = Option<String>, Query, description = "Exact name; with a trailing `*`, names beginning with the rest (`web-*`)"),
         ("region" = Option<String>, Query, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "Exact region"),
         ("os" = Option<OsVersion>, Query, description = "OS release"),
         ("label" = Option<String>, Query, pattern = "^[A-Za-z0-9._/-]{1,63}:[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]{0,256}$", description = "key:value, repeatable"),
@@ -146,8 +155,10 @@ async fn list_machines(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let filter = list_filter(raw.as_deref())?;
-    let paging =
-        PageParams::from_query(raw.as_deref(), &["region", "os", "hotpatch_status", "label", "include"])?;
+    let paging = PageParams::from_query(
+        raw.as_deref(),
+        &["name", "region", "os", "hotpatch_status", "label", "include"],
+    )?;
     let include = include_status(raw.as_deref())?;
     let items = fleet::list(&state, &filter, paging.after, paging.limit, include).await?;
     let page = page(items, paging.limit, |m| m.machine.id, |m| m);

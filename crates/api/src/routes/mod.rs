@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod audit;
 pub mod calendar;
 pub mod events;
 pub mod fleet;

@@ -8,6 +8,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hotpatch_app::tokens::{self, CreateAgentToken, CreateToken, CreatedToken, Issued, NewSecret, TokenView};
+use hotpatch_domain::auth::TokenKind;
+use hotpatch_domain::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -54,19 +56,51 @@ async fn create_token(
     Ok(created(&state, issued))
 }
 
-/// List tokens (without secrets).
+/// Reads `?role=` and `?kind=` of `GET /v1/tokens`.
+fn list_filter(raw: Option<&str>) -> Result<(Option<Role>, Option<TokenKind>), ApiError> {
+    let (mut role, mut kind) = (None, None);
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "role" => {
+                role = Some(v.parse::<Role>().map_err(|_| {
+                    ApiError::bad_param(
+                        "role",
+                        format!("'{}' is not one of admin, operator, ci, reader, agent", v.escape_debug()),
+                    )
+                })?)
+            }
+            "kind" => {
+                kind = Some(v.parse::<TokenKind>().map_err(|_| {
+                    ApiError::bad_param(
+                        "kind",
+                        format!("'{}' is not one of api, agent, bootstrap", v.escape_debug()),
+                    )
+                })?)
+            }
+            _ => {}
+        }
+    }
+    Ok((role, kind))
+}
+
+/// List tokens (without secrets), filtered by `role` and `kind` (`api`: made with
+/// `POST /v1/tokens`; `agent`: bound to a machine; `bootstrap`: `HOTPATCH_ADMIN_TOKEN`).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
-    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000"),
+    params(("role" = Option<Role>, Query, description = "Only tokens of this role"),
+        ("kind" = Option<TokenKind>, Query, description = "Only tokens of this kind"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size, 1–1000"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "next_cursor of the previous page")),
-    responses((status = 200, description = "A page of tokens", body = Page<TokenView>)),
+    responses((status = 200, description = "A page of tokens", body = Page<TokenView>),
+        (status = 400, description = "Bad filter or paging value", body = Problem)),
     security(("bearer" = [])))]
 async fn list_tokens(
     State(state): State<AppState>,
     _: Admin,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Page<TokenView>>, ApiError> {
-    let p = PageParams::from_query(raw.as_deref(), &[])?;
-    let views = tokens::list(&state, p.after, p.limit + 1).await?;
+    let (role, kind) = list_filter(raw.as_deref())?;
+    let p = PageParams::from_query(raw.as_deref(), &["role", "kind"])?;
+    let views = tokens::list(&state, role, kind, p.after, p.limit + 1).await?;
     Ok(Json(page(views, p.limit, |t| t.id, |t| t)))
 }
 

@@ -1,6 +1,7 @@
 //! The lease reaper: leases that expired go back to the queue with exponential backoff and
-//! jitter (or fail after `max_attempts`), and jobs whose backoff passed since the last pass wake
-//! their machine's waiting claim. One replica a pass.
+//! jitter (or fail after `max_attempts`), queued jobs no agent claimed within the job
+//! time-to-live end `expired` (so their operations finish), and jobs whose backoff passed since
+//! the last pass wake their machine's waiting claim. One replica a pass.
 
 use chrono::{DateTime, Utc};
 use hotpatch_domain::job::RetryPolicy;
@@ -19,6 +20,8 @@ pub struct Reaped {
     pub requeued: u64,
     /// Jobs failed for good (out of attempts).
     pub failed: u64,
+    /// Queued jobs ended `expired` (unclaimed past the job time-to-live).
+    pub expired: u64,
     /// Machines woken because a job's backoff passed.
     pub woken: u64,
 }
@@ -40,12 +43,24 @@ pub async fn tick(app: &App, last: DateTime<Utc>, now: DateTime<Utc>) -> Result<
             break;
         }
     }
+    let reason = crate::operations::reach::expiry_reason(app.settings.job_ttl);
+    loop {
+        let n = jobs::expire_unclaimed(&mut tx, now - app.settings.job_ttl, now, &reason, BATCH).await?;
+        done.expired += n;
+        if n < BATCH as u64 {
+            break;
+        }
+    }
     done.woken = jobs::notify_due(&mut *tx, last, now).await?;
     tx.commit().await?;
     app.telemetry.record(|| {
         metrics::counter!("hotpatch_leases_expired_total", "outcome" => "requeued").increment(done.requeued);
         metrics::counter!("hotpatch_leases_expired_total", "outcome" => "failed").increment(done.failed);
+        metrics::counter!("hotpatch_jobs_expired_total").increment(done.expired);
     });
+    if done.expired > 0 {
+        tracing::info!(expired = done.expired, "unclaimed jobs expired");
+    }
     if done.requeued + done.failed > 0 {
         tracing::info!(requeued = done.requeued, failed = done.failed, "expired leases reaped");
     }

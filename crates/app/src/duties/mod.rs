@@ -12,7 +12,7 @@
 //! | [`dispatcher`] (rollouts advanced) | `HOTPATCH_DISPATCH_INTERVAL_MS` | one replica |
 //! | [`webhook_delivery`] (events fanned out and delivered) | 1 s | every replica (deliveries leased) |
 //! | [`liveness`] (lost agents and missed `operation.finished` events reported) | 1 s | one replica |
-//! | [`retention`] (old events deleted) | 60 s | one replica |
+//! | [`retention`] (old events and audit log entries deleted) | 60 s | one replica |
 
 pub mod assessments;
 pub mod dispatcher;

@@ -17,7 +17,7 @@ use hotpatch_store::machines;
 use hotpatch_store::regions as region_rows;
 use uuid::Uuid;
 
-pub use hotpatch_store::machines::MachineFilter;
+pub use hotpatch_store::machines::{MachineFilter, NameMatch};
 pub use views::{MachineListItem, MachineView};
 
 use self::derive::{derive, write};

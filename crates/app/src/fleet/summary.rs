@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hotpatch_domain::{HotpatchStatus, Release};
-use hotpatch_scheduler::cycle::{cycle_status, MachineState};
+use hotpatch_scheduler::cycle::{cycle_status, reboots_in_year, MachineState};
 use hotpatch_store::status::{self, FleetClass};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -16,6 +16,7 @@ pub use hotpatch_store::status::GroupBy;
 
 use crate::error::AppError;
 use crate::settings::Settings;
+use crate::status::views::RebootsView;
 use crate::App;
 
 /// Automatic installs must complete within this long after the release (DESIGN §1).
@@ -58,6 +59,8 @@ pub struct FleetCounts {
     pub reboot_pending: i64,
     /// The release they need came out more than 30 days ago.
     pub overdue: i64,
+    /// Their reboots this year against the same machines on monthly cumulative updates.
+    pub reboots: RebootsView,
 }
 
 /// The counts of one group.
@@ -162,4 +165,5 @@ fn tally(
     if overdue {
         counts.overdue += n;
     }
+    counts.reboots.add(&reboots_in_year(catalog, c.os, takes, &settings.calendar, now), n);
 }

@@ -1,6 +1,9 @@
 //! "Assess now": one machine, or every machine a selector names (`{}` is the whole fleet). Each
 //! request is one operation whose assessment jobs run ahead of the periodic ones; a machine with an
 //! assessment already queued joins it instead of getting a second one.
+//!
+//! The 202 warns about machines without a connected agent (their assessments wait for it and
+//! expire unclaimed after the job time-to-live); a bulk request may leave them out instead.
 
 use hotpatch_domain::operation::{Operation, OperationKind, Selector};
 use hotpatch_store::{jobs, machines, operations};
@@ -9,7 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::idempotency::{self, Caller, Request, Started};
-use super::{MAX_RESULTS, MAX_SELECTED};
+use super::{reach, MAX_RESULTS, MAX_SELECTED};
 use crate::error::{AppError, OrNotFound};
 use crate::selector;
 use crate::App;
@@ -25,7 +28,7 @@ pub const MAX_REGIONS: usize = 500;
 pub async fn machine(app: &App, caller: &Caller, machine_id: Uuid) -> Result<Operation, AppError> {
     let path = format!("/v1/machines/{machine_id}/assess");
     let body = json!({ "machine_ids": [machine_id] });
-    start(app, caller, &path, body, async |tx| {
+    start(app, caller, &path, body, false, async |tx| {
         machines::get(&mut *tx, machine_id)
             .await
             .or_not_found(|| format!("no machine with id {machine_id}"))?;
@@ -36,10 +39,22 @@ pub async fn machine(app: &App, caller: &Caller, machine_id: Uuid) -> Result<Ope
 
 /// Assesses every machine the selector names: the operation to poll. A 422 names unknown
 /// machine ids, a selector that names no machine, or more than [`MAX_SELECTED`].
-pub async fn selected(app: &App, caller: &Caller, selector: Selector) -> Result<Operation, AppError> {
+/// `skip_disconnected` leaves out machines without a connected agent (a 422 when that leaves
+/// none).
+pub async fn selected(
+    app: &App,
+    caller: &Caller,
+    selector: Selector,
+    skip_disconnected: bool,
+) -> Result<Operation, AppError> {
     selector::check_sizes(&selector, "")?;
-    let body = serde_json::to_value(&selector).map_err(AppError::internal)?;
-    start(app, caller, "/v1/assessments", body, async |tx| select(tx, &selector).await).await
+    let mut body = serde_json::to_value(&selector).map_err(AppError::internal)?;
+    if skip_disconnected {
+        // Part of what the idempotency key is checked against: another request than without it.
+        body = json!({ "selector": body, "skip_disconnected": true });
+    }
+    start(app, caller, "/v1/assessments", body, skip_disconnected, async |tx| select(tx, &selector).await)
+        .await
 }
 
 /// Creates an assess operation for the machines `machine_ids` finds (or finds the one its key
@@ -49,19 +64,33 @@ async fn start(
     caller: &Caller,
     path: &str,
     body: Value,
+    skip_disconnected: bool,
     machine_ids: impl AsyncFnOnce(&mut PgConnection) -> Result<Vec<Uuid>, AppError>,
 ) -> Result<Operation, AppError> {
     let now = app.clock.now();
     let mut tx = app.pool.begin().await?;
     let request = Request { kind: OperationKind::Assess, path, body: &body, stored: &body };
     let started = idempotency::start(&mut tx, caller, request, now).await?;
+    let mut warnings = vec![];
     if let Started::New(id) = started {
-        let ids = machine_ids(&mut tx).await?;
+        let mut ids = machine_ids(&mut tx).await?;
+        let away = reach::disconnected(app, &mut tx, &ids).await?;
+        if skip_disconnected && !away.is_empty() {
+            let gone: std::collections::HashSet<Uuid> = away.iter().map(|(m, _)| *m).collect();
+            ids.retain(|m| !gone.contains(m));
+            if ids.is_empty() {
+                return Err(AppError::field("selector", "names no machine with a connected agent"));
+            }
+            warnings.push(reach::left_out(&away));
+        } else if let Some(w) = reach::warning(&away, ids.len(), app.settings.job_ttl) {
+            warnings.push(w);
+        }
         jobs::enqueue_assessments(&mut tx, Some(id), &ids, ASSESS_NOW_PRIORITY, now).await?;
-        tracing::info!(operation_id = %id, machines = ids.len(), "assessment requested");
+        tracing::info!(operation_id = %id, machines = ids.len(), disconnected = away.len(), "assessment requested");
     }
-    let view = operations::get(&mut tx, started.id(), MAX_RESULTS).await?;
+    let mut view = operations::get(&mut tx, started.id(), MAX_RESULTS).await?;
     tx.commit().await?;
+    view.warnings = warnings;
     Ok(view)
 }
 

@@ -38,6 +38,9 @@ pub struct Disruptive<P> {
     pub machine: Machine,
     /// Whether this request enqueued the job (`false`: replayed).
     pub new: bool,
+    /// The warning that the machine's agent is not connected (its job waits for it and expires
+    /// unclaimed after the job time-to-live), when it is not.
+    pub disconnected: Option<String>,
 }
 
 /// Starts an operation of one `kind` job on the machine (or finds the one its key made), with the
@@ -68,9 +71,11 @@ pub async fn start<P: Serialize + DeserializeOwned>(
         }
         Started::Replayed(operation_id) => replayed_payload(&mut tx, operation_id, machine_id).await?,
     };
+    let away = super::reach::disconnected(app, &mut tx, &[machine_id]).await?;
+    let disconnected = super::reach::warning(&away, 1, app.settings.job_ttl);
     let operation = operations::get(&mut tx, started.id(), MAX_RESULTS).await?;
     tx.commit().await?;
-    Ok(Disruptive { operation, payload, machine, new: matches!(started, Started::New(_)) })
+    Ok(Disruptive { operation, payload, machine, new: matches!(started, Started::New(_)), disconnected })
 }
 
 /// Enqueues the operation's one job in the caller's transaction; `false` when the machine already

@@ -103,6 +103,7 @@ pub async fn install_now(
     }
     let mut operation = started.operation;
     operation.warnings = install_warnings(started.machine.takes_hotpatches(), &started.payload);
+    operation.warnings.extend(started.disconnected);
     Ok(operation)
 }
 

@@ -3,12 +3,16 @@
 //!
 //! This module owns starting them ([`assess`], [`install`], [`rollback`]), the `Idempotency-Key`
 //! rule they share ([`idempotency`]), the one install, rollback or reboot a machine runs at a time
-//! ([`disruptive`]), and reading one, long-polled until it changes ([`waiting`]).
+//! ([`disruptive`]), reading one, long-polled until it changes ([`waiting`]), and listing and
+//! canceling them ([`control`]); which machines its jobs cannot reach, and when those jobs
+//! expire ([`reach`]).
 
 pub mod assess;
+pub mod control;
 pub mod disruptive;
 pub mod idempotency;
 pub mod install;
+pub mod reach;
 pub mod rollback;
 pub mod waiting;
 

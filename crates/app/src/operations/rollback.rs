@@ -48,6 +48,7 @@ pub async fn rollback(app: &App, caller: &Caller, machine_id: Uuid) -> Result<Ro
     }
     let mut operation = started.operation;
     operation.warnings = rollback_warnings(&started.payload);
+    operation.warnings.extend(started.disconnected);
     Ok(RollbackOperation { operation, plan: started.payload })
 }
 

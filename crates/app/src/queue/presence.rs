@@ -14,6 +14,9 @@ use uuid::Uuid;
 #[derive(Debug, Default)]
 pub struct Presence {
     pending: Mutex<HashMap<Uuid, DateTime<Utc>>>,
+    /// The marks a flush is writing: still this replica's to tell until they are committed, so a
+    /// read during the write does not see an agent as silent.
+    writing: Mutex<HashMap<Uuid, DateTime<Utc>>>,
 }
 
 impl Presence {
@@ -27,7 +30,9 @@ impl Presence {
     /// When this replica last saw the machine's agent, if that is not written yet: a read on this
     /// replica combines it with the stored value, so it never looks older than it is here.
     pub fn pending(&self, machine_id: Uuid) -> Option<DateTime<Utc>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner).get(&machine_id).copied()
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner).get(&machine_id).copied();
+        let writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner).get(&machine_id).copied();
+        pending.max(writing)
     }
 
     /// Writes the pending marks in one statement; returns how many were written. Marks the
@@ -39,24 +44,32 @@ impl Presence {
             if pending.is_empty() {
                 return Ok(0);
             }
-            pending.drain().collect()
+            let batch: Vec<_> = pending.drain().collect();
+            // Under the pending lock, so a read never finds a mark in neither map.
+            *self.writing.lock().unwrap_or_else(PoisonError::into_inner) = batch.iter().copied().collect();
+            batch
         };
-        let skipped = match agents::mark_seen(pool, &batch).await {
-            Ok(skipped) => skipped,
+        let outcome = agents::mark_seen(pool, &batch).await;
+        // Marks not written go back to pending before `writing` lets go of them.
+        let written = match outcome {
+            Ok(skipped) => {
+                let written = batch.len() - skipped.len();
+                if !skipped.is_empty() {
+                    let at: HashMap<Uuid, DateTime<Utc>> = batch.into_iter().collect();
+                    for id in skipped {
+                        if let Some(&t) = at.get(&id) {
+                            self.saw(id, t);
+                        }
+                    }
+                }
+                Ok(written)
+            }
             Err(e) => {
                 batch.iter().for_each(|&(id, at)| self.saw(id, at));
-                return Err(e);
+                Err(e)
             }
         };
-        let written = batch.len() - skipped.len();
-        if !skipped.is_empty() {
-            let at: HashMap<Uuid, DateTime<Utc>> = batch.into_iter().collect();
-            for id in skipped {
-                if let Some(&t) = at.get(&id) {
-                    self.saw(id, t);
-                }
-            }
-        }
-        Ok(written)
+        self.writing.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        written
     }
 }

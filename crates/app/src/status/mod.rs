@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use hotpatch_domain::job::AvailableUpdate;
 use hotpatch_domain::{HotpatchStatus, Month, OsVersion, Release, ReleaseKind};
-use hotpatch_scheduler::cycle::{cycle_status, CycleStatus, MachineState};
+use hotpatch_scheduler::cycle::{cycle_status, reboots_in_year, CycleStatus, MachineState};
 use hotpatch_store::machines;
 use hotpatch_store::releases::{self, PatchState};
 use hotpatch_store::status::{self, StatusInputs, StatusVersion};
@@ -140,6 +140,7 @@ fn status_of(
         reboot_pending: i.reboot_pending,
     };
     let cycle = cycle_status(os, &machine_state, catalog, &app.settings.calendar, now);
+    let reboots = reboots_in_year(catalog, os, takes, &app.settings.calendar, now);
     let configuration = i.configuration.as_ref().map(|c| (c.id, &c.configuration, c.matched));
     let next_window =
         windows_of(&applied_from(&app.settings, zone, configuration), now, 1).into_iter().next();
@@ -187,6 +188,7 @@ fn status_of(
         agent,
         health,
         rollout,
+        reboots: (&reboots).into(),
         updated_at: [Some(i.updated_at), i.patch_state_updated_at, i.assessed_at]
             .into_iter()
             .flatten()

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use hotpatch_domain::job::{AvailableUpdate, HealthCheck, HealthStatus};
 use hotpatch_domain::{HotpatchStatus, Month};
-use hotpatch_scheduler::cycle::CycleKind;
+use hotpatch_scheduler::cycle::{CycleKind, YearReboots};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -104,6 +104,8 @@ pub struct PatchStatusView {
     pub health: Option<HealthView>,
     /// The rollout it is in (running, paused or halted) and its window there (`null`: none).
     pub rollout: Option<MachineRolloutView>,
+    /// Its reboots this year against the same machine on monthly cumulative updates.
+    pub reboots: RebootsView,
     /// When the machine or its installed state last changed.
     pub updated_at: DateTime<Utc>,
 }
@@ -177,4 +179,46 @@ pub struct InstalledStateView {
     pub reboot_pending: bool,
     /// When it was recorded.
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Reboots in the calendar year (`hotpatch_scheduler::cycle::reboots`): what the cycle asks of
+/// the machines (baselines with hotpatch, every month without) against the same machines on
+/// monthly cumulative updates, so far and projected over the year. For a fleet, the sums.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RebootsView {
+    /// The year (UTC) of the instant.
+    pub year: i32,
+    /// Reboots so far this year.
+    pub this_year: i64,
+    /// The same months on monthly cumulative updates.
+    pub monthly_cumulative: i64,
+    /// Reboots hotpatching avoided so far.
+    pub avoided: i64,
+    /// The whole year: the releases out, and the calendar's plan for the months to come.
+    pub projected_year: i64,
+    /// The whole year on monthly cumulative updates.
+    pub projected_monthly_cumulative: i64,
+    /// Reboots the projected year avoids.
+    pub projected_avoided: i64,
+}
+
+impl RebootsView {
+    /// Adds `n` machines with these reboots.
+    pub fn add(&mut self, r: &YearReboots, n: i64) {
+        self.year = r.year;
+        self.this_year += i64::from(r.so_far) * n;
+        self.monthly_cumulative += i64::from(r.so_far_monthly) * n;
+        self.avoided += i64::from(r.avoided()) * n;
+        self.projected_year += i64::from(r.projected) * n;
+        self.projected_monthly_cumulative += i64::from(r.projected_monthly) * n;
+        self.projected_avoided += i64::from(r.projected_avoided()) * n;
+    }
+}
+
+impl From<&YearReboots> for RebootsView {
+    fn from(r: &YearReboots) -> Self {
+        let mut v = RebootsView::default();
+        v.add(r, 1);
+        v
+    }
 }

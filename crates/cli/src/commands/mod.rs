@@ -37,6 +37,9 @@ pub enum Command {
     Rollback(operations::RollbackArgs),
     /// Follow an operation (assess, install, rollback) until it is over.
     Operation(operations::OperationArgs),
+    /// Operations: list (newest first), cancel.
+    #[command(subcommand)]
+    Operations(operations::OperationsCommand),
     /// The release catalog: list, show, publish, import a catalog file.
     #[command(subcommand)]
     Releases(releases::ReleasesCommand),
@@ -61,6 +64,7 @@ pub async fn run(command: Command, client: &Client, out: &mut Out) -> Result<(),
         Command::Install(a) => operations::install(a, client, out).await,
         Command::Rollback(a) => operations::rollback(a, client, out).await,
         Command::Operation(a) => operations::follow(a, client, out).await,
+        Command::Operations(c) => operations::control(c, client, out).await,
         Command::Releases(c) => releases::run(c, client, out).await,
         Command::Calendar(a) => schedule::calendar(a, client, out).await,
         Command::Windows(a) => schedule::windows(a, client, out).await,

@@ -15,6 +15,13 @@ use crate::output::{items, text, Out};
 pub enum TokensCommand {
     /// List tokens (never their secrets).
     List {
+        /// Only tokens of this role (admin, operator, ci, reader, agent).
+        #[arg(long)]
+        role: Option<String>,
+        /// Only tokens of this kind: api (made with `tokens create`), agent (bound to a
+        /// machine), bootstrap (`HOTPATCH_ADMIN_TOKEN`).
+        #[arg(long)]
+        kind: Option<String>,
         /// Paging.
         #[command(flatten)]
         page: PageArgs,
@@ -57,8 +64,11 @@ pub enum TokensCommand {
 /// Runs a `tokens` subcommand.
 pub async fn run(command: TokensCommand, client: &Client, out: &mut Out) -> Result<(), CliError> {
     match command {
-        TokensCommand::List { page } => {
-            let answer = list(client, "/v1/tokens", Query::new(), &page).await?;
+        TokensCommand::List { role, kind, page } => {
+            let mut query = Query::new();
+            query.extend(role.map(|r| ("role", r)));
+            query.extend(kind.map(|k| ("kind", k)));
+            let answer = list(client, "/v1/tokens", query, &page).await?;
             if out.is_json() {
                 return out.json(&answer);
             }
@@ -69,13 +79,14 @@ pub async fn run(command: TokensCommand, client: &Client, out: &mut Out) -> Resu
                         text(t, "/id"),
                         text(t, "/name"),
                         text(t, "/role"),
+                        text(t, "/kind"),
                         text(t, "/machine_id"),
                         text(t, "/created_at"),
                         text(t, "/expires_at"),
                     ]
                 })
                 .collect();
-            page_table(out, &["id", "name", "role", "machine", "created", "expires"], &rows, &answer)
+            page_table(out, &["id", "name", "role", "kind", "machine", "created", "expires"], &rows, &answer)
         }
         TokensCommand::Create { name, role, expires_at } => {
             let mut body = Map::new();

@@ -99,6 +99,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(60..=604_800))]
     pub assessment_interval_secs: u32,
 
+    /// Seconds (60 s – 30 days) a job of an operation (assess, install, rollback now) or a
+    /// periodic assessment waits for its agent; unclaimed after that, it ends `expired` and its
+    /// operation can finish. Rollout installs are bound by their windows instead.
+    #[arg(long, env = "HOTPATCH_JOB_TTL_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u32).range(60..=2_592_000))]
+    pub job_ttl_secs: u32,
+
+    /// Days (1–3650) the audit log (`GET /v1/audit`) keeps an entry.
+    #[arg(long, env = "HOTPATCH_AUDIT_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub audit_retention_days: u32,
+
     /// Connections to PostgreSQL this replica keeps at most (2–200). More is not faster on a small
     /// database server: each busy connection is a backend process competing for its cores.
     #[arg(long, env = "HOTPATCH_DB_POOL_SIZE", default_value_t = hotpatch_store::DEFAULT_POOL_SIZE,
@@ -255,6 +267,8 @@ impl Config {
             automatic_max_batch_percent: self.automatic_max_batch_percent,
             clock_control: self.clock_control,
             agent_silence: hotpatch_store::events::AGENT_SILENCE,
+            job_ttl: TimeDelta::seconds(i64::from(self.job_ttl_secs)),
+            audit_retention: TimeDelta::days(i64::from(self.audit_retention_days)),
             webhook_allow: self.webhook_allow.clone(),
         }
     }

@@ -1,4 +1,5 @@
-//! Leases that expired back to the queue (or failed), and wake-ups of jobs whose backoff passed.
+//! Leases that expired back to the queue (or failed), queued jobs past their time-to-live ended
+//! `expired`, and wake-ups of jobs whose backoff passed.
 
 use chrono::{DateTime, Utc};
 use hotpatch_domain::job::RetryPolicy;
@@ -70,6 +71,35 @@ pub async fn reap_expired(
     .await?
     .rows_affected();
     Ok(Reaped { requeued, failed })
+}
+
+/// Ends `expired` the queued jobs outside rollouts created at or before `created_before` (now
+/// minus the job time-to-live), with `reason` as their error: no agent claimed them in time.
+/// Rollout jobs are left to the dispatcher, which takes back an install whose window passed.
+/// Handles at most `limit` jobs (the caller loops while it gets a full batch); returns how many.
+pub async fn expire_unclaimed(
+    conn: &mut PgConnection,
+    created_before: DateTime<Utc>,
+    now: DateTime<Utc>,
+    reason: &str,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query!(
+        "update job set state = 'expired', finished_at = $2, error = $3, updated_at = $2
+         where id in (select id from job
+                      where state = 'queued' and rollout_id is null and created_at <= $1
+                      order by created_at limit $4
+                      for update skip locked)
+           and state = 'queued'",
+        created_before,
+        now,
+        reason,
+        limit,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n)
 }
 
 /// Sends a wake-up for every machine with a job that became claimable in `(after, now]` (its

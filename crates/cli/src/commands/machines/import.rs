@@ -234,6 +234,14 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_fleet_csv_reads_as_the_sample_fleet_json() {
+        let csv = machines_from_csv(include_str!("../../../../../deploy/fleet/fleet.csv")).unwrap();
+        let json: Value =
+            serde_json::from_str(include_str!("../../../../../deploy/fleet/fleet.json")).unwrap();
+        assert_eq!(csv, json);
+    }
+
+    #[test]
     fn a_bad_csv_cell_names_its_line_and_column() {
         let err = machines_from_csv("name,hotpatch_enabled\nweb-1,maybe\n").unwrap_err();
         assert_eq!(err, "line 2, column hotpatch_enabled: 'maybe' is not true or false");

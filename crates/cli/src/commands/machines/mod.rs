@@ -33,14 +33,18 @@ pub enum MachinesCommand {
         /// Only this hotpatch status (enabled, disabled, not_eligible, needs_baseline).
         #[arg(long)]
         hotpatch_status: Option<String>,
+        /// Only this name; with a trailing `*`, names beginning with the rest (`web-*`).
+        #[arg(long)]
+        name: Option<String>,
         /// Paging.
         #[command(flatten)]
         page: PageArgs,
     },
-    /// Show one machine with its eligibility.
+    /// Show one machine with its eligibility, by id or by name.
     Get {
-        /// Machine id.
-        id: Uuid,
+        /// Machine id or name.
+        #[arg(value_name = "NAME_OR_ID")]
+        machine: String,
     },
     /// Register many machines at once, all or nothing (at most 10,000).
     ///
@@ -75,8 +79,9 @@ pub enum ImportFormat {
 /// Runs a `machines` subcommand.
 pub async fn run(command: MachinesCommand, client: &Client, out: &mut Out) -> Result<(), CliError> {
     match command {
-        MachinesCommand::List { region, os, labels, hotpatch_status, page } => {
+        MachinesCommand::List { region, os, labels, hotpatch_status, name, page } => {
             let mut query = Query::new();
+            query.extend(name.map(|n| ("name", n)));
             query.extend(region.map(|r| ("region", r)));
             query.extend(os.map(|o| ("os", o)));
             query.extend(hotpatch_status.map(|s| ("hotpatch_status", s)));
@@ -101,7 +106,8 @@ pub async fn run(command: MachinesCommand, client: &Client, out: &mut Out) -> Re
                 .collect();
             page_table(out, &["id", "name", "os", "region", "hotpatch", "eligible", "labels"], &rows, &answer)
         }
-        MachinesCommand::Get { id } => {
+        MachinesCommand::Get { machine } => {
+            let id = resolve(client, &machine).await?;
             let m = client.get(&format!("/v1/machines/{id}"), &Query::new()).await?;
             if out.is_json() {
                 return out.json(&m);
@@ -130,6 +136,34 @@ pub async fn run(command: MachinesCommand, client: &Client, out: &mut Out) -> Re
             }
             out.line(&format!("deleted machine {id}"))
         }
+    }
+}
+
+/// The id of the machine named `machine` (a machine id is taken as it is; a name is looked up
+/// with `GET /v1/machines?name=`).
+pub async fn resolve(client: &Client, machine: &str) -> Result<Uuid, CliError> {
+    if let Ok(id) = machine.parse::<Uuid>() {
+        return Ok(id);
+    }
+    if machine.ends_with('*') {
+        return Err(CliError::Input(format!(
+            "'{machine}' is a pattern; `machines get` takes one name or id (list with `machines list --name`)"
+        )));
+    }
+    let query: Query = vec![("name", machine.to_owned()), ("limit", "1".to_owned())];
+    let answer = client.get("/v1/machines", &query).await?;
+    let id = items(&answer).first().and_then(|m| m.get("id")).and_then(Value::as_str);
+    match id.map(str::parse::<Uuid>) {
+        Some(Ok(id)) => Ok(id),
+        Some(Err(e)) => {
+            Err(CliError::Decode { url: "/v1/machines".to_owned(), reason: format!("machine id: {e}") })
+        }
+        // As the server answers an unknown id: the same exit code either way.
+        None => Err(CliError::Problem {
+            status: 404,
+            code: "not_found".to_owned(),
+            detail: format!("no machine named '{machine}'"),
+        }),
     }
 }
 

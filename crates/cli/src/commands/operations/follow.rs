@@ -103,7 +103,8 @@ async fn verdict(op: &Value, client: &Client) -> Result<(), CliError> {
     match parsed.status {
         OperationStatus::Succeeded => Ok(()),
         OperationStatus::Failed => {
-            let first = parsed.results.iter().find(|r| r.state == JobState::Failed);
+            let first =
+                parsed.results.iter().find(|r| matches!(r.state, JobState::Failed | JobState::Expired));
             let cause = match first {
                 Some(r) => format!(
                     "; first: {}: {}",
@@ -186,7 +187,7 @@ fn print(out: &mut Out, op: &Value) -> Result<(), CliError> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|r| matches!(r.get("state").and_then(Value::as_str), Some("failed" | "canceled")))
+        .filter(|r| matches!(r.get("state").and_then(Value::as_str), Some("failed" | "canceled" | "expired")))
         .map(|r| vec![text(r, "/machine_id"), text(r, "/state"), one_line(&text(r, "/error"))])
         .collect();
     if !failed.is_empty() {
@@ -195,30 +196,37 @@ fn print(out: &mut Out, op: &Value) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A progress line on stderr, updated in place, shown only when stderr is a terminal (so a
-/// pipeline's log keeps the one-line verdict).
+/// How often a pipeline's log (stderr not a terminal) gets a progress line: seldom enough that a
+/// short wait prints only its verdict, often enough that a long one shows it is alive.
+const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// A progress line on stderr: updated in place on a terminal; in a pipeline's log, a new line
+/// every [`LOG_PROGRESS_EVERY`] while the operation changes.
 struct Progress {
     tty: bool,
+    started: Instant,
+    last: std::cell::Cell<Option<(Instant, String)>>,
 }
 
 impl Progress {
     fn new() -> Progress {
-        Progress { tty: std::io::stderr().is_terminal() }
+        Progress { tty: std::io::stderr().is_terminal(), started: Instant::now(), last: Default::default() }
     }
 
     fn show(&self, op: &Operation) {
+        let line = progress_line(op);
         if self.tty {
-            let m = op.machines;
-            eprint!(
-                "\r\x1b[2K{} {}: {} — {}/{} succeeded, {} failed, {} pending",
-                kind(op),
-                op.id,
-                status(op.status),
-                m.succeeded,
-                m.total,
-                m.failed,
-                m.pending
-            );
+            eprint!("\r\x1b[2K{line}");
+            return;
+        }
+        let last = self.last.take();
+        let since = last.as_ref().map_or(self.started, |(at, _)| *at);
+        let changed = last.as_ref().is_none_or(|(_, l)| *l != line);
+        if changed && since.elapsed() >= LOG_PROGRESS_EVERY {
+            eprintln!("{line}");
+            self.last.set(Some((Instant::now(), line)));
+        } else {
+            self.last.set(last);
         }
     }
 
@@ -229,11 +237,45 @@ impl Progress {
     }
 }
 
+/// `assess 0190…: running — 3/16 succeeded, 1 failed (1 expired unclaimed), 12 pending`.
+fn progress_line(op: &Operation) -> String {
+    let m = op.machines;
+    let expired = op.results.iter().filter(|r| r.state == JobState::Expired).count();
+    let expired = if expired > 0 { format!(" ({expired} expired unclaimed)") } else { String::new() };
+    format!(
+        "{} {}: {} — {}/{} succeeded, {} failed{expired}, {} pending",
+        kind(op),
+        op.id,
+        status(op.status),
+        m.succeeded,
+        m.total,
+        m.failed,
+        m.pending
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_progress_line_counts_machines_and_expired_jobs() {
+        let machine = Uuid::nil();
+        let op = parse(&json!({
+            "id": "00000000-0000-0000-0000-000000000001", "kind": "assess", "status": "running",
+            "machines": {"total": 3, "succeeded": 1, "failed": 1, "pending": 1},
+            "results": [{"machine_id": machine, "job_id": machine, "state": "expired", "error": "expired: …"}],
+            "results_truncated": false, "created_at": "2026-01-01T00:00:00Z", "finished_at": null
+        }))
+        .unwrap();
+        assert_eq!(
+            progress_line(&op),
+            "assess 00000000-0000-0000-0000-000000000001: running — 1/3 succeeded, 1 failed \
+             (1 expired unclaimed), 1 pending"
+        );
+    }
 
     #[tokio::test]
     async fn a_failed_operation_is_one_line_naming_the_first_failure() {

@@ -2,9 +2,13 @@
 //! follow it (`GET /v1/operations/{id}?wait=30`) until it is over. The exit code is the verdict:
 //! 0 only when it succeeded on every machine; otherwise one line on stderr says why.
 //!
-//! This module starts operations; following one to its end is in `follow.rs`.
+//! This module starts operations; following one to its end is in `follow.rs`, listing and
+//! canceling them in `control.rs`.
 
+mod control;
 mod follow;
+
+pub use control::{run as control, OperationsCommand};
 
 use clap::Args;
 use hotpatch_domain::payload::RebootSetting;
@@ -45,6 +49,10 @@ pub struct AssessArgs {
     /// operation back. A fresh one is made by default.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Leave out machines whose agent is not connected (the server names them in a warning),
+    /// so `--wait` waits only for machines that can answer.
+    #[arg(long)]
+    pub skip_disconnected: bool,
     /// Waiting for the operation.
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -113,13 +121,18 @@ pub async fn assess(args: AssessArgs, client: &Client, out: &mut Out) -> Result<
     }
     let key = idempotency_key(args.idempotency_key.as_deref());
     let op = match args.machines.as_slice() {
-        [id] if args.selector.is_empty() => {
+        [id] if args.selector.is_empty() && !args.skip_disconnected => {
             client.post_idempotent(&format!("/v1/machines/{id}/assess"), None, &key).await?
         }
         ids => {
             let selector = serde_json::to_value(args.selector.selector(ids))
                 .map_err(|e| CliError::Input(format!("selector: {e}")))?;
-            client.post_idempotent("/v1/assessments", Some(&selector), &key).await?
+            let path = if args.skip_disconnected {
+                "/v1/assessments?skip_disconnected=true"
+            } else {
+                "/v1/assessments"
+            };
+            client.post_idempotent(path, Some(&selector), &key).await?
         }
     };
     finish(op, &args.wait, client, out).await

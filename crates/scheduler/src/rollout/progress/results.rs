@@ -18,7 +18,8 @@ pub fn sync_job_results(board: &mut Board, ended: &[EndedJob]) -> Vec<InstallRes
         let state = match job.state {
             JobState::Succeeded => InstallState::Succeeded,
             JobState::Failed => InstallState::Failed,
-            JobState::Canceled => InstallState::Pending,
+            // Rollout jobs do not expire (their window bounds them); one that did is like canceled.
+            JobState::Canceled | JobState::Expired => InstallState::Pending,
             JobState::Queued | JobState::Leased => continue,
         };
         let error = (state != InstallState::Succeeded)
