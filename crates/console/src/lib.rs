@@ -57,6 +57,7 @@ pub fn router<H: Host>() -> Router<H> {
         .route("/machines/{id}/rollback", post(machine::rollback::<H>))
         .route("/operations", get(operations::page::<H>))
         .route("/operations/{id}", get(operations::operation::<H>))
+        .route("/operations/{id}/cancel", post(operations::cancel::<H>))
         .route("/rollouts", get(rollouts::page::<H>).post(rollouts::start::<H>))
         .route("/rollouts/new", get(rollouts::new::<H>))
         .route("/rollouts/preview", post(rollouts::preview::<H>))

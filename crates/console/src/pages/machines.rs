@@ -1,14 +1,9 @@
-//! The machine list (`/machines`): filters (name, region, OS, label, hotpatch status), a page
-//! of machines with their patch status, and a link to the next page (cursor: the last id).
-//!
-//! The name search reads pages of the filtered list and keeps the names that contain the text
-//! (case-insensitive), at most [`NAME_SCAN`] machines deep, and says when it stopped there:
-//! the store has no name filter yet (`GET /v1/machines?name=` is being added in another
-//! change); when it lands, this becomes one filtered query.
+//! The machine list (`/machines`): filters (name or its beginning, region, OS, label, hotpatch
+//! status), a page of machines with their patch status, and a link to the next page (cursor:
+//! the last id). One filtered query, as `GET /v1/machines` makes it.
 
 use axum::extract::{RawQuery, State};
-use hotpatch_app::fleet::{self, MachineFilter, MachineView};
-use hotpatch_app::status;
+use hotpatch_app::fleet::{self, MachineFilter, MachineView, NameMatch};
 use hotpatch_domain::validation::{is_identifier, is_label_key, is_label_value};
 use hotpatch_domain::{HotpatchStatus, OsVersion};
 use maud::{html, Markup};
@@ -22,8 +17,6 @@ use crate::Host;
 
 /// Machines on a page.
 const PAGE: i64 = 50;
-/// Machines read at most by one name search (pages of 1,000).
-const NAME_SCAN: i64 = 20_000;
 
 /// The filters as typed, to refill the form and build the next page's link.
 #[derive(Debug, Default)]
@@ -55,6 +48,10 @@ fn typed(raw: Option<&str>) -> Typed {
 
 fn filter(t: &Typed) -> Result<MachineFilter, String> {
     let mut f = MachineFilter::default();
+    if !t.name.is_empty() {
+        // What one types is the beginning of a name (a trailing `*` says so too).
+        f.name = Some(NameMatch::Prefix(t.name.trim_end_matches('*').to_owned()));
+    }
     if !t.region.is_empty() {
         if !is_identifier(&t.region, 64) {
             return Err("a region is 1–64 lower-case letters, digits or dashes".to_owned());
@@ -87,68 +84,23 @@ fn filter(t: &Typed) -> Result<MachineFilter, String> {
 /// A machine of the page with its patch status (`null` when it has none).
 type Listed = (MachineView, Value);
 
-/// A page of machines and whether another follows, and whether a name search stopped early.
-async fn find<H: Host>(
-    host: &H,
-    t: &Typed,
-    f: &MachineFilter,
-) -> Result<(Vec<Listed>, bool, bool), ConsoleError> {
-    let app = host.app();
-    let parse = |raw: Option<&serde_json::value::RawValue>| {
-        raw.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Value::Null)
-    };
-    if t.name.is_empty() {
-        let mut items = fleet::list(app, f, t.after, PAGE, true).await?;
-        let more = items.len() as i64 > PAGE;
-        items.truncate(PAGE as usize);
-        let listed = items
-            .into_iter()
-            .map(|m| {
-                let s = parse(m.patch_status.as_deref());
-                (m.machine, s)
-            })
-            .collect();
-        return Ok((listed, more, false));
-    }
-    let needle = t.name.to_lowercase();
-    let (mut found, mut after, mut read) = (Vec::new(), t.after, 0i64);
-    let (more, capped) = loop {
-        let rows = fleet::list(app, f, after, 1000, false).await?;
-        let more_rows = rows.len() > 1000;
-        for m in rows.into_iter().take(1000) {
-            read += 1;
-            after = Some(m.machine.id);
-            if m.machine.spec.name.to_lowercase().contains(&needle) {
-                found.push(m.machine);
-            }
-            if found.len() as i64 > PAGE {
-                break;
-            }
-        }
-        if found.len() as i64 > PAGE {
-            break (true, false);
-        }
-        if !more_rows {
-            break (false, false);
-        }
-        if read >= NAME_SCAN {
-            break (false, true);
-        }
-    };
-    found.truncate(PAGE as usize);
-    let ids: Vec<Uuid> = found.iter().map(|m| m.id).collect();
-    let mut answers = status::answers(app, &ids).await?;
-    let listed = found
+/// A page of machines and whether another follows.
+async fn find<H: Host>(host: &H, t: &Typed, f: &MachineFilter) -> Result<(Vec<Listed>, bool), ConsoleError> {
+    let mut items = fleet::list(host.app(), f, t.after, PAGE, true).await?;
+    let more = items.len() as i64 > PAGE;
+    items.truncate(PAGE as usize);
+    let listed = items
         .into_iter()
         .map(|m| {
-            let s = answers
-                .remove(&m.id)
-                .and_then(|a| serde_json::from_slice(&a.body).ok())
+            let s = m
+                .patch_status
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r.get()).ok())
                 .unwrap_or(Value::Null);
-            (m, s)
+            (m.machine, s)
         })
         .collect();
-    Ok((listed, more, capped))
+    Ok((listed, more))
 }
 
 /// `GET /machines`.
@@ -158,12 +110,12 @@ pub async fn page<H: Host>(
     RawQuery(raw): RawQuery,
 ) -> Result<Markup, ConsoleError> {
     let t = typed(raw.as_deref());
-    let (items, more, capped, error) = match filter(&t) {
+    let (items, more, error) = match filter(&t) {
         Ok(f) => {
-            let (items, more, capped) = find(&host, &t, &f).await?;
-            (items, more, capped, None)
+            let (items, more) = find(&host, &t, &f).await?;
+            (items, more, None)
         }
-        Err(e) => (vec![], false, false, Some(e)),
+        Err(e) => (vec![], false, Some(e)),
     };
     let next = items.last().filter(|_| more).map(|(m, _)| {
         format!(
@@ -178,7 +130,7 @@ pub async fn page<H: Host>(
     });
     let body = html! {
         form.filters method="get" action="/machines" role="search" {
-            label { "Name contains" input type="search" name="name" value=(t.name)
+            label { "Name (or its beginning)" input type="search" name="name" value=(t.name)
                 hx-get="/machines" hx-trigger="input changed delay:400ms" hx-target="#results" hx-select="#results"
                 hx-swap="outerHTML" hx-include="closest form" hx-push-url="true"; }
             label { "Region" input name="region" value=(t.region) placeholder="westeurope" size="12"; }
@@ -195,7 +147,6 @@ pub async fn page<H: Host>(
         }
         div id="results" {
             (notice(error.as_deref(), true))
-            @if capped { p.warn { "The name search stopped after " (NAME_SCAN) " machines: add a region, OS or label to narrow it." } }
             @if items.is_empty() && error.is_none() { p { "No machine matches." } }
             @else {
                 div.table-wrap { table {

@@ -107,7 +107,7 @@ async fn the_console_in_a_real_browser() {
     b.wait_text("#check", "Daylight saving time").await;
     b.shot("maintenance").await;
     b.goto("/operations").await;
-    b.wait_text("h1", "Operations").await;
+    b.wait_text("#operations-live", "assess").await;
     b.shot("operations").await;
     b.phone().await;
     b.goto("/").await;
