@@ -8,6 +8,7 @@
 //! checks the role again on the server.
 
 mod assets;
+mod audit;
 pub mod error;
 mod layout;
 mod live;
@@ -70,6 +71,7 @@ pub fn router<H: Host>() -> Router<H> {
         .route("/maintenance/{id}", get(maintenance::edit::<H>).post(maintenance::save::<H>))
         .route("/console/events", get(live::events::<H>))
         .route("/console/assets/{file}", get(assets::serve))
+        .route_layer(axum::middleware::from_fn(audit::record))
         .layer(axum::Extension(std::sync::Arc::new(pages::fleet::SummaryCache::default())))
         .layer(axum::middleware::map_response(guarded))
 }

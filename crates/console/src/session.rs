@@ -127,6 +127,9 @@ impl<H: Host> FromRequestParts<H> for SignedIn {
             .ok_or(ConsoleError::SignIn)?;
         let session = console::find(host.app(), &secret).await?.ok_or(ConsoleError::SignIn)?;
         let csrf = URL_SAFE_NO_PAD.encode(&session.csrf);
+        if let Some(slot) = parts.extensions.get::<crate::audit::AuditSlot>() {
+            slot.set(host.app(), session.token_id, session.role);
+        }
         let signed = SignedIn { session, csrf };
         parts.extensions.insert(signed.clone());
         Ok(signed)

@@ -207,6 +207,19 @@ async fn posts_need_the_csrf_secret_and_the_role() {
         .unwrap();
     assert_eq!(c.send(req).await.status, StatusCode::FORBIDDEN);
 
+    // The console's writes are in the audit log as the API's are: the sign-in, the creation, and
+    // the refusals (the reader's, and the forms without the secret, under the session they rode on).
+    let audit = c.api("GET", "/v1/audit?limit=100", Value::Null).await;
+    let actions: Vec<(String, u64)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap().to_owned(), e["status"].as_u64().unwrap()))
+        .collect();
+    assert!(actions.contains(&("POST /signin".to_owned(), 303)), "{actions:?}");
+    assert!(actions.contains(&("POST /maintenance".to_owned(), 200)), "{actions:?}");
+    assert!(actions.contains(&("POST /maintenance".to_owned(), 403)), "{actions:?}");
+
     // Signing out ends the session.
     let out = c.post("/signout", &admin, &format!("csrf={}", csrf_of(&page.body))).await;
     assert_eq!(out.headers[header::LOCATION], "/signin");

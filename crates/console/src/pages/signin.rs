@@ -61,14 +61,14 @@ pub async fn form(headers: HeaderMap) -> Response {
 /// `POST /signin`: checks the token, opens a session, sets its cookie and goes to the fleet.
 pub async fn submit<H: Host>(State(host): State<H>, request: Request) -> Result<Response, ConsoleError> {
     let (parts, body) = request.into_parts();
-    let headers = parts.headers;
-    session::same_origin(&headers)?;
+    let headers = &parts.headers;
+    session::same_origin(headers)?;
     let fields = session::form_fields(body).await?;
     let field =
         |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).unwrap_or_default();
-    if !same_secret(field("csrf"), cookie(&headers, SIGNIN_COOKIE).unwrap_or_default()) {
+    if !same_secret(field("csrf"), cookie(headers, SIGNIN_COOKIE).unwrap_or_default()) {
         return Ok(form_page(
-            &headers,
+            headers,
             StatusCode::FORBIDDEN,
             Some("The form expired or was not sent from this page: try again."),
         ));
@@ -76,7 +76,7 @@ pub async fn submit<H: Host>(State(host): State<H>, request: Request) -> Result<
     let Some(verified) = host.verify(field("token")).await? else {
         tracing::info!("console sign-in refused: invalid token");
         return Ok(form_page(
-            &headers,
+            headers,
             StatusCode::UNAUTHORIZED,
             Some("That token is not valid (or it has expired)."),
         ));
@@ -85,13 +85,16 @@ pub async fn submit<H: Host>(State(host): State<H>, request: Request) -> Result<
         Ok(o) => o,
         Err(e) => {
             let (status, message) = app_status(&e);
-            return Ok(form_page(&headers, status, Some(&message)));
+            return Ok(form_page(headers, status, Some(&message)));
         }
     };
+    if let Some(slot) = parts.extensions.get::<crate::audit::AuditSlot>() {
+        slot.set(host.app(), verified.token_id, verified.role);
+    }
     let value = URL_SAFE_NO_PAD.encode(opened.secret);
     let cookies = AppendHeaders([
-        (header::SET_COOKIE, set_cookie(&headers, COOKIE, &value, "/", console::SESSION_LIFETIME_SECS)),
-        (header::SET_COOKIE, set_cookie(&headers, SIGNIN_COOKIE, "", "/signin", 0)),
+        (header::SET_COOKIE, set_cookie(headers, COOKIE, &value, "/", console::SESSION_LIFETIME_SECS)),
+        (header::SET_COOKIE, set_cookie(headers, SIGNIN_COOKIE, "", "/signin", 0)),
     ]);
     Ok((cookies, super::see_other("/")).into_response())
 }
