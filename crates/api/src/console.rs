@@ -3,6 +3,7 @@
 
 use hotpatch_app::{App, AppError};
 use hotpatch_console::{Host, Verified};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -17,6 +18,13 @@ impl Host for AppState {
             Ok(p) => Ok(Some(Verified { token_id: p.token_id, role: p.role })),
             Err(ApiError::Unauthorized(_)) => Ok(None),
             Err(e) => Err(AppError::Unavailable(e.to_string())),
+        }
+    }
+
+    fn hold_stream(&self, token_id: Uuid) -> Result<Box<dyn std::any::Any + Send + Sync>, String> {
+        match self.limits.streams.hold(token_id) {
+            Ok(held) => Ok(Box::new(held)),
+            Err(e) => Err(e.to_string()),
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum ConsoleError {
     /// The request cannot be read (a bad path or form).
     #[error("{0}")]
     BadRequest(String),
+    /// The session's token holds as many open streams as the service allows.
+    #[error("{0}")]
+    TooMany(String),
     /// What the use case refused or failed with.
     #[error(transparent)]
     App(#[from] AppError),
@@ -30,6 +33,7 @@ impl ConsoleError {
             ConsoleError::SignIn => (StatusCode::UNAUTHORIZED, self.to_string()),
             ConsoleError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
             ConsoleError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            ConsoleError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, m.clone()),
             ConsoleError::App(e) => app_status(e),
         }
     }

@@ -41,6 +41,9 @@ pub trait Host: Clone + Send + Sync + 'static {
     fn app(&self) -> &App;
     /// The token's id and role when `token` is valid now; `None` when it is not.
     fn verify(&self, token: &str) -> impl Future<Output = Result<Option<Verified>, AppError>> + Send;
+    /// A place among the open streams the service allows the token (its caps on `/v1/events`),
+    /// kept while the returned value lives; the refusal in words when the token holds too many.
+    fn hold_stream(&self, token_id: Uuid) -> Result<Box<dyn std::any::Any + Send + Sync>, String>;
 }
 
 /// Every page of the console, for the service to merge at `/`. Paths never start with `/v1`,
