@@ -35,11 +35,15 @@ impl AuditSlot {
     }
 }
 
+/// Requests that are POSTs but write nothing: questions asked with a body.
+const READS_BY_POST: [&str; 2] = ["/v1/rollouts/preview", "/v1/what-if"];
+
 /// Whether a request is a write the audit log records.
 fn audited(method: &Method, path: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         && path.starts_with("/v1/")
         && !path.starts_with("/v1/agent/")
+        && !READS_BY_POST.contains(&path)
 }
 
 /// Runs the request and, for a write made with a verified token, records it.
@@ -85,5 +89,7 @@ mod tests {
         assert!(!audited(&Method::GET, "/v1/machines"));
         assert!(!audited(&Method::POST, "/v1/agent/jobs/claim"));
         assert!(!audited(&Method::POST, "/metrics"));
+        assert!(!audited(&Method::POST, "/v1/what-if"), "it writes nothing");
+        assert!(!audited(&Method::POST, "/v1/rollouts/preview"));
     }
 }

@@ -138,6 +138,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::admin::router())
         .merge(routes::webhooks::router())
         .merge(routes::audit::router())
+        .merge(routes::whatif::router())
 }
 
 /// The whole API, with its cross-cutting layers.

@@ -10,7 +10,7 @@
 mod common;
 mod webhook_support;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use chrono::TimeDelta;
 use common::*;
 use hotpatch_app::webhooks::delivery::{self, signature, MAX_ATTEMPTS};
@@ -223,4 +223,71 @@ async fn a_hostname_resolving_to_an_allowed_address_is_delivered() {
     assert_eq!((pass.attempted, pass.delivered), (1, 1), "{pass:?}");
     assert_eq!(got.lock().unwrap().len(), 1);
     assert_eq!(log(&app, &hook).await[0]["state"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_webhook_is_changed_tested_and_a_delivery_sent_again() {
+    let (app, state, machine, agent) = app_with_agent(LOOPBACK).await;
+    let (url, got) = receiver(StatusCode::NO_CONTENT).await;
+    let hook = subscribe(&app, &url, json!(["rollout.halted"])).await;
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let path = format!("/v1/webhooks/{}", hook["id"].as_str().unwrap());
+    let patch = |body: Value| app.call(Method::PATCH, &path, Some(ADMIN), Some(body));
+
+    // Changed: the fields given, checked as at creation; the secret stays secret.
+    let changed =
+        patch(json!({"event_types": ["operation.finished"], "description": "ops"})).await.ok(200).clone();
+    assert_eq!(
+        (&changed["event_types"], &changed["description"]),
+        (&json!(["operation.finished"]), &json!("ops"))
+    );
+    assert_eq!(changed["url"], hook["url"]);
+    assert!(changed.get("secret").is_none(), "{changed}");
+    let cleared = patch(json!({"description": null})).await.ok(200).clone();
+    assert_eq!(
+        (&cleared["description"], &cleared["event_types"]),
+        (&Value::Null, &json!(["operation.finished"]))
+    );
+    patch(json!({"url": "http://10.1.2.3/hook"})).await.problem(422, "validation_failed");
+    patch(json!({"event_types": ["nope"]})).await.problem(422, "validation_failed");
+    patch(json!({"secret": "mine"})).await.problem(422, "validation_failed");
+    app.call(
+        Method::PATCH,
+        "/v1/webhooks/01900000-0000-7000-8000-000000000000",
+        Some(ADMIN),
+        Some(json!({})),
+    )
+    .await
+    .problem(404, "not_found");
+
+    // A test event, signed, at once, outside the delivery log.
+    let test = app.post(&format!("{path}/test"), ADMIN, json!({})).await.ok(200).clone();
+    assert_eq!((&test["delivered"], &test["status"]), (&json!(true), &json!(204)), "{test}");
+    {
+        let received = got.lock().unwrap();
+        let (headers, body) = &received[0];
+        assert_eq!(header(headers, "hotpatch-event"), "webhook.test");
+        let sig = header(headers, "hotpatch-signature");
+        assert_eq!(sig, signature(&secret, t0().timestamp(), body));
+    }
+    assert!(log(&app, &hook).await.is_empty(), "a test is not a delivery");
+
+    // A delivered event sent again, with a fresh set of attempts.
+    finish_an_assessment(&app, &machine, &agent).await;
+    let http = client(&state);
+    assert_eq!(delivery::pass(&state, &http).await.unwrap().delivered, 1);
+    let delivered = log(&app, &hook).await.remove(0);
+    let again = format!("{path}/deliveries/{}/redeliver", delivered["id"].as_str().unwrap());
+    let queued = app.post(&again, ADMIN, json!({})).await.ok(200).clone();
+    assert_eq!((&queued["state"], &queued["attempt"]), (&json!("queued"), &json!(0)), "{queued}");
+    app.post(&again, ADMIN, json!({})).await.problem(409, "conflict");
+    assert_eq!(delivery::pass(&state, &http).await.unwrap().delivered, 1);
+    let received = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 3, "the test, the delivery and its redelivery");
+    assert_eq!(header(&received[2].0, "hotpatch-delivery"), delivered["id"].as_str().unwrap());
+    app.post(&format!("{path}/deliveries/01900000-0000-7000-8000-000000000000/redeliver"), ADMIN, json!({}))
+        .await
+        .problem(404, "not_found");
+    let reader = app.token("reader").await;
+    app.post(&format!("{path}/test"), &reader, json!({})).await.problem(403, "forbidden");
 }

@@ -27,6 +27,7 @@ pub mod telemetry;
 pub mod tokens;
 pub mod wakeups;
 pub mod webhooks;
+pub mod whatif;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@
 
 use serde::de::{Deserializer, Visitor};
 use serde::forward_to_deserialize_any;
+use serde::Deserialize;
 
 /// A deserializer that reads structs only from maps (JSON objects).
 pub struct ObjectOnly<D>(pub D);
@@ -31,4 +32,14 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectOnly<D> {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
         option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
     }
+}
+
+/// `#[serde(default, deserialize_with = "hotpatch_domain::object_only::double_option")]`:
+/// distinguishes a field left out (`None`) from an explicit `null` (`Some(None)`) in a patch.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

@@ -160,6 +160,79 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Webhook, StoreErro
     .ok_or(StoreError::NotFound)
 }
 
+/// Changes a webhook's URL, event types and description, each only when given (`description:
+/// Some(None)` clears it).
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    url: Option<&str>,
+    event_types: Option<&[String]>,
+    description: Option<Option<&str>>,
+    now: DateTime<Utc>,
+) -> Result<Webhook, StoreError> {
+    sqlx::query_as!(
+        Webhook,
+        "update webhook set url = coalesce($2, url), event_types = coalesce($3, event_types),
+                description = case when $4 then $5 else description end, updated_at = $6
+         where id = $1
+         returning id, url, event_types, secret, description, created_by, created_at, disabled_at, disabled_reason",
+        id,
+        url,
+        event_types,
+        description.is_some(),
+        description.flatten(),
+        now,
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)
+}
+
+/// What became of a request to deliver again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redelivery {
+    /// Queued again with a fresh set of attempts, due at once.
+    Queued(Box<Delivery>),
+    /// It is still queued or being delivered: nothing to do.
+    InFlight,
+    /// The webhook has no such delivery.
+    Unknown,
+}
+
+/// Queues a finished delivery (succeeded or failed) of `webhook` again, due at `now`, with a fresh
+/// set of attempts; the log keeps its last status and error until the next attempt.
+pub async fn redeliver(
+    conn: &mut PgConnection,
+    webhook: Uuid,
+    delivery: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Redelivery, StoreError> {
+    let queued = sqlx::query_as!(
+        Delivery,
+        "update webhook_delivery set state = 'queued', attempt = 0, run_after = $3, finished_at = null,
+                updated_at = $3
+         where id = $2 and webhook_id = $1 and state in ('succeeded', 'failed')
+         returning id, webhook_id, event_id, event_type, body, state, attempt, max_attempts, run_after,
+                   last_status, last_error, created_at, updated_at, finished_at",
+        webhook,
+        delivery,
+        now,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(d) = queued {
+        return Ok(Redelivery::Queued(Box::new(d)));
+    }
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from webhook_delivery where id = $2 and webhook_id = $1) as "exists!""#,
+        webhook,
+        delivery,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(if exists { Redelivery::InFlight } else { Redelivery::Unknown })
+}
+
 /// Deletes a webhook with its deliveries (pending ones are not sent).
 pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), StoreError> {
     let done = sqlx::query!("delete from webhook where id = $1", id).execute(db).await?;

@@ -19,4 +19,5 @@ pub mod releases;
 pub mod rollouts;
 pub mod tokens;
 pub mod webhooks;
+pub mod whatif;
 pub mod windows;

@@ -53,7 +53,7 @@ impl From<StoredRelease> for ReleaseView {
 }
 
 /// A refused release: a conflict when it collides with the catalog, invalid otherwise.
-fn refused(v: PublishRuleViolation) -> AppError {
+pub(crate) fn refused(v: PublishRuleViolation) -> AppError {
     let field = match &v {
         PublishRuleViolation::KbTaken { .. } => "kb",
         PublishRuleViolation::UnplannedHotpatch => "planned",

@@ -2,6 +2,7 @@
 //! retried delivery ([`delivery`]) through a client that refuses internal addresses
 //! ([`client`]).
 
+pub mod changes;
 pub mod client;
 pub mod delivery;
 pub mod subscriptions;

@@ -137,7 +137,7 @@ pub struct DeliveryLog {
 }
 
 /// Every field error of a webhook to create; its URL, parsed and normalised.
-fn check(req: &WebhookRequest, allow: &AllowList) -> Result<Url, AppError> {
+pub(crate) fn check(req: &WebhookRequest, allow: &AllowList) -> Result<Url, AppError> {
     let mut errors = Vec::new();
     let url = webhook_target::parse(&req.url, allow)
         .map_err(|e| errors.push(FieldError::new("url", e.to_string())))
@@ -162,7 +162,7 @@ fn check(req: &WebhookRequest, allow: &AllowList) -> Result<Url, AppError> {
     }
 }
 
-fn not_found(id: Uuid) -> String {
+pub(crate) fn not_found(id: Uuid) -> String {
     format!("no webhook {id}")
 }
 

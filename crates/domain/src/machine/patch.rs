@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::*;
@@ -30,19 +30,19 @@ pub struct MachinePatch {
     #[schema(nullable = false)]
     pub os: Option<OsVersion>,
     /// New image, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<Image>)]
     pub image: Option<Option<Image>>,
     /// New edition, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<Edition>)]
     pub edition: Option<Option<Edition>>,
     /// New OS build, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<String>, pattern = "^[0-9]{1,9}\\.[0-9]{1,9}$")]
     pub os_build: Option<Option<OsBuild>>,
     /// New VBS flag, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<bool>)]
     pub vbs_enabled: Option<Option<bool>>,
     /// New region.
@@ -50,23 +50,23 @@ pub struct MachinePatch {
     #[schema(nullable = false, pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub region: Option<String>,
     /// New availability zone, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$")]
     pub availability_zone: Option<Option<String>>,
     /// New availability set, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$")]
     pub availability_set: Option<Option<String>>,
     /// New update domain, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<i32>, minimum = 0, maximum = 19)]
     pub update_domain: Option<Option<i32>>,
     /// New fault domain, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<i32>, minimum = 0, maximum = 2)]
     pub fault_domain: Option<Option<i32>>,
     /// New scale set, or `null` to clear.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::object_only::double_option")]
     #[schema(value_type = Option<ScaleSet>)]
     pub scale_set: Option<Option<ScaleSet>>,
     /// New time zone.
@@ -96,15 +96,6 @@ where
     T: Deserialize<'de>,
 {
     T::deserialize(d).map(Some)
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl MachineSpec {

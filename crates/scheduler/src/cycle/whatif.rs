@@ -36,6 +36,15 @@ pub enum Scenario {
     },
 }
 
+impl Scenario {
+    /// Whether the scenario's catalog applies to a machine that takes hotpatches or not
+    /// (`hotpatch`): a withdrawn hotpatch leaves a machine without hotpatch alone, as it takes
+    /// the month's cumulative update, which is not withdrawn.
+    pub fn applies_to(&self, hotpatch: bool) -> bool {
+        hotpatch || !matches!(self, Scenario::HotpatchWithdrawn { .. })
+    }
+}
+
 /// Why a scenario cannot be looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WhatIfError {
@@ -127,8 +136,11 @@ impl Comparison {
     }
 }
 
-/// A machine of `os` in `state` at `at`, under `before` and `after`.
+/// A machine of `os` in `state` at `at`, under `before` and under `after`, the catalog of
+/// `scenario` (which leaves some machines alone: [`Scenario::applies_to`]). A withdrawn hotpatch
+/// changes no year's reboots: hotpatches reboot nobody, and the month keeps its cumulative update.
 pub fn compare(
+    scenario: &Scenario,
     before: &[Release],
     after: &[Release],
     os: OsVersion,
@@ -136,11 +148,17 @@ pub fn compare(
     rule: &CalendarRule,
     at: DateTime<Utc>,
 ) -> Comparison {
+    let under = if scenario.applies_to(state.hotpatch) { after } else { before };
+    let reboots_before = reboots_in_year(before, os, state.hotpatch, rule, at);
+    let reboots_after = match scenario {
+        Scenario::HotpatchWithdrawn { .. } => reboots_before,
+        Scenario::UnplannedBaseline { .. } => reboots_in_year(under, os, state.hotpatch, rule, at),
+    };
     Comparison {
         before: cycle_status(os, state, before, rule, at),
-        after: cycle_status(os, state, after, rule, at),
-        reboots_before: reboots_in_year(before, os, state.hotpatch, rule, at),
-        reboots_after: reboots_in_year(after, os, state.hotpatch, rule, at),
+        after: cycle_status(os, state, under, rule, at),
+        reboots_before,
+        reboots_after,
     }
 }
 
@@ -176,14 +194,14 @@ mod tests {
             latest_installed: Some(c.id("2025-05")),
             reboot_pending: false,
         };
-        let cmp = compare(&c.releases, &after, OS, &on_may, &CalendarRule::default(), when);
+        let cmp = compare(&scenario, &c.releases, &after, OS, &on_may, &CalendarRule::default(), when);
         assert!(cmp.changed() && cmp.newly_reboots(), "{cmp:?}");
         assert_eq!(cmp.after.next_release.unwrap().release_id, HYPOTHETICAL_ID);
         assert_eq!((cmp.reboots_before.projected, cmp.reboots_after.projected), (4, 5));
         // A machine without hotpatch takes the new month's update (with a reboot) too, but its
         // year counts a reboot a month either way.
         let off = MachineState { hotpatch: false, ..on_may };
-        let cmp = compare(&c.releases, &after, OS, &off, &CalendarRule::default(), when);
+        let cmp = compare(&scenario, &c.releases, &after, OS, &off, &CalendarRule::default(), when);
         assert!(cmp.newly_reboots());
         assert_eq!((cmp.reboots_before.projected, cmp.reboots_after.projected), (12, 12));
     }
@@ -203,13 +221,9 @@ mod tests {
     fn a_withdrawn_hotpatch_leaves_its_machines_nothing_new_to_install() {
         let c = Catalog::jan_to_may();
         let may = c.id("2025-05");
-        let (after, when) = scenario_catalog(
-            &c.releases,
-            &Scenario::HotpatchWithdrawn { release_id: may },
-            &CalendarRule::default(),
-            at(5, 20),
-        )
-        .unwrap();
+        let scenario = Scenario::HotpatchWithdrawn { release_id: may };
+        let (after, when) =
+            scenario_catalog(&c.releases, &scenario, &CalendarRule::default(), at(5, 20)).unwrap();
         assert_eq!((after.len(), when), (c.releases.len() - 1, at(5, 20)));
         let on_april = MachineState {
             hotpatch: true,
@@ -217,10 +231,14 @@ mod tests {
             latest_installed: Some(c.id("2025-04")),
             reboot_pending: false,
         };
-        let cmp = compare(&c.releases, &after, OS, &on_april, &CalendarRule::default(), when);
+        let cmp = compare(&scenario, &c.releases, &after, OS, &on_april, &CalendarRule::default(), when);
         assert_eq!(cmp.before.next_release.unwrap().release_id, may);
         assert!(cmp.changed() && !cmp.newly_reboots());
         assert_eq!(cmp.after.next_release, None);
+        assert_eq!(cmp.reboots_after, cmp.reboots_before);
+        let off = MachineState { hotpatch: false, ..on_april };
+        let cmp = compare(&scenario, &c.releases, &after, OS, &off, &CalendarRule::default(), when);
+        assert!(!cmp.changed(), "the month's cumulative update is not withdrawn");
         let baseline = c.id("2025-04");
         assert_eq!(
             scenario_catalog(
