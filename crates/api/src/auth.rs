@@ -232,7 +232,7 @@ async fn credential(state: &AppState, id: Option<Uuid>) -> Result<Option<tokens:
     Ok(found)
 }
 
-async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+pub(crate) async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let invalid = || ApiError::Unauthorized("the token is not valid".to_owned());
     let (credential, secret_hash) = match parse(token) {
         Some((id, secret)) => (credential(state, Some(id)).await?, sha256(&secret)),

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+mod console;
 pub mod error;
 pub mod etag;
 pub mod extract;
@@ -147,6 +148,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let status_cache = state.status_cache.clone();
     api.merge(openapi::docs_router(spec))
+        .merge(hotpatch_console::router::<AppState>())
         .route("/metrics", get(metrics::serve))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

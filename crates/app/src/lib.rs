@@ -10,6 +10,7 @@ pub mod admin;
 pub mod audit;
 pub mod catalog;
 pub mod clock;
+pub mod console;
 pub mod duties;
 pub mod error;
 pub mod events;

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod audit;
 pub mod clock;
+pub mod console_sessions;
 pub mod error;
 pub mod events;
 pub mod installs;
