@@ -23,11 +23,6 @@ use crate::layout::{enc, live, shell, utc, Nav};
 use crate::session::SignedIn;
 use crate::Host;
 
-/// Reboots a year of a machine on monthly cumulative updates, and of one taking hotpatches
-/// (the four baseline months).
-const MONTHLY_REBOOTS: i64 = 12;
-const HOTPATCH_REBOOTS: i64 = 4;
-
 /// How long a replica serves a summary again before it scans the fleet anew.
 pub const SUMMARY_TTL: Duration = Duration::from_secs(5);
 
@@ -104,16 +99,19 @@ pub async fn page<H: Host>(
     };
     let c = &s.counts;
     let takes = c.hotpatch_status.enabled;
+    let r = &c.reboots;
     let body = html! {
         (live("fleet-live", 15, html! {
             p.muted { "As of " (utc(s.at)) "." }
             (cards(c))
             h2 { "Hotpatch benefit" }
             p {
-                (takes) " of " (c.machines) " machines take hotpatches: about "
-                strong { (takes * HOTPATCH_REBOOTS) } " reboots a year for them, against "
-                strong { (takes * MONTHLY_REBOOTS) } " on monthly cumulative updates — "
-                strong { (takes * (MONTHLY_REBOOTS - HOTPATCH_REBOOTS)) } " reboots a year avoided."
+                (takes) " of " (c.machines) " machines take hotpatches. In " (r.year) " the fleet rebooted "
+                strong { (r.this_year) } " times for its updates so far, against "
+                strong { (r.monthly_cumulative) } " on monthly cumulative updates: "
+                strong { (r.avoided) } " reboots avoided. Over the whole year: "
+                strong { (r.projected_year) } " against " strong { (r.projected_monthly_cumulative) } " ("
+                strong { (r.projected_avoided) } " avoided)."
             }
             h2 id="groups" { "By " (raw) }
             div.table-wrap { table aria-labelledby="groups" {
