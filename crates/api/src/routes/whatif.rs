@@ -45,7 +45,8 @@ fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
 /// touches. Nothing is written. A baseline where the publishing rules forbid one is refused as
 /// publishing it would be.
 #[utoipa::path(post, path = "/v1/what-if", tag = "releases", request_body = WhatIfRequest,
-    params(("limit" = Option<usize>, Query, description = "Changed machines to list (1–1000, default 100)")),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000,
+        description = "Changed machines to list (1–1000, default 100)")),
     responses(
         (status = 200, description = "The scenario's effects", body = WhatIfView),
         (status = 404, description = "No such release (`not_found`)", body = Problem),
