@@ -635,3 +635,15 @@ async fn a_list_with_patch_status_keeps_each_answer_for_the_polls_that_follow() 
     }
     assert_eq!(state.status_cache.stats().hits, hits + 2, "both polls answered from memory");
 }
+
+#[tokio::test]
+async fn an_empty_fleet_counts_no_reboots_in_the_current_year() {
+    let (app, _) = app_at(may_20()).await;
+    let summary = app.get("/v1/fleet/summary?group_by=os", ADMIN).await.ok(200).clone();
+    assert_eq!(summary["machines"], 0);
+    assert_eq!(
+        summary["reboots"],
+        json!({"year": 2025, "this_year": 0, "monthly_cumulative": 0, "avoided": 0,
+               "projected_year": 0, "projected_monthly_cumulative": 0, "projected_avoided": 0})
+    );
+}

@@ -152,8 +152,8 @@ pub async fn what_if(app: &App, request: &WhatIfRequest, limit: usize) -> Result
         machines: 0,
         changed: 0,
         newly_rebooting: 0,
-        reboots_before: RebootsView::default(),
-        reboots_after: RebootsView::default(),
+        reboots_before: RebootsView { year: at.year(), ..Default::default() },
+        reboots_after: RebootsView { year: at.year(), ..Default::default() },
         items: Vec::new(),
         rollouts: Vec::new(),
     };

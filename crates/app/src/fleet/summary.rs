@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use hotpatch_domain::{HotpatchStatus, Release};
 use hotpatch_scheduler::cycle::{cycle_status, reboots_in_year, MachineState};
 use hotpatch_store::status::{self, FleetClass};
@@ -97,14 +97,17 @@ pub async fn summary(
     let now = at.unwrap_or_else(|| app.clock.now());
     let classes = status::fleet_classes(&app.pool, &group_by).await?;
     let (_, catalog) = app.status_catalog.catalog_now(&app.pool).await?;
-    let mut counts = FleetCounts::default();
+    // An empty fleet or group still counts its reboots in the year of `now`.
+    let empty =
+        FleetCounts { reboots: RebootsView { year: now.year(), ..Default::default() }, ..Default::default() };
+    let mut counts = empty.clone();
     let mut groups: BTreeMap<(bool, Option<String>), FleetCounts> = BTreeMap::new();
     for c in &classes {
         tally(&mut counts, c, &catalog, &app.settings, now);
         if group_by != GroupBy::Nothing {
             // Machines without the label sort last.
             let key = (c.group.is_none(), c.group.clone());
-            tally(groups.entry(key).or_default(), c, &catalog, &app.settings, now);
+            tally(groups.entry(key).or_insert_with(|| empty.clone()), c, &catalog, &app.settings, now);
         }
     }
     let group_by = match group_by {
