@@ -3,6 +3,8 @@
 //! year's reboots change, which rollouts it touches — with nothing written. The cycle under the
 //! scenario's catalog is `hotpatch_scheduler::cycle::whatif`; this module reads the fleet.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
 use hotpatch_domain::{Month, OsVersion, Release};
 use hotpatch_scheduler::cycle::{compare, scenario_catalog, MachineState, Scenario, WhatIfError};
@@ -16,6 +18,7 @@ use uuid::Uuid;
 use crate::catalog::ReleaseRef;
 use crate::error::AppError;
 use crate::schedules::windows::{applied_from, windows_of, WindowView};
+use crate::status::find;
 use crate::status::views::RebootsView;
 use crate::App;
 
@@ -189,9 +192,6 @@ async fn changed_machines(
     at: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<WhatIfMachine>, AppError> {
-    let find = |catalog: &[Release], id: Option<Uuid>| {
-        id.and_then(|id| catalog.iter().find(|r| r.id == id)).map(ReleaseRef::from)
-    };
     let mut items = Vec::new();
     let mut cursor = None;
     while items.len() < limit {
@@ -199,6 +199,7 @@ async fn changed_machines(
         let Some(last) = page.last() else { break };
         cursor = Some(last.id);
         let ids: Vec<Uuid> = page.iter().map(|m| m.id).collect();
+        let names: HashMap<Uuid, &str> = page.iter().map(|m| (m.id, m.spec.name.as_str())).collect();
         let mut inputs = status::inputs(&app.pool, &ids).await?;
         inputs.sort_unstable_by_key(|i| i.id);
         for i in inputs {
@@ -218,7 +219,7 @@ async fn changed_machines(
             let window = windows_of(&applied_from(&app.settings, &i.timezone, configuration), at, 1)
                 .into_iter()
                 .next();
-            let name = page.iter().find(|m| m.id == i.id).map(|m| m.spec.name.clone()).unwrap_or_default();
+            let name = names.get(&i.id).map(|n| (*n).to_owned()).unwrap_or_default();
             items.push(WhatIfMachine {
                 machine_id: i.id,
                 name,

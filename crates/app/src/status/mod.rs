@@ -53,7 +53,8 @@ pub enum Got {
     Answer(Arc<Answer>),
 }
 
-fn find(catalog: &[Release], id: Option<Uuid>) -> Option<ReleaseRef> {
+/// The release `id` of `catalog` as answers show it.
+pub(crate) fn find(catalog: &[Release], id: Option<Uuid>) -> Option<ReleaseRef> {
     id.and_then(|id| catalog.iter().find(|r| r.id == id)).map(ReleaseRef::from)
 }
 
