@@ -48,10 +48,11 @@ begin
         select jsonb_build_object(
             'operation_id', p_operation,
             'kind', (select kind from operation where id = p_operation),
-            'status', case
-                when count(*) filter (where j.state in ('failed', 'expired')) > 0 then 'failed'
-                when count(*) filter (where j.state = 'canceled') > 0 then 'canceled'
-                else 'succeeded' end,
+            -- Every job has ended (checked above): the rule of `operation_status`, with none queued.
+            'status', operation_status(0, 0, count(*) filter (where j.state = 'succeeded'),
+                                       count(*) filter (where j.state = 'failed'),
+                                       count(*) filter (where j.state = 'canceled'),
+                                       count(*) filter (where j.state = 'expired')),
             'machines', jsonb_build_object(
                 'total', count(*),
                 'succeeded', count(*) filter (where j.state = 'succeeded'),

@@ -219,22 +219,28 @@ pub async fn create<H: Host>(State(host): State<H>, posted: Posted) -> Result<Re
         Ok(s) => schedules::create(host.app(), s).await.map_err(|e| app_status(&e).1),
         Err(e) => Err(e),
     };
+    Ok(after_save(&posted, outcome, "New maintenance configuration", "/maintenance"))
+}
+
+/// The page after a create or a save: the configuration as saved, or the form again as posted
+/// with what was wrong (`title` and `action` are the form's).
+fn after_save(
+    posted: &Posted,
+    outcome: Result<ConfigurationView, String>,
+    title: &str,
+    action: &str,
+) -> Response {
     let who = &posted.who;
-    Ok(match outcome {
+    match outcome {
         Ok(view) => {
             shell(view.spec.name(), who, Nav::Maintenance, shown(who, &view, Some("Saved."))).into_response()
         }
         Err(e) => {
-            let v = body(&posted).unwrap_or(Value::Null);
-            shell(
-                "New maintenance configuration",
-                who,
-                Nav::Maintenance,
-                html! { (notice(Some(&e), true)) (form(who, "/maintenance", &v)) },
-            )
-            .into_response()
+            let v = body(posted).unwrap_or(Value::Null);
+            shell(title, who, Nav::Maintenance, html! { (notice(Some(&e), true)) (form(who, action, &v)) })
+                .into_response()
         }
-    })
+    }
 }
 
 fn config_id(raw: &str) -> Result<Uuid, ConsoleError> {
@@ -259,25 +265,10 @@ pub async fn save<H: Host>(
 ) -> Result<Response, ConsoleError> {
     posted.who.require(Role::Operator)?;
     let id = config_id(&id)?;
-    let who = &posted.who;
     let outcome = match body(&posted) {
         Ok(Value::Object(map)) => schedules::patch(host.app(), id, map).await.map_err(|e| app_status(&e).1),
         Ok(_) => Err("the form is not valid".to_owned()),
         Err(e) => Err(e),
     };
-    Ok(match outcome {
-        Ok(view) => {
-            shell(view.spec.name(), who, Nav::Maintenance, shown(who, &view, Some("Saved."))).into_response()
-        }
-        Err(e) => {
-            let v = body(&posted).unwrap_or(Value::Null);
-            shell(
-                "Maintenance configuration",
-                who,
-                Nav::Maintenance,
-                html! { (notice(Some(&e), true)) (form(who, &format!("/maintenance/{id}"), &v)) },
-            )
-            .into_response()
-        }
-    })
+    Ok(after_save(&posted, outcome, "Maintenance configuration", &format!("/maintenance/{id}")))
 }
