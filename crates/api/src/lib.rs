@@ -129,6 +129,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::fleet::router())
         .merge(routes::maintenance::router())
         .merge(routes::windows::router())
+        .merge(routes::calendar_feeds::router())
         .merge(routes::agent::router())
         .merge(routes::operations::router())
         .merge(routes::events::router())
@@ -139,6 +140,15 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::webhooks::router())
         .merge(routes::audit::router())
         .merge(routes::whatif::router())
+}
+
+/// A request's path as logged: a calendar feed's URL is its credential, so its secret is left out.
+fn logged_path(path: &str) -> &str {
+    if path.starts_with("/v1/feeds/") {
+        "/v1/feeds/…"
+    } else {
+        path
+    }
 }
 
 /// The whole API, with its cross-cutting layers.
@@ -163,7 +173,7 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(),
+                    let span = tracing::info_span!("request", method = %req.method(), path = %logged_path(req.uri().path()),
                         request_id = %id, trace_id = tracing::field::Empty);
                     // Where traces are exported (an OpenTelemetry layer is installed), the log
                     // lines of the request name its trace, to find it in the collector.

@@ -310,3 +310,23 @@ async fn a_configuration_without_a_zone_warns_in_the_zones_of_the_machines_in_sc
     assert!(warnings.iter().any(|w| w.starts_with("America/New_York: ")), "{warnings:?}");
     assert!(!warnings.iter().any(|w| w.starts_with("Asia/Kolkata")), "{warnings:?}");
 }
+
+#[tokio::test]
+async fn a_configurations_windows_are_listed_as_its_calendar_has_them() {
+    let app = TestApp::new().await;
+    let id = app.post("/v1/maintenance-configurations", ADMIN, config("prod")).await.ok(201)["id"].clone();
+    let id = id.as_str().unwrap();
+    let w = app
+        .get(&format!("/v1/maintenance-configurations/{id}/windows?from=2025-09-01T00:00:00Z&count=2"), ADMIN)
+        .await;
+    let items = w.ok(200)["items"].as_array().unwrap().clone();
+    let starts: Vec<&str> = items.iter().map(|w| w["start"].as_str().unwrap()).collect();
+    // Second Tuesday + 4 days, 02:30 Berlin: the same as a_configurations_calendar_is_valid_icalendar.
+    assert_eq!(starts, ["2025-09-13T00:30:00Z", "2025-10-18T00:30:00Z"]);
+    assert_eq!(
+        (items[0]["source"].as_str(), items[0]["maintenance_configuration_id"].as_str()),
+        (Some("maintenance_configuration"), Some(id))
+    );
+    let missing = "/v1/maintenance-configurations/0190a5a0-0000-7000-8000-000000000000/windows";
+    app.get(missing, ADMIN).await.problem(404, "not_found");
+}

@@ -116,6 +116,56 @@ impl Client {
         .await
     }
 
+    /// `PUT path` with a JSON body (none when `body` is `None`) → the JSON answer. Retried when
+    /// the server is briefly unavailable: a PUT states the result, so repeating it is harmless.
+    pub async fn put(&self, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
+        self.retrying(|| {
+            let req = self.request(Method::PUT, path, &Query::new());
+            match body {
+                Some(body) => req.json(body),
+                None => req,
+            }
+        })
+        .await
+    }
+
+    /// `PATCH path` with a JSON body → the JSON answer. Only sent once.
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        send_json(self.request(Method::PATCH, path, &Query::new()).json(body)).await
+    }
+
+    /// `GET path?query` of a stream that does not end (Server-Sent Events): the open response,
+    /// to be read chunk by chunk, with no overall timeout (only the connect timeout). Extra
+    /// headers (e.g. `Last-Event-ID`) are sent as given.
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        query: &Query,
+        headers: &[(&str, String)],
+    ) -> Result<reqwest::Response, CliError> {
+        let mut req =
+            self.http.get(self.url(path)).bearer_auth(&self.token).header("Accept", "text/event-stream");
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let url = self.url(path);
+        let response = req.send().await.map_err(|e| unreachable(&url, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(|e| unreachable(&url, &e))?;
+            return Err(problem_from_response(status.as_u16(), &bytes));
+        }
+        Ok(response)
+    }
+
+    /// The error of a stream that broke off while being read.
+    pub fn stream_error(&self, path: &str, e: &reqwest::Error) -> CliError {
+        unreachable(&self.url(path), e)
+    }
+
     /// `DELETE path` → the JSON answer (`null` for 204).
     pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
         send_json(self.request(Method::DELETE, path, &Query::new())).await

@@ -12,6 +12,7 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod output;
+pub mod progress;
 
 use clap::Parser;
 
@@ -49,6 +50,10 @@ pub struct Cli {
 
 /// Runs the command line's command, printing its answer to `out`.
 pub async fn run(cli: Cli, out: &mut Out) -> Result<(), CliError> {
+    // Completions describe the command line only: no server, no token.
+    if let commands::Command::Completions { shell } = cli.command {
+        return commands::completions(shell, out);
+    }
     let token = cli
         .token
         .ok_or_else(|| CliError::Input("no API token: set HOTPATCH_TOKEN (or pass --token)".to_owned()))?;
@@ -87,5 +92,44 @@ mod tests {
         assert!(a.machines.is_empty() && a.wait.wait && a.wait.timeout == 60);
         assert_eq!(a.selector.labels, vec![("env".to_owned(), "prod".to_owned())]);
         assert!(Cli::try_parse_from(["hotpatchctl", "assess", "--fleet", "--label", "a=b"]).is_err());
+    }
+
+    #[test]
+    fn calendar_takes_its_year_or_the_feeds_subcommand_not_both() {
+        let cli = Cli::try_parse_from(["hotpatchctl", "calendar", "--year", "2026"]).unwrap();
+        let commands::Command::Calendar(c) = cli.command else { panic!("not calendar") };
+        assert!(c.command.is_none() && c.year == Some(2026));
+        let cli = Cli::try_parse_from(["hotpatchctl", "calendar", "feeds", "list"]).unwrap();
+        let commands::Command::Calendar(c) = cli.command else { panic!("not calendar") };
+        assert!(c.command.is_some());
+        assert!(
+            Cli::try_parse_from(["hotpatchctl", "calendar", "feeds", "create"]).is_err(),
+            "names nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn completions_need_no_token_and_name_the_commands() {
+        for shell in ["bash", "zsh", "fish", "powershell"] {
+            let cli = Cli::try_parse_from(["hotpatchctl", "completions", shell]).unwrap();
+            let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut out = Out::to_writer(Format::Table, Box::new(Shared(buf.clone())));
+            run(Cli { token: None, ..cli }, &mut out).await.unwrap();
+            let script = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+            assert!(script.contains("hotpatchctl") && script.contains("maintenance"), "{shell}: {script}");
+        }
+    }
+
+    /// A writer the test reads back.
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -72,19 +72,36 @@ impl Out {
         Ok(())
     }
 
-    /// Prints rows under headers, each column as wide as its widest cell.
+    /// Prints rows under upper-case headers, each column as wide as its widest cell, two spaces
+    /// apart, without borders or trailing blanks: easy to read, and to cut with `awk`. Drawn by
+    /// `comfy-table` (widths by display width, multi-line cells), never wrapped to the terminal:
+    /// a pipeline's log keeps every row on one line.
     pub fn table(&mut self, headers: &[&str], rows: &[Vec<String>]) -> Result<(), CliError> {
-        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        table.set_header(headers.iter().map(|h| h.to_uppercase()));
         for row in rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
+            table.add_row(row);
         }
-        let head: Vec<String> = headers.iter().map(|h| h.to_uppercase()).collect();
-        writeln!(self.stdout, "{}", aligned(&head, &widths))?;
-        for row in rows {
-            writeln!(self.stdout, "{}", aligned(row, &widths))?;
+        let last = headers.len().saturating_sub(1);
+        for (i, column) in table.column_iter_mut().enumerate() {
+            column.set_padding(if i == last { (0, 0) } else { (0, 2) });
         }
+        for line in table.lines() {
+            writeln!(self.stdout, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+
+    /// The writer behind stdout (for output a library writes, e.g. shell completions).
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut *self.stdout
+    }
+
+    /// Flushes stdout (a stream's lines must reach a pipe as they come).
+    pub fn flush(&mut self) -> Result<(), CliError> {
+        self.stdout.flush()?;
         Ok(())
     }
 
@@ -96,19 +113,6 @@ impl Out {
         }
         Ok(())
     }
-}
-
-/// Cells padded to their column's width, two spaces apart, without trailing blanks.
-fn aligned(cells: &[String], widths: &[usize]) -> String {
-    let mut line = String::new();
-    for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-        if i > 0 {
-            line.push_str("  ");
-        }
-        line.push_str(cell);
-        line.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count())));
-    }
-    line.trim_end().to_owned()
 }
 
 /// The value at a JSON pointer (`/hotpatch/status`) as display text: strings as they are,
@@ -166,6 +170,16 @@ mod tests {
             .unwrap();
         let printed = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(printed, "ID  NAME\n1   web-1\n22  x\n");
+    }
+
+    #[test]
+    fn columns_are_as_wide_as_their_text_shows_not_as_its_bytes() {
+        let buf = Buffer::default();
+        let mut out = Out::to_writer(Format::Table, Box::new(buf.clone()));
+        out.table(&["region", "n"], &[vec!["zürich".into(), "1".into()], vec!["x".into(), "22".into()]])
+            .unwrap();
+        let printed = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(printed, "REGION  N\nzürich  1\nx       22\n");
     }
 
     #[test]

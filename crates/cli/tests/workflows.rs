@@ -2,94 +2,12 @@
 //! with `--skip-disconnected --wait`, machines by name, tokens by role and kind (issue 20).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
 use clap::Parser as _;
-use hotpatch_api::{router, AppState};
-use hotpatch_cli::{Cli, CliError, Format, Out};
+use common::{Api, Buf, ADMIN};
+use hotpatch_cli::{Cli, Format, Out};
 use serde_json::{json, Value};
-
-const ADMIN: &str = "cli-test-admin-token-0123456789abcdef0123";
-
-/// The API on a loopback port, over its own database.
-struct Api {
-    url: String,
-    http: reqwest::Client,
-    _db: hotpatch_store::testing::TestDb,
-}
-
-impl Api {
-    async fn start() -> Api {
-        let db = hotpatch_store::testing::fresh_db().await;
-        hotpatch_api::auth::ensure_admin_token(&db.pool, Some(ADMIN)).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(AppState::new(db.pool.clone()));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Api { url, http: reqwest::Client::new(), _db: db }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> Value {
-        let (status, body) = self.call(reqwest::Method::POST, path, token, Some(body)).await;
-        assert!((200..300).contains(&status), "POST {path}: {status} {body}");
-        body
-    }
-
-    async fn machine(&self, name: &str) -> String {
-        let spec = json!({
-            "name": name, "platform": "azure_vm", "os": "windows_server_2022",
-            "image": {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer",
-                      "sku": "2022-datacenter-azure-edition-hotpatch"},
-            "region": "westeurope", "timezone": "Europe/Berlin", "hotpatch_enabled": true
-        });
-        self.post("/v1/machines", ADMIN, spec).await["id"].as_str().unwrap().to_owned()
-    }
-
-    /// `hotpatchctl -o json <args>` as the admin: what it returned, and its stdout as JSON.
-    async fn ctl(&self, args: &[&str]) -> (Result<(), CliError>, Value) {
-        let mut argv = vec!["hotpatchctl", "--url", &self.url, "--token", ADMIN, "-o", "json"];
-        argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).unwrap();
-        let buf = Buf::default();
-        let mut out = Out::to_writer(Format::Json, Box::new(buf.clone()));
-        let result = hotpatch_cli::run(cli, &mut out).await;
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        (result, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
-/// A stdout the test reads back.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn assess_wait_with_skip_disconnected_waits_only_for_machines_whose_agent_is_connected() {

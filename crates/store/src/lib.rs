@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod calendar_feeds;
 pub mod clock;
 pub mod console_sessions;
 pub mod error;

@@ -12,6 +12,7 @@
 mod control;
 mod create;
 mod dispatch;
+mod failed;
 mod pairs;
 mod select;
 mod view;
@@ -28,6 +29,7 @@ pub use dispatch::{
     apply_health, apply_results, cancel_queued_job, halt, load, lock_rollouts, mark_failed, mark_queued,
     open_batches, reschedule, succeed_batches, succeed_rollouts,
 };
+pub use failed::{failed_machines, FailedMachine};
 pub use pairs::{region_pairs, remove_region_pair, set_region_pair};
 pub use select::{configuration_bodies, planner_inputs, PlannerInput};
 pub use view::{

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agent;
 pub mod audit;
 pub mod calendar;
+pub mod calendar_feeds;
 pub mod events;
 pub mod fleet;
 pub mod health;

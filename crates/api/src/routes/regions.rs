@@ -1,10 +1,11 @@
-//! `/v1/regions`: which regions offer Windows Server 2025 Azure Edition (data, not code); the
-//! use cases are `hotpatch_app::fleet::regions`'s.
+//! `/v1/regions`: which regions offer Windows Server 2025 Azure Edition (data, not code), and
+//! `/v1/region-pairs`: the geo-pairs rollouts never put in one wave; the use cases are
+//! `hotpatch_app::fleet::regions`'s.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use hotpatch_app::fleet::regions::{self, PutRegion, RegionView};
+use hotpatch_app::fleet::regions::{self, PutRegion, RegionPairView, RegionView};
 use hotpatch_domain::validation::is_identifier;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,7 +18,11 @@ use crate::AppState;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_regions)).routes(routes!(get_region, put_region))
+    OpenApiRouter::new()
+        .routes(routes!(list_regions))
+        .routes(routes!(get_region, put_region))
+        .routes(routes!(list_region_pairs))
+        .routes(routes!(put_region_pair, delete_region_pair))
 }
 
 /// All known regions.
@@ -30,10 +35,14 @@ async fn list_regions(State(state): State<AppState>, _: Reader) -> Result<Json<P
 }
 
 fn region_name(name: &str) -> Result<(), ApiError> {
+    region_param("name", name)
+}
+
+fn region_param(param: &str, name: &str) -> Result<(), ApiError> {
     if is_identifier(name, 64) {
         Ok(())
     } else {
-        Err(ApiError::bad_param("name", "region names are 1–64 lower-case letters, digits or dashes"))
+        Err(ApiError::bad_param(param, "region names are 1–64 lower-case letters, digits or dashes"))
     }
 }
 
@@ -69,4 +78,56 @@ async fn put_region(
     region_name(&name)?;
     let (region, created) = regions::put(&state, &name, &body).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(region)))
+}
+
+/// Every geo-pair of regions (each once, names in alphabetical order): rollouts never put the
+/// two regions of a pair in the same wave.
+#[utoipa::path(get, path = "/v1/region-pairs", tag = "regions",
+    responses((status = 200, description = "Every pair (one page)", body = Page<RegionPairView>)),
+    security(("bearer" = [])))]
+async fn list_region_pairs(
+    State(state): State<AppState>,
+    _: Reader,
+) -> Result<Json<Page<RegionPairView>>, ApiError> {
+    Ok(Json(Page { items: regions::pairs(&state).await?, next_cursor: None }))
+}
+
+/// Pairs two regions (in either order): rollouts planned from now on keep them in different
+/// waves. 201 when the pair is new, 200 when it was already recorded.
+#[utoipa::path(put, path = "/v1/region-pairs/{a}/{b}", tag = "regions",
+    params(("a" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "One region"),
+        ("b" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "The other region")),
+    responses((status = 200, description = "Already paired", body = RegionPairView),
+        (status = 201, description = "Paired", body = RegionPairView),
+        (status = 400, description = "Malformed region name", body = Problem),
+        (status = 422, description = "A region paired with itself", body = Problem)),
+    security(("bearer" = [])))]
+async fn put_region_pair(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath((a, b)): ApiPath<(String, String)>,
+) -> Result<(StatusCode, Json<RegionPairView>), ApiError> {
+    region_param("a", &a)?;
+    region_param("b", &b)?;
+    let (pair, created) = regions::set_pair(&state, &a, &b).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(pair)))
+}
+
+/// Unpairs two regions (in either order). Rollouts already planned keep their waves.
+#[utoipa::path(delete, path = "/v1/region-pairs/{a}/{b}", tag = "regions",
+    params(("a" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "One region"),
+        ("b" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$", description = "The other region")),
+    responses((status = 204, description = "Unpaired"),
+        (status = 400, description = "Malformed region name", body = Problem),
+        (status = 404, description = "Not a pair", body = Problem)),
+    security(("bearer" = [])))]
+async fn delete_region_pair(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath((a, b)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    region_param("a", &a)?;
+    region_param("b", &b)?;
+    regions::remove_pair(&state, &a, &b).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

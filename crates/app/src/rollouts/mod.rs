@@ -7,6 +7,7 @@
 pub mod automatic;
 pub mod control;
 pub mod dispatcher;
+pub mod failed;
 pub mod options;
 pub mod plan;
 pub mod plan_view;
@@ -18,6 +19,7 @@ mod tests;
 
 pub use automatic::start_automatic;
 pub use control::{cancel, pause, resume};
+pub use failed::{failed_machines, FailedMachineView, FailedMachines};
 pub use hotpatch_store::rollouts::RolloutState;
 pub use options::{OptionsBody, OptionsView};
 pub use plan::Planned;

@@ -127,3 +127,37 @@ async fn an_empty_fleet_publishes_the_release_without_an_automatic_rollout() {
     assert_eq!(release_rows(&app).await, 1);
     assert_eq!(rollout_rows(&app).await, 0);
 }
+
+#[tokio::test]
+async fn a_rollouts_failed_machines_are_named_most_recent_first_with_their_reason_and_counted_in_all() {
+    let (_db, app) = app().await;
+    let (a, b) = (machine(&app, "web-a").await, machine(&app, "web-b").await);
+    machine(&app, "web-c").await;
+    let rollout = publish_release(&app, january()).await.unwrap().automatic_rollout_id.expect("a rollout");
+    for (m, error, at) in [
+        (a, "KB5000001 failed: 0x80070005", "2025-01-16T02:00:00Z"),
+        (b, "disk full", "2025-01-17T02:00:00Z"),
+    ] {
+        sqlx::query(
+            "update rollout_machine set state = 'failed', error = $3, updated_at = $4::timestamptz
+             where rollout_id = $1 and machine_id = $2",
+        )
+        .bind(rollout)
+        .bind(m)
+        .bind(error)
+        .bind(at)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+
+    let first = super::failed_machines(&app, rollout, 1).await.unwrap();
+    assert_eq!(first.total, 2, "every failed machine is counted, not only those listed");
+    assert_eq!(first.items.len(), 1);
+    assert_eq!((first.items[0].machine_id, first.items[0].name.as_str()), (b, "web-b"));
+    assert_eq!(first.items[0].error.as_deref(), Some("disk full"));
+    let all = super::failed_machines(&app, rollout, 10).await.unwrap();
+    let names: Vec<&str> = all.items.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["web-b", "web-a"], "the succeeded or pending machine is not listed");
+    assert_eq!(super::failed_machines(&app, Uuid::now_v7(), 10).await.unwrap().total, 0);
+}

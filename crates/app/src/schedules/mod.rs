@@ -2,6 +2,7 @@
 //! [`MaintenanceConfiguration`]; stored and loaded back as that type) and the windows that
 //! follow for a machine from the configuration that governs it ([`windows`]).
 
+pub mod feeds;
 pub mod windows;
 
 use chrono::{DateTime, Utc};

@@ -174,3 +174,21 @@ pub async fn configuration_schedule(app: &App, id: Uuid) -> Result<(String, Sche
     // A configuration without a zone of its own is read on the UTC clock here.
     Ok((c.configuration.name().to_owned(), Schedule::of_configuration(&c.configuration, chrono_tz::UTC)))
 }
+
+/// The next `count` windows of maintenance configuration `id` that have not ended at `from`
+/// (default now); one without a zone of its own is read on the UTC clock, as its calendar is.
+pub async fn of_configuration(
+    app: &App,
+    id: Uuid,
+    from: Option<DateTime<Utc>>,
+    count: usize,
+) -> Result<Vec<WindowView>, AppError> {
+    let (_, schedule) = configuration_schedule(app, id).await?;
+    let applied = Applied {
+        schedule,
+        source: WindowSource::MaintenanceConfiguration,
+        configuration_id: Some(id),
+        matched_by: None,
+    };
+    Ok(windows_of(&applied, from.unwrap_or_else(|| app.clock.now()), count))
+}

@@ -1,13 +1,19 @@
 //! The commands, one module per group, and the arguments several of them share (selectors,
 //! paging, waiting).
 
+pub mod events;
+pub mod feeds;
+pub mod fleet;
 pub mod machines;
+pub mod maintenance;
 pub mod operations;
+pub mod regions;
 pub mod releases;
 pub mod rollouts;
 pub mod schedule;
 pub mod status;
 pub mod tokens;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 
@@ -43,16 +49,38 @@ pub enum Command {
     /// The release catalog: list, show, publish, import a catalog file.
     #[command(subcommand)]
     Releases(releases::ReleasesCommand),
-    /// Twelve months of the baseline/hotpatch cycle of an OS.
+    /// Twelve months of the baseline/hotpatch cycle of an OS; `calendar feeds` for calendar URLs.
     Calendar(schedule::CalendarArgs),
     /// A machine's next maintenance windows (`--ics` for iCalendar).
     Windows(schedule::WindowsArgs),
+    /// Maintenance configurations: list, get (with next windows), create, update, delete, windows.
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCommand),
     /// Availability-first rollouts: preview, start, list, get, watch, pause, resume, cancel.
     #[command(subcommand)]
     Rollouts(rollouts::RolloutsCommand),
     /// API tokens: list, create, show, revoke; agent tokens for machines.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Webhooks: list, get, create, update, delete, enable, deliveries, test, redeliver.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
+    /// Regions (Windows Server 2025 Azure Edition availability) and their geo-pairs.
+    #[command(subcommand)]
+    Regions(regions::RegionsCommand),
+    /// The fleet counted by hotpatch status, compliance, reboots.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
+    /// The change feed: `events tail` follows it.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Print a shell completion script (needs no server), e.g.
+    /// `hotpatchctl completions bash > /etc/bash_completion.d/hotpatchctl`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Runs one command.
@@ -70,7 +98,20 @@ pub async fn run(command: Command, client: &Client, out: &mut Out) -> Result<(),
         Command::Windows(a) => schedule::windows(a, client, out).await,
         Command::Rollouts(c) => rollouts::run(c, client, out).await,
         Command::Tokens(c) => tokens::run(c, client, out).await,
+        Command::Maintenance(c) => maintenance::run(c, client, out).await,
+        Command::Webhooks(c) => webhooks::run(c, client, out).await,
+        Command::Regions(c) => regions::run(c, client, out).await,
+        Command::Fleet(c) => fleet::run(c, client, out).await,
+        Command::Events(c) => events::run(c, client, out).await,
+        Command::Completions { shell } => completions(shell, out),
     }
+}
+
+/// Writes the completion script of `shell` for the whole command line.
+pub fn completions(shell: clap_complete::Shell, out: &mut Out) -> Result<(), CliError> {
+    let mut command = <crate::Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "hotpatchctl", out.writer());
+    out.flush()
 }
 
 /// Which machines (bulk assess, rollouts); every given part must match.

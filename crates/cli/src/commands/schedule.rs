@@ -1,8 +1,9 @@
-//! `hotpatchctl calendar` (the baseline/hotpatch cycle of a year) and `hotpatchctl windows` (a
-//! machine's next maintenance windows, or the same as iCalendar).
+//! `hotpatchctl calendar` (the baseline/hotpatch cycle of a year; `calendar feeds` for the
+//! calendar URLs of windows) and `hotpatchctl windows` (a machine's next maintenance windows, or
+//! the same as iCalendar).
 
 use chrono::{Datelike, Utc};
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -12,13 +13,26 @@ use crate::output::{text, Out};
 
 /// Arguments of `calendar`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CalendarArgs {
+    /// Instead of the cycle: calendar feeds.
+    #[command(subcommand)]
+    pub command: Option<CalendarCommand>,
     /// The OS (windows_server_2022, windows_server_2025).
     #[arg(long, default_value = "windows_server_2022")]
     pub os: String,
     /// The year (default: this year).
     #[arg(long)]
     pub year: Option<i32>,
+}
+
+/// `calendar` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CalendarCommand {
+    /// Calendar feeds: URLs of a machine's or a configuration's windows that calendar apps read
+    /// without a token (create, list, revoke).
+    #[command(subcommand)]
+    Feeds(super::feeds::FeedsCommand),
 }
 
 /// Arguments of `windows`.
@@ -39,6 +53,9 @@ pub struct WindowsArgs {
 
 /// Runs `calendar`.
 pub async fn calendar(args: CalendarArgs, client: &Client, out: &mut Out) -> Result<(), CliError> {
+    if let Some(CalendarCommand::Feeds(c)) = args.command {
+        return super::feeds::run(c, client, out).await;
+    }
     let year = args.year.unwrap_or_else(|| Utc::now().year());
     let query: Query = vec![("os", args.os), ("year", year.to_string())];
     let c = client.get("/v1/calendar", &query).await?;

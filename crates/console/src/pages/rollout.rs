@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use hotpatch_app::rollouts::{self, CountsView};
+use hotpatch_app::rollouts::{self, CountsView, FailedMachines};
 use hotpatch_domain::Role;
 use maud::{html, Markup};
 use uuid::Uuid;
@@ -26,6 +26,28 @@ fn counts_words(c: &CountsView) -> String {
     )
 }
 
+/// How many failed machines the page names; the rest are counted ("and N more"): a page that
+/// must stay quick to refresh live, and a list past a screenful that nobody reads.
+const FAILED_SHOWN: i64 = 20;
+
+/// The failed machines by name, each a link to its page with the reason it failed, most recent
+/// first, then how many more there are.
+fn failed_list(f: &FailedMachines) -> Markup {
+    let more = f.total - f.items.len() as i64;
+    html! {
+        ul.failed-machines aria-label="Failed machines" {
+            @for m in &f.items {
+                li data-machine=(m.machine_id) {
+                    a href=(format!("/machines/{}", m.machine_id)) { (m.name) }
+                    " (wave " (m.wave) ", batch " (m.batch) ", " (utc(m.failed_at)) ")"
+                    @if let Some(e) = &m.error { ": " span.error { (e) } }
+                }
+            }
+            @if more > 0 { li.more { "and " (more) " more" } }
+        }
+    }
+}
+
 /// `GET /rollouts/{id}`.
 pub async fn page<H: Host>(
     State(host): State<H>,
@@ -34,6 +56,11 @@ pub async fn page<H: Host>(
 ) -> Result<Markup, ConsoleError> {
     let id = rollout_id(&id)?;
     let d = rollouts::get(host.app(), id).await?;
+    let failed = if d.counts.failed > 0 {
+        rollouts::failed_machines(host.app(), id, FAILED_SHOWN).await?
+    } else {
+        FailedMachines { items: vec![], total: 0 }
+    };
     let r = &d.rollout;
     let state = r.state.as_str();
     let controls: Vec<(&str, &str, &str)> = match state {
@@ -76,7 +103,8 @@ pub async fn page<H: Host>(
             }
             @if d.counts.failed > 0 {
                 p.warn { (d.counts.failed) " machines failed: their installs are retried in their next window when the rollout resumes; "
-                    "see each machine's history (" a href="/machines" { "machines" } ")." }
+                    "see each machine's history." }
+                (failed_list(&failed))
             }
             @for w in &d.waves {
                 section.wave aria-labelledby=(format!("wave-{}", w.wave)) {

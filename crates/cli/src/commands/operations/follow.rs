@@ -1,7 +1,6 @@
 //! Following a started operation to its end: the progress line, the long-poll, the printed
 //! operation and the verdict that sets the exit code.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use hotpatch_domain::job::JobState;
@@ -14,6 +13,7 @@ use super::WaitArgs;
 use crate::client::{Client, Query};
 use crate::error::{one_line, CliError};
 use crate::output::{display, text, Out};
+use crate::progress::Progress;
 
 /// The longest long-poll `GET /v1/operations/{id}?wait=` the server grants.
 const LONG_POLL: Duration = Duration::from_secs(30);
@@ -53,18 +53,19 @@ async fn wait_until_over(
     out: &Out,
 ) -> Result<Value, CliError> {
     let started = Instant::now();
-    let progress = Progress::new();
+    let mut progress = Progress::new(LOG_PROGRESS_EVERY);
     let mut failures = 0;
     loop {
         let parsed = parse(&op)?;
-        progress.show(&parsed);
+        let m = parsed.machines;
+        progress.update((m.succeeded + m.failed) as u64, m.total as u64, &progress_line(&parsed));
         if parsed.status.is_final() {
-            progress.done();
+            progress.finish();
             return Ok(op);
         }
         let elapsed = started.elapsed();
         if elapsed >= timeout {
-            progress.done();
+            progress.finish();
             return Err(CliError::Unsuccessful(format!(
                 "{} operation {} is still {} after {}s ({} of {} machines pending)",
                 kind(&parsed),
@@ -88,7 +89,7 @@ async fn wait_until_over(
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Err(e) => {
-                progress.done();
+                progress.finish();
                 return Err(e);
             }
         }
@@ -199,43 +200,6 @@ fn print(out: &mut Out, op: &Value) -> Result<(), CliError> {
 /// How often a pipeline's log (stderr not a terminal) gets a progress line: seldom enough that a
 /// short wait prints only its verdict, often enough that a long one shows it is alive.
 const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(30);
-
-/// A progress line on stderr: updated in place on a terminal; in a pipeline's log, a new line
-/// every [`LOG_PROGRESS_EVERY`] while the operation changes.
-struct Progress {
-    tty: bool,
-    started: Instant,
-    last: std::cell::Cell<Option<(Instant, String)>>,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress { tty: std::io::stderr().is_terminal(), started: Instant::now(), last: Default::default() }
-    }
-
-    fn show(&self, op: &Operation) {
-        let line = progress_line(op);
-        if self.tty {
-            eprint!("\r\x1b[2K{line}");
-            return;
-        }
-        let last = self.last.take();
-        let since = last.as_ref().map_or(self.started, |(at, _)| *at);
-        let changed = last.as_ref().is_none_or(|(_, l)| *l != line);
-        if changed && since.elapsed() >= LOG_PROGRESS_EVERY {
-            eprintln!("{line}");
-            self.last.set(Some((Instant::now(), line)));
-        } else {
-            self.last.set(last);
-        }
-    }
-
-    fn done(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
-}
 
 /// `assess 0190…: running — 3/16 succeeded, 1 failed (1 expired unclaimed), 12 pending`.
 fn progress_line(op: &Operation) -> String {

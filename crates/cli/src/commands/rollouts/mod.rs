@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-pub use show::{bar, progress_text};
+pub use show::{progress_counts, progress_text};
 
 use super::{list, page_table, PageArgs, SelectorArgs};
 use crate::client::{Client, Query};

@@ -1,5 +1,5 @@
 //! How a rollout plan and a rollout with its progress are printed, and the one-line progress
-//! with its bar.
+//! (which `rollouts watch` shows beside its bar).
 
 use serde_json::Value;
 
@@ -113,8 +113,8 @@ fn finished(counts: Option<&Value>) -> i64 {
     n("succeeded") + n("failed")
 }
 
-/// `[#####.....]  45%  9/20 machines · 8 succeeded · 1 failed · batch 3/6 · running`; a
-/// canceled rollout says how many machines it left out and at which batch it stopped.
+/// ` 45%  9/20 machines · 8 succeeded · 1 failed · batch 3/6 · running`; a canceled rollout
+/// says how many machines it left out and at which batch it stopped.
 pub fn progress_text(r: &Value) -> String {
     let counts = r.get("counts");
     let total = counts.and_then(|c| c.get("total")).and_then(Value::as_i64).unwrap_or(0);
@@ -133,8 +133,7 @@ pub fn progress_text(r: &Value) -> String {
     };
     let canceled = if canceled > 0 { format!(" · {canceled} canceled") } else { String::new() };
     format!(
-        "{} {:>3}%  {done}/{total} machines · {} succeeded · {} failed{canceled} · {batch} · {}",
-        bar(done, total, 24),
+        "{:>3}%  {done}/{total} machines · {} succeeded · {} failed{canceled} · {batch} · {}",
         percent(done, total),
         text(r, "/counts/succeeded"),
         text(r, "/counts/failed"),
@@ -149,10 +148,12 @@ fn percent(done: i64, total: i64) -> i64 {
     done.clamp(0, total) * 100 / total
 }
 
-/// A bar of `width` cells, `#` for the done part.
-pub fn bar(done: i64, total: i64, width: usize) -> String {
-    let filled = if total <= 0 { width } else { (done.clamp(0, total) as usize * width) / total as usize };
-    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+/// Machines whose install ran to its end, and every machine, of a rollout detail: the bar's
+/// position and length.
+pub fn progress_counts(r: &Value) -> (u64, u64) {
+    let counts = r.get("counts");
+    let total = counts.and_then(|c| c.get("total")).and_then(Value::as_i64).unwrap_or(0);
+    (u64::try_from(finished(counts)).unwrap_or(0), u64::try_from(total).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -162,11 +163,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bar_fills_with_the_share_of_finished_machines() {
-        assert_eq!(bar(0, 10, 10), "[..........]");
-        assert_eq!(bar(5, 10, 10), "[#####.....]");
-        assert_eq!(bar(10, 10, 10), "[##########]");
-        assert_eq!(bar(0, 0, 4), "[####]");
+    fn the_bar_counts_finished_machines_of_all() {
+        let r = json!({"counts": {"total": 20, "succeeded": 8, "failed": 1, "canceled": 3, "pending": 8}});
+        assert_eq!(progress_counts(&r), (9, 20));
+        assert_eq!(progress_counts(&json!({})), (0, 0));
     }
 
     #[test]
@@ -179,10 +179,7 @@ mod tests {
                 {"batches": [{"state": "open"}, {"state": "pending"}]}
             ]
         });
-        assert_eq!(
-            progress_text(&r),
-            "[##########..............]  45%  9/20 machines · 8 succeeded · 1 failed · batch 3/4 · running"
-        );
+        assert_eq!(progress_text(&r), " 45%  9/20 machines · 8 succeeded · 1 failed · batch 3/4 · running");
     }
 
     #[test]
@@ -197,8 +194,7 @@ mod tests {
         });
         assert_eq!(
             progress_text(&r),
-            "[####....................]  17%  3/17 machines · 3 succeeded · 0 failed · 14 canceled · \
-             canceled at batch 2/3 · canceled"
+            " 17%  3/17 machines · 3 succeeded · 0 failed · 14 canceled · canceled at batch 2/3 · canceled"
         );
     }
 }
