@@ -26,6 +26,12 @@ fn every_v1_operation_declares_bearer_auth() {
             continue;
         }
         for (method, op) in item.as_object().unwrap() {
+            // Calendar feeds are for calendar apps, which cannot send a token: the secret in
+            // the URL is the credential.
+            if path.starts_with("/v1/feeds/") {
+                assert!(!op["security"].to_string().contains("bearer"), "{method} {path} asks for a token");
+                continue;
+            }
             assert!(op["security"].to_string().contains("bearer"), "{method} {path} lacks bearer security");
         }
     }
@@ -79,8 +85,14 @@ fn every_error_answer_is_a_problem_document_and_every_v1_operation_declares_the_
                     assert_eq!(types, ["application/problem+json"], "{method} {path} {status}");
                 }
             }
-            let shared: &[&str] =
-                if path.starts_with("/v1/") { &["401", "403", "429", "500", "503"] } else { &["500", "503"] };
+            let shared: &[&str] = if path.starts_with("/v1/feeds/") {
+                // No token: the feed's URL is its credential.
+                &["429", "500", "503"]
+            } else if path.starts_with("/v1/") {
+                &["401", "403", "429", "500", "503"]
+            } else {
+                &["500", "503"]
+            };
             for status in shared {
                 assert!(responses.contains_key(*status), "{method} {path} lacks {status}");
             }

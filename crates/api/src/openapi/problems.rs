@@ -52,7 +52,8 @@ fn is_error(status: &str) -> bool {
 
 /// The error answers of the layers `op` goes through, each added unless the route describes it.
 fn add_shared(path: &str, op: &mut Operation) {
-    let authenticated = path.starts_with("/v1/");
+    // Calendar feeds carry their credential in the URL: no token, so no 401 or 403.
+    let authenticated = path.starts_with("/v1/") && !path.starts_with("/v1/feeds/");
     let has_params = op.parameters.as_ref().is_some_and(|p| {
         p.iter()
             .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query | ParameterIn::Header))
@@ -75,7 +76,8 @@ fn add_shared(path: &str, op: &mut Operation) {
         shared.push(("415", problem("Body not declared as JSON (`unsupported_media_type`)")));
         shared.push(("422", problem("Body of the wrong shape or with invalid fields (`validation_failed`)")));
     }
-    if authenticated {
+    // The address's rate applies to every /v1/ path, a feed's too.
+    if path.starts_with("/v1/") {
         let mut limited = problem(
             "Over the token's or the address's request rate, or too many event streams or long polls held open (`rate_limited`)",
         );
