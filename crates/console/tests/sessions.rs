@@ -1,6 +1,7 @@
 //! Sessions and forms through the service's own router (no browser): signing in exchanges a
 //! token for a cookie with the right attributes; a revoked token's session ends; agent tokens
-//! cannot sign in; a post needs the session's CSRF secret and the role.
+//! cannot sign in; a post needs the session's CSRF secret and the role. And a rollout's page
+//! naming its failed machines.
 
 // Test helpers: a panic is the failure report.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -224,4 +225,58 @@ async fn posts_need_the_csrf_secret_and_the_role() {
     let out = c.post("/signout", &admin, &format!("csrf={}", csrf_of(&page.body))).await;
     assert_eq!(out.headers[header::LOCATION], "/signin");
     assert_eq!(c.get("/", &admin).await.headers[header::LOCATION], "/signin");
+}
+
+#[tokio::test]
+async fn a_rollouts_page_names_its_failed_machines_with_links_and_reasons_and_counts_the_rest() {
+    let c = Console::new().await;
+    let machines: Vec<Value> = (0..23)
+        .map(|i| json!({"name": format!("web-{i:02}"), "platform": "azure_vm", "os": "windows_server_2022",
+            "image": {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2022-datacenter-azure-edition-hotpatch"},
+            "region": "westeurope", "timezone": "UTC", "hotpatch_enabled": true}))
+        .collect();
+    c.api("POST", "/v1/machines/import", Value::Array(machines)).await;
+    let release = c
+        .api("POST", "/v1/releases", json!({"os": "windows_server_2022", "kind": "baseline", "planned": true,
+            "month": "2025-01", "kb": "KB5000001", "build": "20348.3000", "released_at": "2025-01-14T18:00:00Z"}))
+        .await;
+    let rollout = c.api("POST", "/v1/rollouts", json!({"release_id": release["id"], "selector": {}})).await;
+    let id = rollout["id"].as_str().unwrap_or_else(|| panic!("{rollout}"));
+    // 22 of the 23 failed (as the dispatcher records a failure), web-00 last.
+    let failed = sqlx::query(
+        "update rollout_machine rm set state = 'failed', error = 'KB5000001 failed: 0x80070005 <access denied>',
+                updated_at = now() + case when m.name = 'web-00' then interval '1 minute' else interval '0' end
+         from machine m where m.id = rm.machine_id and rm.rollout_id = $1 and m.name <> 'web-22'",
+    )
+    .bind(id.parse::<uuid::Uuid>().unwrap())
+    .execute(&c._db.pool)
+    .await
+    .unwrap();
+    assert_eq!(failed.rows_affected(), 22);
+
+    let (_, session) = c.sign_in(ADMIN, false).await;
+    let page = c.get(&format!("/rollouts/{id}"), &session.unwrap()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let listed = page.body.matches("<li data-machine=").count();
+    assert_eq!(listed, 20, "a screenful named");
+    assert!(page.body.contains("and 2 more"), "the rest counted");
+    let web00 = machines_id(&c, "web-00").await;
+    let first = page.body.find("<li data-machine=").unwrap();
+    assert!(
+        page.body[first..]
+            .starts_with(&format!("<li data-machine=\"{web00}\"><a href=\"/machines/{web00}\">web-00</a>")),
+        "the most recent failure first, linked to its machine: {}",
+        &page.body[first..first + 200]
+    );
+    assert!(page.body.contains("KB5000001 failed: 0x80070005 &lt;access denied&gt;"), "the reason, escaped");
+    assert!(!page.body.contains(">web-22<"), "a machine that did not fail is not listed");
+}
+
+async fn machines_id(c: &Console, name: &str) -> String {
+    let req = Request::get(format!("/v1/machines?name={name}"))
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let page: Value = serde_json::from_str(&c.send(req).await.body).unwrap();
+    page["items"][0]["id"].as_str().unwrap().to_owned()
 }
