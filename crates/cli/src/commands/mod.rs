@@ -110,7 +110,11 @@ pub async fn run(command: Command, client: &Client, out: &mut Out) -> Result<(),
 /// Writes the completion script of `shell` for the whole command line.
 pub fn completions(shell: clap_complete::Shell, out: &mut Out) -> Result<(), CliError> {
     let mut command = <crate::Cli as clap::CommandFactory>::command();
-    clap_complete::generate(shell, &mut command, "hotpatchctl", out.writer());
+    // Into memory first: `generate` panics when its writer fails (`… | head` closes the pipe),
+    // where a failed write must be an error like any other output's.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "hotpatchctl", &mut script);
+    out.writer().write_all(&script)?;
     out.flush()
 }
 
