@@ -63,6 +63,15 @@ impl Progress {
         None
     }
 
+    /// A remark (a warning while waiting) on its own line, above the bar when there is one,
+    /// so the two do not overwrite each other.
+    pub fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Ends the display: the bar stays on screen as it was last drawn.
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {

@@ -35,7 +35,7 @@ pub(super) async fn finish(
         print(out, &started)?;
         return Ok(());
     }
-    let done = wait_until_over(started.clone(), Duration::from_secs(wait.timeout), client, out).await?;
+    let done = wait_until_over(started.clone(), Duration::from_secs(wait.timeout), client).await?;
     // A rollback's plan is only in the answer that started it; keep it in what is printed.
     let mut shown = done.clone();
     if let (Some(plan), Value::Object(map)) = (started.get("plan"), &mut shown) {
@@ -46,12 +46,7 @@ pub(super) async fn finish(
 }
 
 /// Follows the operation until it is over or `timeout` passes (an error then).
-async fn wait_until_over(
-    mut op: Value,
-    timeout: Duration,
-    client: &Client,
-    out: &Out,
-) -> Result<Value, CliError> {
+async fn wait_until_over(mut op: Value, timeout: Duration, client: &Client) -> Result<Value, CliError> {
     let started = Instant::now();
     let mut progress = Progress::new(LOG_PROGRESS_EVERY);
     let mut failures = 0;
@@ -85,7 +80,7 @@ async fn wait_until_over(
             }
             Err(e) if e.is_transient() && failures + 1 < POLL_FAILURES => {
                 failures += 1;
-                out.note(&format!("warning: polling the operation failed ({e}); trying again"));
+                progress.note(&format!("warning: polling the operation failed ({e}); trying again"));
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Err(e) => {
