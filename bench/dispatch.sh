@@ -34,14 +34,7 @@ if [[ $what == queue || $what == all ]]; then
   start_server hotpatch_bench_queue
   "$bin/hotpatch-agent" bench queue --server "$url" --token "$token" --agents "$agents" --jobs "$jobs" | tee "$tmp/queue.txt"
   stop_server
-  # The raw claim of ../shared/limits, as run_limits.sh runs it (fresh 1,000,000-row queue).
-  psql "$pgurl/postgres" -qc "drop database if exists limits_dispatch" -c "create database limits_dispatch" >/dev/null
-  psql "$pgurl/limits_dispatch" -q -v ON_ERROR_STOP=1 -v rows=1000000 -f "$limits/sql/jobs_seed.sql" >/dev/null
-  psql "$pgurl/limits_dispatch" -q -v ON_ERROR_STOP=1 -f "$limits/sql/jobs_reset.sql" >/dev/null
-  PGOPTIONS="-c synchronous_commit=on" pgbench -n -M prepared -j 2 -c 8 -T "$pg_t" -f "$limits/pgbench/claim_complete.sql" \
-    "$pgurl/limits_dispatch" >"$tmp/pgbench.txt" 2>&1 || { cat "$tmp/pgbench.txt" >&2; exit 1; }
-  raw=$(awk '/^tps = /{printf "%.0f", $3}' "$tmp/pgbench.txt")
-  psql "$pgurl/postgres" -qc "drop database limits_dispatch" >/dev/null
+  raw=$(raw_claim_complete limits_dispatch)
   echo "pg_queue_claim_complete_c8_sync_on $raw cycles/s"
   ours=$(awk '$1 == "queue_http_jobs_per_s" {print $2}' "$tmp/queue.txt")
   awk -v o="$ours" -v r="$raw" 'BEGIN { printf "queue_http_ratio_to_raw_claim %.2f ratio\n", o / r }'

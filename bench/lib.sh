@@ -1,6 +1,20 @@
 # Shared by the benchmark scripts (sourced): they set $pgurl, $bin and $tmp first, and kill
 # $server_pid on exit.
 
+# raw_claim_complete DB: the raw claim of ../shared/limits as run_limits.sh runs it for the
+# `pg_queue_claim_complete_c8_sync_on` line (fresh 1,000,000-row queue in database DB, pgbench
+# 8 clients, synchronous_commit on, $pg_t seconds, $limits the limits folder); prints its cycles/s.
+raw_claim_complete() {
+  local db=$1
+  psql "$pgurl/postgres" -qc "drop database if exists $db" -c "create database $db" >/dev/null
+  psql "$pgurl/$db" -q -v ON_ERROR_STOP=1 -v rows=1000000 -f "$limits/sql/jobs_seed.sql" >/dev/null
+  psql "$pgurl/$db" -q -v ON_ERROR_STOP=1 -f "$limits/sql/jobs_reset.sql" >/dev/null
+  PGOPTIONS="-c synchronous_commit=on" pgbench -n -M prepared -j 2 -c 8 -T "$pg_t" -f "$limits/pgbench/claim_complete.sql" \
+    "$pgurl/$db" >"$tmp/pgbench.txt" 2>&1 || { cat "$tmp/pgbench.txt" >&2; exit 1; }
+  awk '/^tps = /{printf "%.0f", $3}' "$tmp/pgbench.txt"
+  psql "$pgurl/postgres" -qc "drop database $db" >/dev/null
+}
+
 # start_server DB: a fresh database and a release hotpatchd on it; sets $url, $token, $server_pid.
 # Its log is $tmp/server.log, where its address is read from.
 # Settings come from the caller's environment, e.g. `HOTPATCH_AUTOMATIC_ROLLOUTS=false start_server db`.

@@ -1,5 +1,5 @@
-//! The layer that drops kept patch status answers a write through this replica may have
-//! changed, before the response leaves (see `hotpatch_app::status::cache`).
+//! The layer that drops kept patch status answers and machine reads a write through this
+//! replica may have changed, before the response leaves (see `hotpatch_app::status::cache`).
 
 use std::sync::Arc;
 
@@ -46,16 +46,18 @@ fn touches(method: &Method, path: &str) -> Touches {
 /// response leaves. The notification of the same change comes later and finds nothing to drop;
 /// a fill that read before the change is refused (its ticket is older).
 pub async fn forget_written(
-    State(answers): State<Arc<AnswerCache>>,
+    State(caches): State<Arc<[Arc<AnswerCache>]>>,
     request: Request,
     next: Next,
 ) -> Response {
     let touched = touches(request.method(), request.uri().path());
     let response = next.run(request).await;
-    match touched {
-        Touches::Nothing => {}
-        Touches::Machine(id) => answers.forget(id),
-        Touches::Everything => answers.forget_all(),
+    for kept in caches.iter() {
+        match touched {
+            Touches::Nothing => {}
+            Touches::Machine(id) => kept.forget(id),
+            Touches::Everything => kept.forget_all(),
+        }
     }
     response
 }

@@ -156,14 +156,15 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let spec = openapi::finish(spec);
     let request_id = HeaderName::from_static("x-request-id");
-    let status_cache = state.status_cache.clone();
+    let kept: std::sync::Arc<[std::sync::Arc<hotpatch_app::status::cache::AnswerCache>]> =
+        std::sync::Arc::from([state.status_cache.clone(), state.machine_cache.clone()]);
     api.merge(openapi::docs_router(spec))
         .merge(hotpatch_console::router::<AppState>())
         .route("/metrics", get(metrics::serve))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .route_layer(middleware::from_fn_with_state(status_cache, forget::forget_written))
+        .route_layer(middleware::from_fn_with_state(kept, forget::forget_written))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {

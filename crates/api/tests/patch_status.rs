@@ -647,3 +647,36 @@ async fn an_empty_fleet_counts_no_reboots_in_the_current_year() {
                "projected_year": 0, "projected_monthly_cumulative": 0, "projected_avoided": 0})
     );
 }
+
+#[tokio::test]
+async fn a_kept_machine_read_is_served_until_a_write_here_or_on_another_replica_changes_it() {
+    let (a, a_state, b, _, _listening) = two_replicas().await;
+    let id = a.machine_id(azure_2022("web-1")).await;
+    let path = format!("/v1/machines/{id}");
+    let machine = id.parse().unwrap();
+    eventually("the read is kept", std::time::Duration::from_secs(5), || async {
+        a.get(&path, ADMIN).await.ok(200);
+        a_state.machine_cache.get(machine, true).is_some()
+    })
+    .await;
+    let hits = a_state.machine_cache.stats().hits;
+    let kept = a.get(&path, ADMIN).await.ok(200).clone();
+    assert_eq!(a_state.machine_cache.stats().hits, hits + 1, "served from memory");
+    assert_eq!(kept["name"], "web-1");
+
+    // A write through this replica is seen by the very next read.
+    a.patch(&path, ADMIN, json!({"labels": {"tier": "web"}})).await.ok(200);
+    assert_eq!(a.get(&path, ADMIN).await.ok(200)["labels"]["tier"], "web");
+
+    // A write through another replica reaches this one's memory by notification.
+    b.patch(&path, ADMIN, json!({"labels": {"tier": "db"}})).await.ok(200);
+    eventually("replica A drops its read", std::time::Duration::from_secs(5), || async {
+        a.get(&path, ADMIN).await.ok(200)["labels"]["tier"] == "db"
+    })
+    .await;
+    b.delete(&path, ADMIN).await;
+    eventually("replica A forgets the deleted machine", std::time::Duration::from_secs(5), || async {
+        a.get(&path, ADMIN).await.status == 404
+    })
+    .await;
+}

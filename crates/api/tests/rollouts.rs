@@ -264,6 +264,39 @@ async fn a_preview_of_a_hundred_thousand_machines_is_timed() {
     eprintln!("preview of 100,000 machines: {elapsed:?} without machine lists");
 }
 
+#[tokio::test]
+async fn a_rollout_or_an_assessment_over_the_max_selected_setting_is_refused_with_the_limit_named() {
+    let (app, _) = TestApp::with_state(|s| {
+        s.settings = std::sync::Arc::new(hotpatch_api::Settings {
+            max_selected: 3,
+            ..hotpatch_api::Settings::default()
+        });
+    })
+    .await;
+    app.post("/v1/machines/import", ADMIN, fleet(4)).await.ok(201);
+    let release = publish(&app, ws2022("baseline", true, "2025-01", "KB5000001")).await;
+    let r = app.post("/v1/rollouts/preview?machines=false", ADMIN, json!({"release_id": release})).await;
+    let p = r.problem(422, "validation_failed");
+    assert_eq!(p["errors"][0]["field"], "selector", "{p}");
+    assert_eq!(p["errors"][0]["message"], "names more than 3 machines; narrow it", "{p}");
+    let r =
+        app.post("/v1/assessments", ADMIN, json!({"regions": ["westeurope", "northeurope", "eastus"]})).await;
+    assert_eq!(
+        r.problem(422, "validation_failed")["errors"][0]["message"],
+        "names more than 3 machines; narrow it"
+    );
+    // Three machines (two in westeurope, one in northeurope) are within the limit.
+    let selector = json!({"regions": ["westeurope", "northeurope"]});
+    let r = app
+        .post(
+            "/v1/rollouts/preview?machines=false",
+            ADMIN,
+            json!({"release_id": release, "selector": selector}),
+        )
+        .await;
+    assert_eq!(r.ok(200)["counts"]["planned"], 3);
+}
+
 // Automatic rollouts: publishing a current release starts one.
 
 /// An app on a manual clock a day after January 2025's patch Tuesday, with `automatic` rollouts

@@ -42,6 +42,17 @@ use wakeups::Wakeups;
 /// Default memory for kept patch status answers: about 100,000 machines' answers.
 pub const DEFAULT_STATUS_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
+/// The kept patch status answers and machine reads, `bytes` each, fed by `wakeups`.
+fn caches(
+    wakeups: &Wakeups,
+    bytes: usize,
+) -> (Arc<status::cache::AnswerCache>, Arc<status::cache::AnswerCache>) {
+    let status = Arc::new(status::cache::AnswerCache::new(bytes));
+    let machines = Arc::new(status::cache::AnswerCache::new(bytes));
+    wakeups.set_status_sink(Arc::new(status::cache::Caches(vec![status.clone(), machines.clone()])));
+    (status, machines)
+}
+
 /// What every service reads: the database, the clock, the settings, and this replica's shared
 /// memory (wake-ups of waiting claims, unwritten last-seen marks, kept patch status answers,
 /// the agent protocol's batches). Clones share all of it.
@@ -61,6 +72,9 @@ pub struct App {
     pub status_catalog: Arc<status::catalog::StatusCatalog>,
     /// Patch status answers kept in memory (see [`status::cache`]).
     pub status_cache: Arc<status::cache::AnswerCache>,
+    /// Machine reads (`GET /v1/machines/{id}`) kept in memory, dropped by the same
+    /// notifications as the patch status answers (a machine row is one of their inputs).
+    pub machine_cache: Arc<status::cache::AnswerCache>,
     /// Agents' claims, heartbeats and results on their way to the database in batches (see
     /// [`queue::batches`]). A batch runs with the `App` (pool, clock, settings) of the request
     /// that started its runner: an `App` with another pool or clock needs its own.
@@ -77,8 +91,7 @@ impl App {
     /// Services over a migrated pool, with these settings and the system clock.
     pub fn new(pool: PgPool, settings: Settings) -> Self {
         let wakeups = Wakeups::new();
-        let status_cache = Arc::new(status::cache::AnswerCache::new(DEFAULT_STATUS_CACHE_BYTES));
-        wakeups.set_status_sink(status_cache.clone());
+        let (status_cache, machine_cache) = caches(&wakeups, DEFAULT_STATUS_CACHE_BYTES);
         App {
             pool,
             clock: Clock::system(),
@@ -87,16 +100,17 @@ impl App {
             presence: Default::default(),
             status_catalog: Default::default(),
             status_cache,
+            machine_cache,
             agent_batches: Default::default(),
             telemetry: Default::default(),
             shutdown: Default::default(),
         }
     }
 
-    /// Keeps at most about `bytes` of patch status answers in memory (0: none).
+    /// Keeps at most about `bytes` of patch status answers in memory, and as much of machine
+    /// reads (0: none).
     pub fn with_status_cache(mut self, bytes: usize) -> Self {
-        self.status_cache = Arc::new(status::cache::AnswerCache::new(bytes));
-        self.wakeups.set_status_sink(self.status_cache.clone());
+        (self.status_cache, self.machine_cache) = caches(&self.wakeups, bytes);
         self
     }
 

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::operations::MAX_SELECTED;
+use crate::operations::MAX_IDS;
 
 /// Most labels and regions a selector may list.
 const MAX_LABELS: usize = 50;
@@ -28,8 +28,8 @@ fn path(prefix: &str, part: &str) -> String {
 /// The selector's sizes, checked before any database work; `prefix` is where it stands in the
 /// request (`selector`, or empty when it is the whole body).
 pub fn check_sizes(s: &Selector, prefix: &str) -> Result<(), AppError> {
-    if s.machine_ids.as_ref().is_some_and(|ids| ids.len() as i64 > MAX_SELECTED) {
-        return Err(AppError::field(&path(prefix, "machine_ids"), format!("at most {MAX_SELECTED} ids")));
+    if s.machine_ids.as_ref().is_some_and(|ids| ids.len() > MAX_IDS) {
+        return Err(AppError::field(&path(prefix, "machine_ids"), format!("at most {MAX_IDS} ids")));
     }
     if s.labels.as_ref().is_some_and(|l| l.len() > MAX_LABELS) {
         return Err(AppError::field(&path(prefix, "labels"), format!("at most {MAX_LABELS} labels")));
@@ -55,13 +55,16 @@ pub async fn check_known(conn: &mut PgConnection, s: &Selector, prefix: &str) ->
     ))
 }
 
-/// A selection of `n` machines (read with a limit of [`MAX_SELECTED`] + 1) must not be too big.
-pub fn check_count(n: usize) -> Result<(), AppError> {
-    if n as i64 > MAX_SELECTED {
-        return Err(AppError::field(
-            "selector",
-            format!("names more than {MAX_SELECTED} machines; narrow it"),
-        ));
+/// The row limit to read a selection with: one more than `max` (the setting `max_selected`), so
+/// that [`check_count`] sees a selection that is too big.
+pub fn read_limit(max: usize) -> i64 {
+    i64::try_from(max).unwrap_or(i64::MAX - 1) + 1
+}
+
+/// A selection of `n` machines (read with [`read_limit`]) must not be more than `max`.
+pub fn check_count(n: usize, max: usize) -> Result<(), AppError> {
+    if n > max {
+        return Err(AppError::field("selector", format!("names more than {max} machines; narrow it")));
     }
     Ok(())
 }

@@ -3,6 +3,10 @@
 /// [`Settings::job_ttl`] by default: a day, as long as the periodic assessment's interval.
 pub const DEFAULT_JOB_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
+/// [`Settings::max_selected`] by default: a fleet of a million machines in one rollout or
+/// assessment (planned in memory within the server's 2 GiB budget, see bench/million.sh).
+pub const DEFAULT_MAX_SELECTED: usize = 1_000_000;
+
 /// [`Settings::audit_retention`] by default.
 pub const DEFAULT_AUDIT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(90);
 
@@ -35,6 +39,8 @@ pub struct Settings {
     pub job_ttl: chrono::TimeDelta,
     /// How long the audit log keeps an entry (by database time).
     pub audit_retention: chrono::TimeDelta,
+    /// Most machines one rollout or bulk assessment may select.
+    pub max_selected: usize,
     /// Internal address blocks webhooks may deliver to (by default none: loopback, private,
     /// link-local … addresses are refused; see `hotpatch_domain::webhook_target`).
     pub webhook_allow: hotpatch_domain::webhook_target::AllowList,
@@ -54,6 +60,7 @@ impl Default for Settings {
             agent_silence: hotpatch_store::events::AGENT_SILENCE,
             job_ttl: DEFAULT_JOB_TTL,
             audit_retention: DEFAULT_AUDIT_RETENTION,
+            max_selected: DEFAULT_MAX_SELECTED,
             webhook_allow: Default::default(),
         }
     }

@@ -160,7 +160,7 @@ pub async fn what_if(app: &App, request: &WhatIfRequest, limit: usize) -> Result
         items: Vec::new(),
         rollouts: Vec::new(),
     };
-    for c in status::fleet_classes(&app.pool, &GroupBy::Nothing).await? {
+    for c in status::fleet_classes(&mut *app.pool.acquire().await?, &GroupBy::Nothing).await? {
         let takes =
             hotpatch_domain::takes_hotpatches(c.hotpatch_enabled, c.eligible, c.platform, c.enrollment);
         let state = MachineState {

@@ -157,7 +157,7 @@ async fn the_fleet_reads_the_recommended_update_pending_as_recorded_with_the_inv
         let write = InventoryWrite { recommended_pending, ..write(&report, None, None) };
         agents::record_inventory(&mut conn, m, &write, t0(), t0() + TimeDelta::days(1)).await.unwrap();
     }
-    let mut classes: Vec<_> = status::fleet_classes(&mut *conn, &GroupBy::Nothing)
+    let mut classes: Vec<_> = status::fleet_classes(&mut conn, &GroupBy::Nothing)
         .await
         .unwrap()
         .into_iter()
@@ -303,4 +303,84 @@ async fn two_replicas_in_their_own_transactions_never_take_the_same_machine() {
     assert_eq!(a.union(&b).copied().collect::<HashSet<_>>(), ids.into_iter().collect());
     let mut conn = db.pool.acquire().await.unwrap();
     assert!(agents::take_due_assessments(&mut *conn, t0(), day, 100).await.unwrap().is_empty());
+}
+
+/// `machine_class` (migration 0021) against the join it stands for, row by row.
+async fn assert_classes_match_the_join(pool: &hotpatch_store::PgPool, step: &str) {
+    type Row = (
+        Uuid,
+        String,
+        String,
+        bool,
+        bool,
+        Option<String>,
+        serde_json::Value,
+        Option<Uuid>,
+        Option<Uuid>,
+        bool,
+        bool,
+        bool,
+    );
+    let kept: Vec<Row> = sqlx::query_as(
+        "select machine_id, region, os, hotpatch_enabled, eligible, enrollment, labels, current_baseline_id,
+                latest_installed_id, reboot_pending, assessed, recommended_pending
+         from machine_class order by machine_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let joined: Vec<Row> = sqlx::query_as(
+        "select m.id, m.region, m.os, m.hotpatch_enabled, m.eligible, m.enrollment, m.labels,
+                ps.current_baseline_id, ps.latest_installed_id, coalesce(ps.reboot_pending, false),
+                inv.machine_id is not null, coalesce(inv.recommended_pending, false)
+         from machine m
+         left join machine_patch_state ps on ps.machine_id = m.id
+         left join machine_inventory inv on inv.machine_id = m.id
+         order by m.id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, joined, "after {step}");
+}
+
+#[tokio::test]
+async fn the_summary_s_machine_class_rows_follow_every_write_of_what_they_copy() {
+    let db = fresh_db().await;
+    let ids = machines(&db.pool, 3).await;
+    assert_classes_match_the_join(&db.pool, "an import").await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let baseline = releases::insert(
+        &mut conn,
+        &release(OsVersion::WindowsServer2022, ReleaseKind::Baseline, "2025-01", "KB5000001"),
+        None,
+    )
+    .await
+    .unwrap()
+    .release
+    .id;
+    let report = inventory(&[], true);
+    let recorded = InventoryWrite { recommended_pending: true, ..write(&report, Some(baseline), None) };
+    agents::record_inventory(&mut conn, ids[0], &recorded, t0(), t0() + TimeDelta::days(1)).await.unwrap();
+    assert_classes_match_the_join(&db.pool, "an assessment").await;
+    let state = PatchState {
+        current_baseline: Some(baseline),
+        latest_installed: Some(baseline),
+        reboot_pending: false,
+        updated_at: None,
+    };
+    releases::set_patch_state(&mut *conn, ids[1], &state).await.unwrap();
+    let state = PatchState { reboot_pending: true, ..state };
+    releases::set_patch_state(&mut *conn, ids[1], &state).await.unwrap();
+    assert_classes_match_the_join(&db.pool, "installed states recorded and changed").await;
+    sqlx::query("update machine set region = 'northeurope', labels = '{\"env\": \"dev\"}', hotpatch_enabled = not hotpatch_enabled")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_classes_match_the_join(&db.pool, "machines changed").await;
+    sqlx::query("delete from machine_inventory").execute(&db.pool).await.unwrap();
+    sqlx::query("delete from machine_patch_state").execute(&db.pool).await.unwrap();
+    assert_classes_match_the_join(&db.pool, "assessments and installed states deleted").await;
+    sqlx::query("delete from machine where id = $1").bind(ids[2]).execute(&db.pool).await.unwrap();
+    assert_classes_match_the_join(&db.pool, "a machine deleted").await;
 }

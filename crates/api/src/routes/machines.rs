@@ -5,7 +5,7 @@
 //! the verdict, so lists filter on it and reads never re-evaluate.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hotpatch_app::fleet::{self, MachineFilter, MachineListItem, MachineView, NameMatch};
@@ -183,8 +183,9 @@ async fn get_machine(
     State(state): State<AppState>,
     _: Reader,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(fleet::get(&state, id).await?))
+) -> Result<Response, ApiError> {
+    let body = fleet::get_json(&state, id).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 /// Change some fields of a machine; the eligibility rules are checked again.

@@ -43,6 +43,31 @@ pub async fn get(app: &App, id: Uuid) -> Result<MachineView, AppError> {
     Ok(machines::get(&app.pool, id).await.or_not_found(no_machine(id))?.into())
 }
 
+/// One machine as `GET /v1/machines/{id}` sends it (JSON): kept in this replica's memory
+/// until a write of the machine's rows drops it, as patch status answers are (see
+/// [`crate::status::cache`]), so a read repeated by portals costs no query.
+pub async fn get_json(app: &App, id: Uuid) -> Result<bytes::Bytes, AppError> {
+    let listening = app.wakeups.is_listening();
+    if let Some(kept) = app.machine_cache.get(id, listening) {
+        app.machine_cache.hit();
+        return Ok(kept.body.clone());
+    }
+    app.machine_cache.miss();
+    // Taken before the read: a change after it refuses to keep what is read here.
+    let ticket = app.machine_cache.ticket(listening);
+    let view: MachineView = machines::get(&app.pool, id).await.or_not_found(no_machine(id))?.into();
+    let body = bytes::Bytes::from(serde_json::to_vec(&view).map_err(AppError::internal)?);
+    let kept = crate::status::cache::Answer {
+        etag: String::new(),
+        body: body.clone(),
+        computed_at: app.clock.now(),
+        valid_until: chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        seen: None,
+    };
+    app.machine_cache.fill(ticket, id, kept);
+    Ok(body)
+}
+
 /// A page of the machines that match `filter`, in id order after `after`: up to `limit + 1`
 /// machines, the extra one only saying that a next page exists. With `include_status`, each
 /// machine of the page (not the extra one) carries its patch status and that answer's `ETag`.

@@ -95,7 +95,7 @@ pub async fn summary(
     at: Option<DateTime<Utc>>,
 ) -> Result<FleetSummary, AppError> {
     let now = at.unwrap_or_else(|| app.clock.now());
-    let classes = status::fleet_classes(&app.pool, &group_by).await?;
+    let classes = status::fleet_classes(&mut *app.pool.acquire().await?, &group_by).await?;
     let (_, catalog) = app.status_catalog.catalog_now(&app.pool).await?;
     // An empty fleet or group still counts its reboots in the year of `now`.
     let empty =

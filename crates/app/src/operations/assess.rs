@@ -12,7 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::idempotency::{self, Caller, Request, Started};
-use super::{reach, MAX_RESULTS, MAX_SELECTED};
+use super::{reach, MAX_RESULTS};
 use crate::error::{AppError, OrNotFound};
 use crate::selector;
 use crate::App;
@@ -38,7 +38,7 @@ pub async fn machine(app: &App, caller: &Caller, machine_id: Uuid) -> Result<Ope
 }
 
 /// Assesses every machine the selector names: the operation to poll. A 422 names unknown
-/// machine ids, a selector that names no machine, or more than [`MAX_SELECTED`].
+/// machine ids, a selector that names no machine, or more than the setting `max_selected`.
 /// `skip_disconnected` leaves out machines without a connected agent (a 422 when that leaves
 /// none).
 pub async fn selected(
@@ -53,8 +53,10 @@ pub async fn selected(
         // Part of what the idempotency key is checked against: another request than without it.
         body = json!({ "selector": body, "skip_disconnected": true });
     }
-    start(app, caller, "/v1/assessments", body, skip_disconnected, async |tx| select(tx, &selector).await)
-        .await
+    start(app, caller, "/v1/assessments", body, skip_disconnected, async |tx| {
+        select(tx, &selector, app.settings.max_selected).await
+    })
+    .await
 }
 
 /// Creates an assess operation for the machines `machine_ids` finds (or finds the one its key
@@ -95,12 +97,12 @@ async fn start(
 }
 
 /// The machines a selector names, in the caller's transaction.
-async fn select(tx: &mut PgConnection, selector: &Selector) -> Result<Vec<Uuid>, AppError> {
+async fn select(tx: &mut PgConnection, selector: &Selector, max: usize) -> Result<Vec<Uuid>, AppError> {
     selector::check_known(&mut *tx, selector, "").await?;
-    let ids = operations::select_machines(&mut *tx, selector, MAX_SELECTED + 1).await?;
+    let ids = operations::select_machines(&mut *tx, selector, selector::read_limit(max)).await?;
     if ids.is_empty() {
         return Err(AppError::field("selector", "names no machine"));
     }
-    selector::check_count(ids.len())?;
+    selector::check_count(ids.len(), max)?;
     Ok(ids)
 }

@@ -19,7 +19,8 @@ pub mod waiting;
 pub use idempotency::Caller;
 pub use waiting::{get, MAX_WAIT_SECS};
 
-/// At most this many machines per bulk request.
-pub const MAX_SELECTED: i64 = 100_000;
+/// At most this many machine ids listed in one selector (a request body's worth; how many
+/// machines a selector may name is the setting `max_selected`).
+pub const MAX_IDS: usize = 100_000;
 /// Per-machine results listed in an operation view.
 pub const MAX_RESULTS: i64 = 1_000;

@@ -30,7 +30,7 @@ pub use start::{preview, rows, start, PreviewRequest, RolloutRequest};
 pub use view::{get, list, BatchProgressView, CountsView, RolloutDetail, RolloutSummary, WaveProgressView};
 
 /// Most machines one rollout may select: the bulk operations' limit.
-pub use crate::operations::MAX_SELECTED;
+pub use crate::operations::MAX_IDS;
 
 /// Automatic installs must be done this long after the release (DESIGN §1).
 pub const DEADLINE_DAYS: i64 = 30;

@@ -23,7 +23,7 @@ use hotpatch_store::rollouts::{self, PlannerInput};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{DEADLINE_DAYS, MAX_SELECTED};
+use super::DEADLINE_DAYS;
 use crate::error::{AppError, OrNotFound};
 use crate::selector;
 use crate::App;
@@ -93,7 +93,9 @@ pub async fn plan_selected(
         .release;
     let catalog = releases::catalog_of(&mut *conn, release.spec.os).await?;
     let target = RolloutRelease::from_catalog(&release, &catalog).map_err(refused)?;
-    let Some(inputs) = selected_machines(conn, selector).await? else { return Ok(None) };
+    let Some(inputs) = selected_machines(conn, selector, app.settings.max_selected).await? else {
+        return Ok(None);
+    };
     let configurations = configurations(&mut *conn).await?;
     let pairs = rollouts::region_pairs(&mut *conn).await?;
     let machines = Machines::new(app, &inputs, &configurations);
@@ -116,13 +118,14 @@ pub fn deadline(release: &Release) -> DateTime<Utc> {
 async fn selected_machines(
     conn: &mut PgConnection,
     selector: &Selector,
+    max: usize,
 ) -> Result<Option<Vec<PlannerInput>>, AppError> {
     selector::check_known(&mut *conn, selector, "selector").await?;
-    let inputs = rollouts::planner_inputs(&mut *conn, selector, MAX_SELECTED + 1).await?;
+    let inputs = rollouts::planner_inputs(&mut *conn, selector, selector::read_limit(max)).await?;
     if inputs.is_empty() {
         return Ok(None);
     }
-    selector::check_count(inputs.len())?;
+    selector::check_count(inputs.len(), max)?;
     Ok(Some(inputs))
 }
 

@@ -223,6 +223,20 @@ impl AnswerCache {
     }
 }
 
+/// Several caches fed by the same notifications: the patch status answers and the machine
+/// reads (`App::machine_cache`) both depend on a machine's rows.
+pub struct Caches(pub Vec<Arc<AnswerCache>>);
+
+impl StatusSink for Caches {
+    fn changed(&self, ids: &[Uuid]) {
+        self.0.iter().for_each(|c| c.changed(ids));
+    }
+
+    fn changed_all(&self) {
+        self.0.iter().for_each(|c| c.changed_all());
+    }
+}
+
 impl StatusSink for AnswerCache {
     fn changed(&self, ids: &[Uuid]) {
         ids.iter().for_each(|&id| self.forget(id));

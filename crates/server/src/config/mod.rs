@@ -129,6 +129,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub automatic_max_batch_percent: u32,
 
+    /// Most machines one rollout or bulk assessment may select (the plan is built in memory:
+    /// about 1 GiB at a million machines).
+    #[arg(long, env = "HOTPATCH_MAX_SELECTED",
+          default_value_t = hotpatch_app::settings::DEFAULT_MAX_SELECTED as u32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_selected: u32,
+
     /// Lets an admin move the service clock (`PUT /v1/admin/clock`): for end-to-end tests and
     /// demos that bring maintenance windows in seconds. Never in production.
     #[arg(long, env = "HOTPATCH_CLOCK_CONTROL", default_value_t = false, action = clap::ArgAction::Set)]
@@ -269,6 +276,7 @@ impl Config {
             agent_silence: hotpatch_store::events::AGENT_SILENCE,
             job_ttl: TimeDelta::seconds(i64::from(self.job_ttl_secs)),
             audit_retention: TimeDelta::days(i64::from(self.audit_retention_days)),
+            max_selected: self.max_selected as usize,
             webhook_allow: self.webhook_allow.clone(),
         }
     }

@@ -57,18 +57,25 @@ async fn rollouts(conn: &mut PgConnection) -> Result<Vec<RolloutRow>, StoreError
         r#"select r.id, r.state as rollout_state, r.failure_threshold_percent,
                   b.batch_index as "batch_index?", b.wave as "wave?", b.region as "region?", b.zone,
                   b.state as "batch_state?",
-                  count(m.machine_id) filter (where m.state = 'pending') as "pending!",
-                  count(m.machine_id) filter (where m.state = 'queued') as "queued!",
-                  count(m.machine_id) filter (where m.state = 'succeeded' and m.healthy is null) as "awaiting!",
-                  count(m.machine_id) filter (where m.state = 'succeeded' and m.healthy) as "healthy!",
-                  count(m.machine_id) filter (where m.state = 'succeeded' and not m.healthy) as "unhealthy!",
-                  count(m.machine_id) filter (where m.state = 'failed') as "failed!"
+                  coalesce(c.pending, 0) as "pending!", coalesce(c.queued, 0) as "queued!",
+                  coalesce(c.awaiting, 0) as "awaiting!", coalesce(c.healthy, 0) as "healthy!",
+                  coalesce(c.unhealthy, 0) as "unhealthy!", coalesce(c.failed, 0) as "failed!"
            from rollout r
            left join rollout_batch b on b.rollout_id = r.id and b.state in ('pending', 'open', 'halted')
-           left join rollout_machine m
-                  on b.state = 'open' and m.rollout_id = b.rollout_id and m.batch_index = b.batch_index
+           -- Only open batches are counted: the condition on `b` inside the lateral is checked
+           -- once per batch, so the machines of pending batches (most of a large rollout) are
+           -- never read. As a join condition PostgreSQL read them all and filtered afterwards.
+           left join lateral (
+               select count(*) filter (where m.state = 'pending') as pending,
+                      count(*) filter (where m.state = 'queued') as queued,
+                      count(*) filter (where m.state = 'succeeded' and m.healthy is null) as awaiting,
+                      count(*) filter (where m.state = 'succeeded' and m.healthy) as healthy,
+                      count(*) filter (where m.state = 'succeeded' and not m.healthy) as unhealthy,
+                      count(*) filter (where m.state = 'failed') as failed
+               from rollout_machine m
+               where b.state = 'open' and m.rollout_id = b.rollout_id and m.batch_index = b.batch_index
+           ) c on true
            where r.state in ('running', 'paused', 'halted')
-           group by r.id, r.state, r.failure_threshold_percent, b.batch_index, b.wave, b.region, b.zone, b.state
            order by r.id, b.batch_index"#,
     )
     .fetch_all(conn)
