@@ -52,3 +52,34 @@ publish_sample_catalog() {
     curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$url/v1/releases" -d "$r" -o /dev/null
   done
 }
+
+# list_with_status MAX: a portal's listing of up to MAX machines with their patch status
+# (`GET /v1/machines?include=patch_status`, 1,000 a page, one kept-alive connection, each page's
+# JSON parsed as a portal would). Prints "id etag" per machine on stdout and, on stderr,
+# "bench: N machines listed with their status in S s".
+list_with_status() {
+  python3 - "$url" "$token" "$1" <<'PY'
+import http.client, json, sys, time, urllib.parse
+base, token, most = sys.argv[1], sys.argv[2], int(sys.argv[3])
+u = urllib.parse.urlsplit(base)
+conn = http.client.HTTPConnection(u.hostname, u.port)
+headers = {"Authorization": f"Bearer {token}"}
+started, listed, cursor, out = time.monotonic(), 0, None, []
+while listed < most:
+    path = "/v1/machines?include=patch_status&limit=1000" + (f"&cursor={cursor}" if cursor else "")
+    conn.request("GET", path, headers=headers)
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        sys.exit(f"HTTP {r.status}: {body[:300]!r}")
+    page = json.loads(body)
+    out.extend(f"{m['id']} {m['patch_status_etag']}" for m in page["items"])
+    listed += len(page["items"])
+    cursor = page.get("next_cursor")
+    if not cursor:
+        break
+elapsed = time.monotonic() - started
+print("\n".join(out))
+print(f"bench: {listed} machines listed with their status in {elapsed:.2f} s", file=sys.stderr)
+PY
+}

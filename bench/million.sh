@@ -133,16 +133,8 @@ echo "million_tick_mean $(echo "scale=1; 1000 * ($sum1 - $sum0) / ($count1 - $co
 curl -sf "${auth[@]}" "$url/v1/rollouts/$rollout" | jq -c '{state, counts: (.counts // .machines)}' >&2
 
 # ---- a portal lists LIST machines with their patch status
-started=$(now)
-cursor=""
-listed=0
-while ((listed < list)); do
-  curl -sf "${auth[@]}" "$url/v1/machines?include=patch_status&limit=1000${cursor:+&cursor=$cursor}" >"$tmp/page.json"
-  listed=$((listed + $(jq '.items | length' "$tmp/page.json")))
-  cursor=$(jq -r '.next_cursor // empty' "$tmp/page.json")
-  [[ -n $cursor ]] || break
-done
-echo "million_list_with_status $(since "$started") s ($listed machines)"
+list_with_status "$list" 2>"$tmp/listed.txt" >/dev/null
+echo "million_list_with_status $(grep -o 'in [0-9.]* s' "$tmp/listed.txt" | cut -d' ' -f2) s ($(grep -o '[0-9]* machines' "$tmp/listed.txt"))"
 echo "million_status_cache $(echo "$(metric hotpatch_status_cache_bytes) / 1048576" | bc) MiB"
 echo "million_rss $(rss) MiB"
 echo "million_peak_rss $(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$server_pid/status") MiB"

@@ -56,17 +56,8 @@ done
 echo "bench: $machines machines imported in $(echo "$(date +%s.%N) - $started" | bc) s" >&2
 
 # ---- the portal lists the fleet once: every machine's answer and ETag (kept by the server)
-started=$(date +%s.%N)
-cursor=""
-: >"$tmp/tags.txt"
-while :; do
-  curl -sf "${auth[@]}" "$url/v1/machines?include=patch_status&limit=1000${cursor:+&cursor=$cursor}" >"$tmp/page.json"
-  jq -r '.items[] | "\(.id) \(.patch_status_etag)"' "$tmp/page.json" >>"$tmp/tags.txt"
-  cursor=$(jq -r '.next_cursor // empty' "$tmp/page.json")
-  [[ -n $cursor ]] || break
-done
+list_with_status "$machines" >"$tmp/tags.txt"
 cut -d' ' -f1 "$tmp/tags.txt" >"$tmp/ids.txt"
-echo "bench: $(wc -l <"$tmp/ids.txt") machines listed with their status in $(echo "$(date +%s.%N) - $started" | bc) s" >&2
 
 # poll NAME IDS: warm-up 2 s, then `wrk -t2 -c64` for $secs s of random machines of IDS; prints
 # NAME_rps, NAME_p50, NAME_p99 (and NAME_304_share).

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use hotpatch_server::config::{Command, LogFormat};
 use hotpatch_server::{telemetry, Application, Config, StartupError};
 
+/// mimalloc instead of glibc's malloc: a page of 1,000 patch statuses spent a third of its CPU
+/// time in glibc's allocator (perf, `GET /v1/machines?include=patch_status` at 1,000,000 machines).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let (config, changed) = match Config::load(std::env::args_os()) {
