@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 
 pub use control::{automatic_in_flight, cancel, pause, resume, Canceled, Transition};
-pub use create::{create, BatchRow, MachineRow, NewRollout, PlanRows};
+pub use create::{create, refresh_statistics, BatchRow, MachineRow, NewRollout, PlanRows};
 pub use dispatch::{
     apply_health, apply_results, cancel_queued_job, halt, load, lock_rollouts, mark_failed, mark_queued,
     open_batches, reschedule, succeed_batches, succeed_rollouts,

@@ -96,6 +96,10 @@ pub async fn publish_release(app: &App, spec: ReleaseSpec) -> Result<ReleaseView
     let r = releases::insert(&mut tx, &spec, publication.supersedes).await.map_err(constraint_refused)?;
     let rollout = rollouts::start_automatic(app, &mut tx, &r.release, &catalog, app.clock.now()).await?;
     tx.commit().await?;
+    if rollout.is_some() {
+        // An automatic rollout takes the whole fleet: as large as rollouts get.
+        rollouts::refresh_statistics(app).await;
+    }
     tracing::info!(release_id = %r.release.id, kb = %r.release.spec.kb, month = %r.release.spec.month,
         kind = <&'static str>::from(r.release.spec.kind), supersedes = ?publication.supersedes, "release published");
     Ok(ReleaseView { automatic_rollout_id: rollout, ..ReleaseView::from(r) })

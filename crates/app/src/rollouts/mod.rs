@@ -26,6 +26,7 @@ pub use plan::Planned;
 pub use plan_view::{
     PlanCounts, PlanView, PlannedBatchView, PlannedMachineView, PlannedWaveView, UnplannedView,
 };
+pub(crate) use start::refresh_statistics;
 pub use start::{preview, rows, start, PreviewRequest, RolloutRequest};
 pub use view::{get, list, BatchProgressView, CountsView, RolloutDetail, RolloutSummary, WaveProgressView};
 

@@ -83,7 +83,22 @@ pub async fn start(app: &App, req: RolloutRequest, created_by: Uuid) -> Result<R
     tx.commit().await?;
     tracing::info!(rollout_id = %id, release_id = %req.release_id, machines = view.rollout.machine_count,
         "rollout started");
+    if view.rollout.machine_count >= REFRESH_STATISTICS_AT {
+        refresh_statistics(app).await;
+    }
     Ok(RolloutDetail::new(&view, now))
+}
+
+/// Rollouts of at least this many machines refresh the rollout tables' statistics once written.
+const REFRESH_STATISTICS_AT: i32 = 10_000;
+
+/// Refreshes the rollout tables' statistics after a large rollout was written (see
+/// `hotpatch_store::rollouts::refresh_statistics`); a failure only costs the dispatcher time
+/// until autovacuum does it, so it is logged, not returned.
+pub(crate) async fn refresh_statistics(app: &App) {
+    if let Err(e) = rollouts::refresh_statistics(&app.pool).await {
+        tracing::warn!(error = %e, "the rollout tables' statistics were not refreshed");
+    }
 }
 
 /// Writes a planned rollout and reads it back (in the caller's transaction). `created_by`
