@@ -8,6 +8,7 @@
 #           from "assess now" to each sampled agent's claim answering (`hotpatch-agent bench idle`).
 # Usage: bench/dispatch.sh [queue|idle|all]   (default all)
 # Env: PGURL (default postgres://postgres@127.0.0.1:5432), JOBS (10000), AGENTS (64), IDLE_AGENTS (10000),
+#      HEARTBEAT (1; 0: claim → result, a job that ends before its first heartbeat is due),
 #      LIMITS_DIR (../shared/limits), PG_T (20, seconds of the raw pgbench run).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,7 +33,8 @@ source "$here/lib.sh"
 
 if [[ $what == queue || $what == all ]]; then
   start_server hotpatch_bench_queue
-  "$bin/hotpatch-agent" bench queue --server "$url" --token "$token" --agents "$agents" --jobs "$jobs" | tee "$tmp/queue.txt"
+  "$bin/hotpatch-agent" bench queue --server "$url" --token "$token" --agents "$agents" --jobs "$jobs" \
+    ${HEARTBEAT:+$([[ $HEARTBEAT == 0 ]] && echo --no-heartbeat)} | tee "$tmp/queue.txt"
   stop_server
   raw=$(raw_claim_complete limits_dispatch)
   echo "pg_queue_claim_complete_c8_sync_on $raw cycles/s"

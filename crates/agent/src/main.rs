@@ -62,6 +62,10 @@ enum BenchCommand {
         /// Jobs to run.
         #[arg(long, default_value_t = 10_000)]
         jobs: usize,
+        /// Claim → result without a heartbeat: a job that ends before its first heartbeat is
+        /// due, as the agent runs it (the shape of the raw claim + complete).
+        #[arg(long)]
+        no_heartbeat: bool,
     },
     /// N agents long-poll at once: the server's RSS while they wait, then the time from "assess
     /// now" to the claim answering, for a sample of them over several rounds.
@@ -106,8 +110,8 @@ fn print_figures(figures: &[hotpatch_agent::bench::Figure]) {
 
 async fn bench(command: BenchCommand) -> ExitCode {
     let result = match command {
-        BenchCommand::Queue { target, agents, jobs } => {
-            hotpatch_agent::bench::queue(&target.target(), agents.max(1), jobs.max(1))
+        BenchCommand::Queue { target, agents, jobs, no_heartbeat } => {
+            hotpatch_agent::bench::queue(&target.target(), agents.max(1), jobs.max(1), !no_heartbeat)
                 .await
                 .map(|r| r.figures)
         }

@@ -73,9 +73,16 @@ pub struct QueueReport {
 }
 
 /// Registers `jobs` machines, queues one assessment each with one request, then lets `agents`
-/// concurrent agents work through them (claim with `wait=0`, heartbeat, result): each worker
-/// plays the agent of one machine after another, as a fleet's agents would take turns.
-pub async fn queue(target: &Target, agents: usize, jobs: usize) -> Result<QueueReport, BenchError> {
+/// concurrent agents work through them (claim with `wait=0`, a heartbeat when `heartbeat`,
+/// result): each worker plays the agent of one machine after another, as a fleet's agents
+/// would take turns. Without the heartbeat a job is what the agent makes of one that ends
+/// before its first heartbeat is due.
+pub async fn queue(
+    target: &Target,
+    agents: usize,
+    jobs: usize,
+    heartbeat: bool,
+) -> Result<QueueReport, BenchError> {
     raise_open_files_limit();
     let http = http_client().map_err(failed("building the HTTP client"))?;
     let run = format!("bq{}", &Uuid::now_v7().simple().to_string()[20..]);
@@ -101,7 +108,9 @@ pub async fn queue(target: &Target, agents: usize, jobs: usize) -> Result<QueueR
                     mine.push(t.elapsed());
                     let job = job
                         .ok_or_else(|| BenchError::Unexpected(format!("no job for machine {}", agent.id)))?;
-                    agent.client.heartbeat(job.id, job.lease.id).await.map_err(failed("heartbeat"))?;
+                    if heartbeat {
+                        agent.client.heartbeat(job.id, job.lease.id).await.map_err(failed("heartbeat"))?;
+                    }
                     agent
                         .client
                         .result(job.id, &succeeded(job.lease.id))
@@ -126,6 +135,7 @@ pub async fn queue(target: &Target, agents: usize, jobs: usize) -> Result<QueueR
     let figures = vec![
         figure("queue_http_jobs", jobs as f64, "jobs"),
         figure("queue_http_agents", agents as f64, "agents"),
+        figure("queue_http_requests_per_job", if heartbeat { 3.0 } else { 2.0 }, "requests"),
         figure("queue_http_jobs_per_s", jobs_per_second, "jobs/s"),
         figure("queue_http_claim_p50", p50, "ms"),
         figure("queue_http_claim_p99", p99, "ms"),
