@@ -7,7 +7,8 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use hotpatch_app::status::cache::AnswerCache;
+use hotpatch_app::status::cache::Caches;
+use hotpatch_app::wakeups::StatusSink as _;
 use uuid::Uuid;
 
 /// What a write request may change of kept answers.
@@ -45,19 +46,13 @@ fn touches(method: &Method, path: &str) -> Touches {
 /// Layer: after a write through this replica, drops the answers it may have changed, before the
 /// response leaves. The notification of the same change comes later and finds nothing to drop;
 /// a fill that read before the change is refused (its ticket is older).
-pub async fn forget_written(
-    State(caches): State<Arc<[Arc<AnswerCache>]>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn forget_written(State(kept): State<Arc<Caches>>, request: Request, next: Next) -> Response {
     let touched = touches(request.method(), request.uri().path());
     let response = next.run(request).await;
-    for kept in caches.iter() {
-        match touched {
-            Touches::Nothing => {}
-            Touches::Machine(id) => kept.forget(id),
-            Touches::Everything => kept.forget_all(),
-        }
+    match touched {
+        Touches::Nothing => {}
+        Touches::Machine(id) => kept.changed(&[id]),
+        Touches::Everything => kept.changed_all(),
     }
     response
 }

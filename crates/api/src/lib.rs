@@ -184,8 +184,7 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let spec = openapi::finish(spec);
     let request_id = HeaderName::from_static("x-request-id");
-    let kept: std::sync::Arc<[std::sync::Arc<hotpatch_app::status::cache::AnswerCache>]> =
-        std::sync::Arc::from([state.status_cache.clone(), state.machine_cache.clone()]);
+    let kept = state.kept.clone();
     api.merge(openapi::docs_router(spec))
         .merge(hotpatch_console::router::<AppState>())
         .route("/metrics", get(metrics::serve))

@@ -7,11 +7,10 @@
 
 use hotpatch_domain::Role;
 use hotpatch_store::console_sessions;
-use rand::RngCore as _;
-use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::secrets::{hash, random};
 use crate::App;
 
 /// How long a session lasts after sign-in: a working day.
@@ -37,16 +36,6 @@ pub struct Session {
     pub role: Role,
     /// The form secret.
     pub csrf: Vec<u8>,
-}
-
-fn random() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes
-}
-
-fn hash(secret: &[u8]) -> [u8; 32] {
-    Sha256::digest(secret).into()
 }
 
 /// Opens a session for token `token_id`, which the caller has just verified; agent tokens are

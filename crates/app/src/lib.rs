@@ -20,6 +20,7 @@ pub mod operations;
 pub mod queue;
 pub mod rollouts;
 pub mod schedules;
+mod secrets;
 pub mod selector;
 pub mod settings;
 pub mod status;
@@ -43,15 +44,18 @@ use wakeups::Wakeups;
 pub const DEFAULT_STATUS_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
 /// The kept patch status answers and machine reads, `bytes` each, fed by `wakeups`.
-fn caches(
-    wakeups: &Wakeups,
-    bytes: usize,
-) -> (Arc<status::cache::AnswerCache>, Arc<status::cache::AnswerCache>) {
+/// Returns them with the one sink both are dropped through (notifications, and writes through
+/// this replica: `hotpatch_api`'s `forget_written` layer).
+fn caches(wakeups: &Wakeups, bytes: usize) -> Kept {
     let status = Arc::new(status::cache::AnswerCache::new(bytes));
     let machines = Arc::new(status::cache::AnswerCache::new(bytes));
-    wakeups.set_status_sink(Arc::new(status::cache::Caches(vec![status.clone(), machines.clone()])));
-    (status, machines)
+    let all = Arc::new(status::cache::Caches(vec![status.clone(), machines.clone()]));
+    wakeups.set_status_sink(all.clone());
+    (status, machines, all)
 }
+
+/// The patch status cache, the machine-read cache, and both as one sink.
+type Kept = (Arc<status::cache::AnswerCache>, Arc<status::cache::AnswerCache>, Arc<status::cache::Caches>);
 
 /// What every service reads: the database, the clock, the settings, and this replica's shared
 /// memory (wake-ups of waiting claims, unwritten last-seen marks, kept patch status answers,
@@ -75,6 +79,9 @@ pub struct App {
     /// Machine reads (`GET /v1/machines/{id}`) kept in memory, dropped by the same
     /// notifications as the patch status answers (a machine row is one of their inputs).
     pub machine_cache: Arc<status::cache::AnswerCache>,
+    /// Every kept answer of this replica, to drop what a write changed (the sink notifications
+    /// go to).
+    pub kept: Arc<status::cache::Caches>,
     /// Agents' claims, heartbeats and results on their way to the database in batches (see
     /// [`queue::batches`]). A batch runs with the `App` (pool, clock, settings) of the request
     /// that started its runner: an `App` with another pool or clock needs its own.
@@ -91,7 +98,7 @@ impl App {
     /// Services over a migrated pool, with these settings and the system clock.
     pub fn new(pool: PgPool, settings: Settings) -> Self {
         let wakeups = Wakeups::new();
-        let (status_cache, machine_cache) = caches(&wakeups, DEFAULT_STATUS_CACHE_BYTES);
+        let (status_cache, machine_cache, kept) = caches(&wakeups, DEFAULT_STATUS_CACHE_BYTES);
         App {
             pool,
             clock: Clock::system(),
@@ -101,6 +108,7 @@ impl App {
             status_catalog: Default::default(),
             status_cache,
             machine_cache,
+            kept,
             agent_batches: Default::default(),
             telemetry: Default::default(),
             shutdown: Default::default(),
@@ -110,7 +118,7 @@ impl App {
     /// Keeps at most about `bytes` of patch status answers in memory, and as much of machine
     /// reads (0: none).
     pub fn with_status_cache(mut self, bytes: usize) -> Self {
-        (self.status_cache, self.machine_cache) = caches(&self.wakeups, bytes);
+        (self.status_cache, self.machine_cache, self.kept) = caches(&self.wakeups, bytes);
         self
     }
 

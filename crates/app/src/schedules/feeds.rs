@@ -9,13 +9,12 @@
 
 use chrono::{DateTime, Utc};
 use hotpatch_store::calendar_feeds::{self, Feed, NewFeed};
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{AppError, OrNotFound};
+use crate::secrets::{hash, random};
 use crate::App;
 
 /// Bytes of a feed's secret.
@@ -78,10 +77,6 @@ pub enum FeedTarget {
     Configuration(Uuid),
 }
 
-fn hash(secret: &[u8]) -> [u8; 32] {
-    Sha256::digest(secret).into()
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -117,8 +112,7 @@ pub async fn create(app: &App, owner: Uuid, req: CreateFeed) -> Result<CreatedFe
             ("maintenance_configuration_id", format!("no maintenance configuration with id {id}"))
         }
     };
-    let mut secret = [0u8; SECRET_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let secret: [u8; SECRET_LEN] = random();
     let new = NewFeed {
         id: Uuid::now_v7(),
         secret_hash: &hash(&secret),
